@@ -1,0 +1,131 @@
+package main
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/connector-engine/connector/definitions"
+)
+
+func (a *app) definitionsCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "definitions",
+		Short: "List the known connection definitions",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			set, err := a.definitions()
+			if err != nil {
+				return err
+			}
+			tw := tabwriter.NewWriter(a.stdout, 0, 0, 2, ' ', 0)
+			fmt.Fprintln(tw, "NAME\tTITLE\tSCHEME\tVERSION\tGRANT\tENVIRONMENTS")
+			for _, d := range set.All() {
+				version, grant := "-", "-"
+				if o := d.Auth.OAuth; o != nil {
+					version, grant = o.Version, string(o.GrantType)
+				}
+				var envs []string
+				for _, e := range d.Environments {
+					envs = append(envs, e.Name)
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", d.Name, d.Title, d.Auth.Scheme, version, grant, strings.Join(envs, ","))
+			}
+			return tw.Flush()
+		},
+	}
+}
+
+func (a *app) renderCommand() *cobra.Command {
+	var (
+		sets        []string
+		env         string
+		showSecrets bool
+	)
+	cmd := &cobra.Command{
+		Use:   "render NAME URI",
+		Short: "Expand one of a definition's URIs with the values given",
+		Long: `render expands a definition's URI (initiate_uri, authorize_uri,
+token_request_uri, refresh_uri, revoke_uri, base_url, login_url) or a template
+of your own, with placeholder values from --set Name=value, field defaults and
+the environment. Secret values print as *** unless --show-secrets is given.`,
+		Example: `  connector render procore initiate_uri --set ClientId=abc --set RedirectUri=http://127.0.0.1:8765/callback --set State=xyz
+  connector render procore token_request_uri --env sandbox --set ClientSecret=s3cret --show-secrets`,
+		Args:              cobra.ExactArgs(2),
+		ValidArgsFunction: a.completeDefinitionNames,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			set, err := a.definitions()
+			if err != nil {
+				return err
+			}
+			d, err := set.Lookup(args[0])
+			if err != nil {
+				return &exitError{code: exitUsage, err: err}
+			}
+			assign := map[string]string{}
+			for _, kv := range sets {
+				k, v, ok := strings.Cut(kv, "=")
+				if !ok || k == "" {
+					return usageErrorf("--set %q: write Name=value", redactAssignment(kv))
+				}
+				assign[k] = v
+			}
+			vals, err := d.Values(env, assign)
+			if err != nil {
+				return &exitError{code: exitFailed, err: err}
+			}
+			e, _ := d.Environment(env)
+			var t = e.BaseURL
+			switch args[1] {
+			case "base_url":
+			case "login_url":
+				if t = e.LoginURL; t == nil {
+					return &exitError{code: exitFailed, err: fmt.Errorf("environment %s of %s has no login_url", e.Name, d.Name)}
+				}
+			default:
+				var ok bool
+				if t, ok = d.URI(args[1]); !ok {
+					if !strings.Contains(args[1], "/") && !strings.Contains(args[1], "$") {
+						keys := append([]string{"base_url", "login_url"}, definitions.URIKeys...)
+						sort.Strings(keys)
+						return usageErrorf("definition %s has no %s; choose one of %s, or give a template", d.Name, args[1], strings.Join(keys, ", "))
+					}
+					if t, err = d.Compile(args[1]); err != nil {
+						return &exitError{code: exitFailed, err: err}
+					}
+				}
+			}
+			for _, p := range t.Placeholders() {
+				if vals[p.Var] == "" {
+					fmt.Fprintf(a.stderr, "note: ${%s} has no value; give --set %s=...\n", p.Name, d.Vars().Name(p.Var))
+				}
+			}
+			if _, err := t.Expand(vals); err != nil {
+				return &exitError{code: exitFailed, err: err}
+			}
+			if showSecrets {
+				out, _ := t.Expand(vals)
+				fmt.Fprintln(a.stdout, out)
+			} else {
+				fmt.Fprintln(a.stdout, t.Redacted(vals))
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringArrayVar(&sets, "set", nil, "a placeholder value, Name=value (repeatable; names match case-insensitively)")
+	cmd.Flags().StringVar(&env, "env", "", "the environment (default: the definition's default)")
+	cmd.Flags().BoolVar(&showSecrets, "show-secrets", false, "print secret values instead of ***")
+	return cmd
+}
+
+// redactAssignment keeps a malformed --set argument out of error output in
+// case it holds a secret.
+func redactAssignment(kv string) string {
+	if len(kv) > 12 {
+		return kv[:4] + "…"
+	}
+	return kv
+}

@@ -1,0 +1,149 @@
+// Command connector validates connection definitions, runs OAuth flows and
+// calls APIs through them. See README.md for the tour.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/connector-engine/connector/definitions"
+)
+
+// Exit statuses: 0 success, 1 the input was invalid or the operation failed,
+// 2 the command line was wrong.
+const (
+	exitOK      = 0
+	exitFailed  = 1
+	exitUsage   = 2
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// exitError carries an exit status through cobra. A nil err means the
+// command already said what it had to.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string {
+	if e.err == nil {
+		return fmt.Sprintf("exit status %d", e.code)
+	}
+	return e.err.Error()
+}
+
+func (e *exitError) Unwrap() error { return e.err }
+
+func usageErrorf(format string, args ...any) error {
+	return &exitError{code: exitUsage, err: fmt.Errorf(format, args...)}
+}
+
+// failed reports that the command's output already explained the failure.
+func failed() error { return &exitError{code: exitFailed} }
+
+// app holds what every subcommand shares.
+type app struct {
+	stdout, stderr io.Writer
+	definitionsDir []string
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	a := &app{stdout: stdout, stderr: stderr}
+	root := a.rootCommand()
+	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	err := root.Execute()
+	if err == nil {
+		return exitOK
+	}
+	var ee *exitError
+	if errors.As(err, &ee) {
+		if ee.err != nil {
+			fmt.Fprintf(stderr, "connector: %v\n", ee.err)
+			if ee.code == exitUsage {
+				fmt.Fprintln(stderr, "Run 'connector --help' for usage.")
+			}
+		}
+		return ee.code
+	}
+	fmt.Fprintf(stderr, "connector: %v\n", err)
+	return exitFailed
+}
+
+func (a *app) rootCommand() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "connector",
+		Short: "Connect to SaaS APIs described by YAML connection definitions",
+		Long: `connector runs the OAuth flows and API calls that connection definitions
+describe. Procore definitions are built in; --definitions adds your own.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.PersistentFlags().StringArrayVar(&a.definitionsDir, "definitions", nil,
+		"a directory or file of definitions to add to (or override) the built-in ones; repeatable")
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
+		return &exitError{code: exitUsage, err: err}
+	})
+	root.AddCommand(
+		a.validateCommand(),
+		a.definitionsCommand(),
+		a.renderCommand(),
+	)
+	for _, c := range root.Commands() {
+		wrapArgs(c)
+	}
+	return root
+}
+
+// wrapArgs turns cobra's argument-count errors into usage errors (exit 2).
+func wrapArgs(c *cobra.Command) {
+	if c.Args == nil {
+		return
+	}
+	check := c.Args
+	c.Args = func(cmd *cobra.Command, args []string) error {
+		if err := check(cmd, args); err != nil {
+			return &exitError{code: exitUsage, err: fmt.Errorf("%s: %w", cmd.CommandPath(), err)}
+		}
+		return nil
+	}
+}
+
+// definitions returns the built-in definitions plus those of --definitions.
+func (a *app) definitions() (*definitions.Set, error) {
+	if len(a.definitionsDir) == 0 {
+		return definitions.Builtin(), nil
+	}
+	set, err := definitions.Load(a.definitionsDir...)
+	if err != nil {
+		var de *definitions.Error
+		if errors.As(err, &de) {
+			for _, d := range de.Diagnostics {
+				fmt.Fprintln(a.stderr, d.String())
+			}
+			return nil, &exitError{code: exitFailed, err: errors.New("the definitions given with --definitions are invalid; 'connector validate' them for details")}
+		}
+		return nil, &exitError{code: exitUsage, err: err}
+	}
+	return set, nil
+}
+
+// completeDefinitionNames offers definition names for shell completion.
+func (a *app) completeDefinitionNames(_ *cobra.Command, args []string, _ string) ([]string, cobra.ShellCompDirective) {
+	if len(args) > 0 {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	set, err := a.definitions()
+	if err != nil {
+		return nil, cobra.ShellCompDirectiveError
+	}
+	return set.Names(), cobra.ShellCompDirectiveNoFileComp
+}

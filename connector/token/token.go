@@ -1,0 +1,75 @@
+// Package token owns the OAuth token value: what a flow produces, a store keeps
+// and a transport spends. It knows nothing of definitions or HTTP.
+package token
+
+import (
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Token is an OAuth access token with the refresh token and metadata that came
+// with it. Its String and Format methods never print the secrets.
+type Token struct {
+	AccessToken  string    `json:"access_token"`
+	TokenType    string    `json:"token_type,omitempty"`
+	RefreshToken string    `json:"refresh_token,omitempty"`
+	Expiry       time.Time `json:"expiry,omitzero"` // zero: the provider gave no lifetime and none was assumed
+	Scopes       []string  `json:"scopes,omitempty"`
+	IssuedAt     time.Time `json:"issued_at,omitzero"`
+}
+
+// Valid reports whether the token can be spent at now, keeping margin in hand
+// so that a request started now does not arrive with an expired token.
+func (t *Token) Valid(now time.Time, margin time.Duration) bool {
+	if t == nil || t.AccessToken == "" {
+		return false
+	}
+	return t.Expiry.IsZero() || now.Add(margin).Before(t.Expiry)
+}
+
+// Type is the token type to put in an Authorization header: "Bearer" unless
+// the provider said otherwise (providers write "bearer" in any case).
+func (t *Token) Type() string {
+	if t.TokenType == "" || strings.EqualFold(t.TokenType, "bearer") {
+		return "Bearer"
+	}
+	return t.TokenType
+}
+
+// String describes the token without its secrets.
+func (t Token) String() string {
+	var b strings.Builder
+	b.WriteString("token{")
+	b.WriteString("type=")
+	b.WriteString(t.Type())
+	if t.AccessToken != "" {
+		b.WriteString(" access=***")
+	}
+	if t.RefreshToken != "" {
+		b.WriteString(" refresh=***")
+	}
+	if !t.Expiry.IsZero() {
+		b.WriteString(" expiry=")
+		b.WriteString(t.Expiry.UTC().Format(time.RFC3339))
+	}
+	if len(t.Scopes) > 0 {
+		b.WriteString(" scopes=")
+		b.WriteString(strings.Join(t.Scopes, ","))
+	}
+	b.WriteString("}")
+	return b.String()
+}
+
+// Format makes every verb (%v, %+v, %#v, %s, %q) print the redacted form, so a
+// token passed to a logger by mistake leaks nothing.
+func (t Token) Format(f fmt.State, verb rune) {
+	s := t.String()
+	if verb == 'q' {
+		s = fmt.Sprintf("%q", s)
+	}
+	_, _ = f.Write([]byte(s))
+}
+
+// GoString keeps %#v redacted as well.
+func (t Token) GoString() string { return t.String() }

@@ -1,0 +1,238 @@
+// Package definitions owns connection definitions: the YAML format in which
+// an admin describes how to reach a SaaS API (hosts, environments, the fields
+// a connection needs, the OAuth flow and its URIs), loading it with precise
+// diagnostics, and the validated, compiled Definition the engine runs from.
+// It also ships the built-in (Procore) definitions.
+package definitions
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/connector-engine/connector/templates"
+)
+
+// Scheme is how requests authenticate (CData's AuthScheme list).
+type Scheme string
+
+const (
+	SchemeOAuth       Scheme = "oauth"        // OAuth authorization code (a user approves in a browser)
+	SchemeOAuthClient Scheme = "oauth_client" // OAuth client credentials (a service account)
+	SchemeBasic       Scheme = "basic"
+	SchemeAPIKey      Scheme = "apikey"
+	SchemeNone        Scheme = "none"
+)
+
+// GrantType is the OAuth grant a flow obtains its first token with.
+type GrantType string
+
+const (
+	GrantAuthorizationCode GrantType = "authorization_code"
+	GrantClientCredentials GrantType = "client_credentials"
+)
+
+// OAuth versions, as the App Xchange connector names them: V1 sends the user
+// to an Authorize URI (a legacy "Connect/Begin" page) and has no refresh; V2
+// is standard OAuth 2.0 with an Initiate URI and a Refresh URI.
+const (
+	V1 = "V1"
+	V2 = "V2"
+)
+
+// Definition is a validated connection definition with its templates compiled.
+// It is immutable once loaded and safe to share between goroutines.
+type Definition struct {
+	Name        string
+	Title       string
+	Description string
+	DocsURL     string
+	Extends     string // the definition this one was built on, if any
+	Source      string // the file it was loaded from
+
+	Environments       []Environment // in file order; one named "default" when the file declares none
+	DefaultEnvironment string
+
+	Auth    Auth
+	Fields  []Field // in file order
+	Headers []Param // sent with every API request
+	Query   []Param // added to every API request's query
+
+	vars *templates.Vars
+}
+
+// Environment is one deployment of the API (production, sandbox, ...).
+type Environment struct {
+	Name     string
+	Title    string
+	BaseURL  *templates.Template // the API base URL
+	LoginURL *templates.Template // the OAuth host; nil when not given
+}
+
+// Auth says how requests authenticate; exactly one of OAuth, Basic and APIKey
+// is set, matching Scheme (none for SchemeNone).
+type Auth struct {
+	Scheme Scheme
+	OAuth  *OAuth
+	Basic  *Basic
+	APIKey *APIKey
+}
+
+// OAuth describes an OAuth flow as the App Xchange connector does: by its
+// version, grant and URIs.
+type OAuth struct {
+	Version   string
+	GrantType GrantType
+
+	InitiateURI     *templates.Template // V2 code flow: where the user is sent to approve
+	AuthorizeURI    *templates.Template // V1: the legacy authorization page
+	TokenRequestURI *templates.Template // exchanges a code, or gets a client-credentials token
+	RefreshURI      *templates.Template // V2: exchanges a refresh token; nil means the token endpoint
+	RevokeURI       *templates.Template // optional: RFC 7009 revocation
+
+	Scopes         []string
+	ScopeSeparator string
+	PKCE           bool
+	Issuer         string // expected "iss" on the authorization response (RFC 9207), if the provider sends one
+
+	TokenRequest  TokenRequest
+	TokenResponse TokenResponse
+}
+
+// TokenRequest says how token requests travel.
+type TokenRequest struct {
+	Method     string // POST or GET
+	Params     string // "query" (as written in the URI), "form" or "json" (the URI's query moved into the body)
+	ClientAuth string // "body" (client_id and client_secret parameters) or "basic" (HTTP Basic)
+}
+
+// Parameter placements and client authentication methods.
+const (
+	ParamsQuery     = "query"
+	ParamsForm      = "form"
+	ParamsJSON      = "json"
+	ClientAuthBody  = "body"
+	ClientAuthBasic = "basic"
+)
+
+// TokenResponse names the fields of the provider's token response; dots
+// reach into nested objects.
+type TokenResponse struct {
+	AccessToken      string
+	RefreshToken     string
+	TokenType        string
+	ExpiresIn        string
+	Scope            string
+	CreatedAt        string
+	DefaultExpiresIn time.Duration // assumed when the response has no expires_in
+}
+
+// DefaultTokenLifetime is assumed when neither the provider nor the
+// definition gives one: a token is never taken to live forever.
+const DefaultTokenLifetime = time.Hour
+
+// Basic is HTTP Basic authentication from connection fields.
+type Basic struct {
+	Username *templates.Template
+	Password *templates.Template
+}
+
+// APIKey sends a key in a header or the query.
+type APIKey struct {
+	In    string // "header" or "query"
+	Name  string
+	Value *templates.Template
+}
+
+// Field is a value a connection supplies (a Procore CompanyId, a partner API key).
+type Field struct {
+	Name       string
+	Title      string
+	Type       string // string, integer, boolean or url
+	Required   bool
+	Secret     bool
+	Pattern    *regexp.Regexp // the whole value must match
+	Default    string
+	HasDefault bool
+	Help       string
+	Var        int // the field's index in Vars()
+}
+
+// Param is a name and a value template (a default header or query parameter).
+type Param struct {
+	Name  string
+	Value *templates.Template
+}
+
+// Vars returns the placeholders this definition's templates may use, builtins
+// first (at the Var* indexes) and then the fields.
+func (d *Definition) Vars() *templates.Vars { return d.vars }
+
+// Environment returns the named environment, or the default for "".
+func (d *Definition) Environment(name string) (*Environment, error) {
+	if name == "" {
+		name = d.DefaultEnvironment
+	}
+	var names []string
+	for i := range d.Environments {
+		if strings.EqualFold(d.Environments[i].Name, name) {
+			return &d.Environments[i], nil
+		}
+		names = append(names, d.Environments[i].Name)
+	}
+	return nil, fmt.Errorf("definition %s has no environment %q; choose one of: %s", d.Name, name, strings.Join(names, ", "))
+}
+
+// Field returns the field named name, matched case-insensitively like placeholders.
+func (d *Definition) Field(name string) (*Field, bool) {
+	for i := range d.Fields {
+		if strings.EqualFold(d.Fields[i].Name, name) {
+			return &d.Fields[i], true
+		}
+	}
+	return nil, false
+}
+
+// GrantType returns the grant the definition's first token comes from, or ""
+// for schemes without OAuth.
+func (d *Definition) GrantType() GrantType {
+	if d.Auth.OAuth == nil {
+		return ""
+	}
+	return d.Auth.OAuth.GrantType
+}
+
+// The builtin placeholders, at fixed indexes of every definition's Vars.
+const (
+	VarClientID = iota
+	VarClientSecret
+	VarRedirectURI
+	VarState
+	VarScope
+	VarCodeChallenge
+	VarCodeVerifier
+	VarCode
+	VarRefreshToken
+	VarBaseURL
+	VarLoginURL
+	NumBuiltinVars
+)
+
+var builtinVars = [NumBuiltinVars]struct {
+	name  string
+	flags templates.Flag
+	what  string
+}{
+	VarClientID:      {"ClientId", 0, "the OAuth client id"},
+	VarClientSecret:  {"ClientSecret", templates.Secret, "the OAuth client secret"},
+	VarRedirectURI:   {"RedirectUri", 0, "the redirect (callback) URI"},
+	VarState:         {"State", 0, "the anti-forgery state"},
+	VarScope:         {"Scope", 0, "the requested scopes"},
+	VarCodeChallenge: {"CodeChallenge", 0, "the PKCE code challenge"},
+	VarCodeVerifier:  {"CodeVerifier", templates.Secret, "the PKCE code verifier"},
+	VarCode:          {"code", templates.Secret, "the authorization code"},
+	VarRefreshToken:  {"refreshToken", templates.Secret, "the refresh token"},
+	VarBaseURL:       {"BaseUrl", templates.URLValued, "the environment's API base URL"},
+	VarLoginURL:      {"LoginUrl", templates.URLValued, "the environment's login URL"},
+}

@@ -1,0 +1,113 @@
+package definitions
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// Severity tells whether a Diagnostic makes a definition unusable.
+type Severity string
+
+const (
+	SeverityError   Severity = "error"
+	SeverityWarning Severity = "warning"
+)
+
+// Diagnostic is one finding about a definition file, pointing at the YAML
+// node it concerns.
+type Diagnostic struct {
+	Severity Severity `json:"severity"`
+	File     string   `json:"file"`
+	Line     int      `json:"line,omitempty"`   // 1-based; 0 when the finding concerns the whole file
+	Column   int      `json:"column,omitempty"` // 1-based; 0 when unknown (YAML syntax errors carry a line only)
+	Field    string   `json:"field,omitempty"`  // dotted path, e.g. auth.oauth.token_request_uri
+	Message  string   `json:"message"`
+}
+
+// String formats the diagnostic as file:line:column: field: message, the
+// shape editors and CI annotators understand. Warnings say so.
+func (d Diagnostic) String() string {
+	var b strings.Builder
+	b.WriteString(d.File)
+	if d.Line > 0 {
+		fmt.Fprintf(&b, ":%d", d.Line)
+		if d.Column > 0 {
+			fmt.Fprintf(&b, ":%d", d.Column)
+		}
+	}
+	b.WriteString(": ")
+	if d.Severity == SeverityWarning {
+		b.WriteString("warning: ")
+	}
+	if d.Field != "" {
+		b.WriteString(d.Field)
+		b.WriteString(": ")
+	}
+	b.WriteString(d.Message)
+	return b.String()
+}
+
+// Error is returned when definitions are invalid. It carries every finding,
+// warnings included, so that one run shows everything to fix.
+type Error struct {
+	Diagnostics []Diagnostic
+}
+
+func (e *Error) Error() string {
+	var lines []string
+	n := 0
+	for _, d := range e.Diagnostics {
+		if d.Severity == SeverityError {
+			n++
+			lines = append(lines, d.String())
+		}
+	}
+	if n == 1 {
+		return lines[0]
+	}
+	return fmt.Sprintf("%d errors in connection definitions:\n%s", n, strings.Join(lines, "\n"))
+}
+
+// diags collects findings while a file set is checked.
+type diags struct {
+	list []Diagnostic
+	seen map[Diagnostic]bool
+}
+
+func (ds *diags) add(d Diagnostic) {
+	if ds.seen == nil {
+		ds.seen = map[Diagnostic]bool{}
+	}
+	if ds.seen[d] { // the merged tree of an extending definition repeats its parent's findings
+		return
+	}
+	ds.seen[d] = true
+	ds.list = append(ds.list, d)
+}
+
+func (ds *diags) hasErrors() bool {
+	for _, d := range ds.list {
+		if d.Severity == SeverityError {
+			return true
+		}
+	}
+	return false
+}
+
+// sorted returns the findings ordered by file and position, so output is
+// stable whatever order the checks ran in.
+func (ds *diags) sorted() []Diagnostic {
+	out := slices.Clone(ds.list)
+	slices.SortStableFunc(out, func(a, b Diagnostic) int {
+		return cmp.Or(
+			cmp.Compare(a.File, b.File),
+			cmp.Compare(a.Line, b.Line),
+			cmp.Compare(a.Column, b.Column),
+			cmp.Compare(a.Field, b.Field),
+			cmp.Compare(a.Message, b.Message),
+		)
+	})
+	return out
+}

@@ -1,0 +1,219 @@
+package definitions
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/santhosh-tekuri/jsonschema/v5"
+	"gopkg.in/yaml.v3"
+
+	"github.com/connector-engine/connector/schemas"
+)
+
+// compiledSchema is the definition schema, compiled once per process.
+var compiledSchema = sync.OnceValues(func() (*jsonschema.Schema, error) {
+	c := jsonschema.NewCompiler()
+	c.Draft = jsonschema.Draft2020
+	if err := c.AddResource(schemas.DefinitionURL, bytes.NewReader(schemas.Definition)); err != nil {
+		return nil, err
+	}
+	return c.Compile(schemas.DefinitionURL)
+})
+
+// rawSchema is the schema as plain JSON, read to list the keys allowed where
+// an unknown one was found (for "did you mean").
+var rawSchema = sync.OnceValue(func() map[string]any {
+	var m map[string]any
+	if err := json.Unmarshal(schemas.Definition, &m); err != nil {
+		panic("schemas: embedded definition schema is not JSON: " + err.Error())
+	}
+	return m
+})
+
+var quotedName = regexp.MustCompile(`'((?:[^'\\]|\\.)*)'`)
+
+// validateSchema checks one tree against the JSON Schema and turns each
+// failure into a Diagnostic at the node concerned.
+//
+// A file that extends another is incomplete on its own: partial is then set
+// and missing keys are left to the check of the merged tree.
+func validateSchema(root *yaml.Node, origin map[*yaml.Node]string, ds *diags, partial bool) {
+	sch, err := compiledSchema()
+	if err != nil {
+		panic("definitions: embedded schema does not compile: " + err.Error())
+	}
+	budget := maxExpandedNodes
+	v, err := toValue(root, &budget)
+	if err != nil {
+		ds.add(Diagnostic{Severity: SeverityError, File: origin[root], Line: root.Line, Column: root.Column, Message: err.Error()})
+		return
+	}
+	err = sch.Validate(v)
+	var ve *jsonschema.ValidationError
+	if !errors.As(err, &ve) {
+		return
+	}
+	for _, leaf := range leaves(ve) {
+		if partial && strings.HasSuffix(leaf.KeywordLocation, "/required") {
+			continue
+		}
+		schemaDiagnostic(root, origin, leaf, ds)
+	}
+}
+
+// leaves returns the innermost causes: the outer ones only say "doesn't
+// validate with $ref" and add nothing a user can act on.
+func leaves(ve *jsonschema.ValidationError) []*jsonschema.ValidationError {
+	if len(ve.Causes) == 0 {
+		return []*jsonschema.ValidationError{ve}
+	}
+	var out []*jsonschema.ValidationError
+	for _, c := range ve.Causes {
+		out = append(out, leaves(c)...)
+	}
+	return out
+}
+
+func schemaDiagnostic(root *yaml.Node, origin map[*yaml.Node]string, ve *jsonschema.ValidationError, ds *diags) {
+	key, val := nodeAt(root, ve.InstanceLocation)
+	field := pointerField(ve.InstanceLocation)
+	at := func(n *yaml.Node, field, msg string) {
+		if n == nil {
+			n = root
+		}
+		file := origin[n]
+		if file == "" {
+			file = origin[root]
+		}
+		ds.add(Diagnostic{Severity: SeverityError, File: file, Line: n.Line, Column: n.Column, Field: field, Message: msg})
+	}
+	kw := ve.KeywordLocation[strings.LastIndex(ve.KeywordLocation, "/")+1:]
+	switch {
+	case kw == "additionalProperties" && strings.HasPrefix(ve.Message, "additionalProperties "):
+		allowed := allowedKeys(ve.AbsoluteKeywordLocation)
+		for _, m := range quotedName.FindAllStringSubmatch(ve.Message, -1) {
+			name := strings.ReplaceAll(m[1], `\'`, `'`)
+			k, _ := mapGet(val, name)
+			msg := fmt.Sprintf("unknown key %q", name)
+			if s := suggest(name, allowed); s != "" {
+				msg += fmt.Sprintf("; did you mean %q?", s)
+			} else if len(allowed) > 0 {
+				msg += "; allowed here: " + strings.Join(allowed, ", ")
+			}
+			at(k, joinField(field, name), msg)
+		}
+	case kw == "required":
+		for _, m := range quotedName.FindAllStringSubmatch(ve.Message, -1) {
+			n := key // point at "oauth:" rather than at its first child
+			if n == nil {
+				n = val
+			}
+			if val == root {
+				n = &yaml.Node{Line: 1, Column: 1}
+				origin[n] = origin[root]
+			}
+			at(n, joinField(field, m[1]), fmt.Sprintf("missing required key %q", m[1]))
+		}
+	case strings.Contains(ve.KeywordLocation, "/propertyNames/") && strings.HasPrefix(field, "request.headers."):
+		at(key, field, fmt.Sprintf("%q is not a valid HTTP header name: use letters, digits and - (no spaces or colons)", lastToken(ve.InstanceLocation)))
+	case strings.Contains(ve.KeywordLocation, "/propertyNames/"):
+		at(key, field, fmt.Sprintf("%q is not a valid name here: %s", lastToken(ve.InstanceLocation), friendly(kw, ve.Message)))
+	default:
+		at(val, field, friendly(kw, ve.Message))
+	}
+}
+
+func lastToken(pointer string) string {
+	return unescapeToken(pointer[strings.LastIndex(pointer, "/")+1:])
+}
+
+// friendly rewrites the validator's terse messages in the words an admin
+// editing YAML would use.
+func friendly(keyword, msg string) string {
+	switch keyword {
+	case "type":
+		msg = strings.Replace(msg, "expected ", "must be ", 1)
+		msg = strings.Replace(msg, ", but got ", ", not ", 1)
+		msg = strings.NewReplacer("object", "a mapping", "array", "a list", "null", "empty").Replace(msg)
+		return msg
+	case "enum":
+		return strings.Replace(msg, "value must be one of ", "must be one of ", 1)
+	case "pattern":
+		return strings.Replace(msg, "does not match pattern", "has the wrong form; it must match", 1)
+	case "minLength":
+		if strings.Contains(msg, ">= 1") {
+			return "must not be empty"
+		}
+	case "minProperties":
+		return "must not be empty"
+	}
+	return msg
+}
+
+// allowedKeys reads the "properties" next to the failing additionalProperties
+// keyword in the raw schema.
+func allowedKeys(absKeywordLoc string) []string {
+	_, frag, ok := strings.Cut(absKeywordLoc, "#")
+	if !ok {
+		return nil
+	}
+	var cur any = rawSchema()
+	toks := strings.Split(strings.TrimPrefix(frag, "/"), "/")
+	for _, t := range toks[:len(toks)-1] {
+		m, ok := cur.(map[string]any)
+		if !ok {
+			return nil
+		}
+		cur = m[t]
+	}
+	m, _ := cur.(map[string]any)
+	props, _ := m["properties"].(map[string]any)
+	keys := make([]string, 0, len(props))
+	for k := range props {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// suggest returns the candidate closest to s, if it is close enough to be
+// what the author meant.
+func suggest(s string, candidates []string) string {
+	best, bestD := "", 3
+	norm := func(x string) string { return strings.ToLower(strings.NewReplacer("_", "", "-", "").Replace(x)) }
+	for _, c := range candidates {
+		if norm(c) == norm(s) {
+			return c
+		}
+		if d := levenshtein(strings.ToLower(s), strings.ToLower(c)); d < bestD {
+			best, bestD = c, d
+		}
+	}
+	return best
+}
+
+func levenshtein(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}

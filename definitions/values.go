@@ -1,0 +1,101 @@
+package definitions
+
+import (
+	"fmt"
+	"github.com/connector-engine/connector/templates"
+	"strings"
+)
+
+// Values assigns placeholder values for one environment: assign maps
+// placeholder names (matched case-insensitively: fields and builtins such as
+// ClientId) to values; field defaults fill the rest; BaseUrl and LoginUrl come
+// from the environment. The result is indexed like Vars(). Field values are
+// checked against their declarations; messages never repeat a secret value.
+func (d *Definition) Values(env string, assign map[string]string) ([]string, error) {
+	e, err := d.Environment(env)
+	if err != nil {
+		return nil, err
+	}
+	vals := make([]string, d.vars.Len())
+	for name, v := range assign {
+		i, ok := d.vars.Lookup(name)
+		if !ok {
+			msg := fmt.Sprintf("definition %s has no field or placeholder named %q", d.Name, name)
+			if s := suggest(name, d.vars.Names()); s != "" {
+				msg += fmt.Sprintf("; did you mean %q?", s)
+			}
+			return nil, fmt.Errorf("%s", msg)
+		}
+		if i == VarBaseURL || i == VarLoginURL {
+			return nil, fmt.Errorf("%s comes from the environment (%s); choose the environment instead of setting it", d.vars.Name(i), e.Name)
+		}
+		vals[i] = v
+	}
+	var missing []string
+	for _, f := range d.Fields {
+		v := vals[f.Var]
+		if v == "" && f.HasDefault {
+			v = f.Default
+			vals[f.Var] = v
+		}
+		if v == "" {
+			if f.Required {
+				missing = append(missing, f.Name)
+			}
+			continue
+		}
+		if msg := f.Check(v); msg != "" {
+			return nil, fmt.Errorf("field %s: %s", f.Name, msg)
+		}
+	}
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("definition %s needs a value for %s", d.Name, strings.Join(missing, ", "))
+	}
+	if vals[VarBaseURL], err = e.BaseURL.Expand(vals); err != nil {
+		return nil, fmt.Errorf("environment %s base_url: %w", e.Name, err)
+	}
+	if e.LoginURL != nil {
+		if vals[VarLoginURL], err = e.LoginURL.Expand(vals); err != nil {
+			return nil, fmt.Errorf("environment %s login_url: %w", e.Name, err)
+		}
+	}
+	return vals, nil
+}
+
+// URI returns the template a definition keeps under a YAML key such as
+// token_request_uri, or nil if it has none there.
+func (d *Definition) URI(key string) (*templates.Template, bool) {
+	o := d.Auth.OAuth
+	switch key {
+	case "initiate_uri", "authorize_uri", "token_request_uri", "refresh_uri", "revoke_uri":
+		if o == nil {
+			return nil, false
+		}
+	}
+	switch key {
+	case "initiate_uri":
+		return o.InitiateURI, o.InitiateURI != nil
+	case "authorize_uri":
+		return o.AuthorizeURI, o.AuthorizeURI != nil
+	case "token_request_uri":
+		return o.TokenRequestURI, o.TokenRequestURI != nil
+	case "refresh_uri":
+		return o.RefreshURI, o.RefreshURI != nil
+	case "revoke_uri":
+		return o.RevokeURI, o.RevokeURI != nil
+	}
+	return nil, false
+}
+
+// URIKeys are the keys URI accepts.
+var URIKeys = []string{"initiate_uri", "authorize_uri", "token_request_uri", "refresh_uri", "revoke_uri"}
+
+// Compile compiles a template of the caller's against this definition's
+// placeholders, for ad-hoc rendering. It has no per-URI restrictions.
+func (d *Definition) Compile(src string) (*templates.Template, error) {
+	kind := templates.URL
+	if !strings.Contains(src, "/") {
+		kind = templates.Text
+	}
+	return templates.Compile(src, kind, d.vars)
+}
