@@ -98,7 +98,10 @@ type builder struct {
 }
 
 func (b *builder) report(sev Severity, pointer, msg string) {
-	_, n := nodeAt(b.root, pointer)
+	k, n := nodeAt(b.root, pointer)
+	if k != nil && n != nil && (n.Kind == yaml.MappingNode || n.Kind == yaml.SequenceNode) {
+		n = k // a block's own position is its first child's; its key reads better
+	}
 	b.reportAt(sev, n, pointerField(pointer), msg)
 }
 
@@ -614,7 +617,7 @@ func (b *builder) buildOAuth(r *raw) {
 		}
 	}
 	if o.TokenRequest.Method == "GET" && o.TokenRequest.Params != ParamsQuery {
-		b.errorf(p+"/token_request/params", "a GET token request has no body to carry %s parameters; use params: query or method: POST", o.TokenRequest.Params)
+		b.errorf(p+"/token_request/method", "a GET token request has no body to carry %s parameters; use params: query or method: POST", o.TokenRequest.Params)
 	}
 	if ro.Issuer != "" {
 		b.checkPlainURL(p+"/issuer", ro.Issuer)

@@ -242,7 +242,10 @@ func Parse(base *Set, files ...File) (*Set, error) {
 			visiting[p] = true
 			parent = resolveTree(pp)
 			delete(visiting, p)
-			p.broken = p.broken || pp.broken
+			if parent != nil && pp.broken {
+				at(fmt.Sprintf("extends %q, which is invalid; fix it first", p.extends))
+				return nil
+			}
 			if parent == nil {
 				if _, done := merged[p]; !done {
 					at(fmt.Sprintf("extends %q, which is invalid; fix it first", p.extends))

@@ -1,0 +1,144 @@
+package definitions_test
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/connector-engine/connector/definitions"
+)
+
+// minimal is a valid code-flow definition the rule tests start from.
+const minimal = `name: acme
+title: Acme
+base_url: https://api.acme.test
+auth:
+  scheme: oauth
+  oauth:
+    version: V2
+    initiate_uri: https://auth.acme.test/authorize
+    token_request_uri: https://auth.acme.test/token
+`
+
+func parse(t *testing.T, files ...definitions.File) (*definitions.Set, []definitions.Diagnostic) {
+	t.Helper()
+	set, err := definitions.Parse(definitions.Builtin(), files...)
+	var de *definitions.Error
+	if errors.As(err, &de) {
+		return nil, de.Diagnostics
+	}
+	if err != nil {
+		t.Fatalf("unexpected error type %T: %v", err, err)
+	}
+	return set, set.Warnings()
+}
+
+func file(name, src string) definitions.File {
+	return definitions.File{Path: name, Data: []byte(src)}
+}
+
+// TestRules has one row per schema or semantic rule: a definition that
+// breaks it and the diagnostic expected (position, field, words).
+func TestRules(t *testing.T) {
+	rows := []struct {
+		name     string
+		src      string
+		severity definitions.Severity
+		pos      string // "line:column" expected
+		field    string
+		contains string
+	}{
+		{"yaml syntax", "name: a\n\tbad: tab\n", "error", "2:0", "", "YAML syntax"},
+		{"empty file", "", "error", "0:0", "", "the file is empty"},
+		{"root is a scalar", "hello\n", "error", "1:1", "", "holds a single value"},
+		{"duplicate key", minimal + "title: again\n", "error", "10:1", "title", `duplicate key "title" (first given at line 2)`},
+		{"unknown key suggests", strings.Replace(minimal, "base_url", "baseurl", 1), "error", "3:1", "baseurl", `did you mean "base_url"?`},
+		{"unknown key lists allowed", strings.Replace(minimal, "    version: V2", "    version: V2\n    zzzzzz: 1", 1), "error", "8:5", "auth.oauth.zzzzzz", "allowed here: authorize_uri,"},
+		{"wrong type", strings.Replace(minimal, "title: Acme", "title: [Acme]", 1), "error", "2:8", "title", "must be string, not a list"},
+		{"missing required root keys", "name: acme\nbase_url: https://x.test\n", "error", "1:1", "auth", `missing required key "auth"`},
+		{"missing nested required", strings.Replace(minimal, "    version: V2\n", "", 1), "error", "6:3", "auth.oauth.version", `missing required key "version"`},
+		{"enum", strings.Replace(minimal, "scheme: oauth", "scheme: OAuth", 1), "error", "5:11", "auth.scheme", `must be one of "oauth"`},
+		{"name pattern", strings.Replace(minimal, "name: acme", "name: ACME", 1), "error", "1:7", "name", "has the wrong form"},
+		{"relative url", strings.Replace(minimal, "https://auth.acme.test/token", "/token", 1), "error", "9:24", "auth.oauth.token_request_uri", "must be an absolute URL"},
+		{"http off loopback", strings.Replace(minimal, "https://api.acme.test", "http://api.acme.test", 1), "error", "3:11", "base_url", "use https://"},
+		{"http on loopback is fine", strings.Replace(minimal, "https://api.acme.test", "http://127.0.0.1:8080", 1), "", "", "", ""},
+		{"userinfo in url", strings.Replace(minimal, "https://api.acme.test", "https://u:p@api.acme.test", 1), "error", "3:11", "base_url", "must not carry a user name or password"},
+		{"v1 needs authorize_uri", strings.Replace(strings.Replace(minimal, "V2", "V1", 1), "    initiate_uri: https://auth.acme.test/authorize\n", "", 1), "error", "6:3", "auth.oauth", "missing authorize_uri"},
+		{"v1 refuses initiate_uri", strings.Replace(minimal, "V2", "V1", 1), "error", "6:3", "auth.oauth", "missing authorize_uri"},
+		{"v2 code needs token uri", strings.Replace(minimal, "    token_request_uri: https://auth.acme.test/token\n", "", 1), "error", "6:3", "auth.oauth", "missing token_request_uri"},
+		{"v2 code needs initiate uri", strings.Replace(minimal, "    initiate_uri: https://auth.acme.test/authorize\n", "", 1), "error", "6:3", "auth.oauth", "missing initiate_uri"},
+		{"v2 refuses authorize_uri", strings.Replace(minimal, "    version: V2", "    version: V2\n    authorize_uri: https://a.test/x", 1), "error", "8:20", "auth.oauth.authorize_uri", "authorize_uri is V1 only"},
+		{"client credentials refuse initiate", strings.Replace(minimal, "scheme: oauth", "scheme: oauth_client", 1), "error", "8:19", "auth.oauth.initiate_uri", "client credentials involve no user"},
+		{"client credentials refuse pkce", strings.Replace(strings.Replace(minimal, "scheme: oauth", "scheme: oauth_client", 1), "    initiate_uri: https://auth.acme.test/authorize\n", "    pkce: true\n", 1), "error", "8:11", "auth.oauth.pkce", "PKCE protects a code flow"},
+		{"client credentials refuse V1", strings.Replace(strings.Replace(strings.Replace(minimal, "scheme: oauth", "scheme: oauth_client", 1), "    initiate_uri: https://auth.acme.test/authorize\n", "", 1), "V2", "V1", 1), "error", "7:14", "auth.oauth.version", "client credentials are an OAuth V2 grant"},
+		{"grant contradicts scheme", strings.Replace(minimal, "    version: V2", "    version: V2\n    grant_type: client_credentials", 1), "error", "8:17", "auth.oauth.grant_type", "contradicts auth.scheme"},
+		{"section for other scheme", minimal + "  basic:\n    username: u\n    password: p\n", "error", "10:3", "auth.basic", "auth.basic is given but the scheme is \"oauth\""},
+		{"scheme without section", "name: a\ntitle: A\nbase_url: https://a.test\nauth:\n  scheme: apikey\n", "error", "4:1", "auth", "needs an auth.apikey section"},
+		{"unknown placeholder", strings.Replace(minimal, "/authorize", "/authorize?c=${ClientIdd}", 1), "error", "8:54", "auth.oauth.initiate_uri", "did you mean ${ClientId}?"},
+		{"unclosed placeholder", strings.Replace(minimal, "/authorize", "/authorize?c=${ClientId", 1), "error", "8:54", "auth.oauth.initiate_uri", `unclosed "${"`},
+		{"placeholder case-insensitive", strings.Replace(minimal, "/authorize", "/authorize?c=${cLiEnTiD}", 1), "", "", "", ""},
+		{"code outside exchange", strings.Replace(minimal, "/authorize", "/authorize?c=${code}", 1), "error", "8:54", "auth.oauth.initiate_uri", "${code} has no value in the authorization request"},
+		{"refreshToken outside refresh", strings.Replace(minimal, "/token", "/token?r=${refreshToken}", 1), "error", "9:55", "auth.oauth.token_request_uri", "a refresh token exists only in the refresh request"},
+		{"state outside authorization", strings.Replace(minimal, "/token", "/token?s=${State}", 1), "error", "9:55", "auth.oauth.token_request_uri", "state exists only in the authorization request"},
+		{"secret in browser url", strings.Replace(minimal, "/authorize", "/authorize?s=${ClientSecret}", 1), "error", "8:54", "auth.oauth.initiate_uri", "never sent to the browser"},
+		{"code in client credentials", strings.Replace(strings.Replace(strings.Replace(minimal, "scheme: oauth", "scheme: oauth_client", 1), "    initiate_uri: https://auth.acme.test/authorize\n", "", 1), "/token", "/token?c=${code}", 1), "error", "8:55", "auth.oauth.token_request_uri", "${code} has no value in the client-credentials token request"},
+		{"field forms host", strings.Replace(minimal, "https://api.acme.test", "https://${Tenant}.acme.test", 1) + "fields:\n  Tenant: {}\n", "error", "3:19", "base_url", "cannot form part of the URL's scheme or host"},
+		{"url field forms host", strings.Replace(minimal, "https://api.acme.test", "${Instance}/api", 1) + "fields:\n  Instance: {type: url, required: true}\n", "", "", "", ""},
+		{"challenge needs pkce", strings.Replace(strings.Replace(minimal, "/authorize", "/authorize?cc=${CodeChallenge}", 1), "    version: V2", "    version: V2\n    pkce: false", 1), "error", "9:55", "auth.oauth.initiate_uri", "pkce is off"},
+		{"login url needed", strings.Replace(minimal, "https://auth.acme.test/token", "${LoginUrl}/token", 1), "error", "3:11", "base_url", "has no login_url"},
+		{"default environment unknown", strings.Replace(minimal, "base_url: https://api.acme.test", "default_environment: sandbx\nenvironments:\n  production: {base_url: 'https://a.test'}\n  sandbox: {base_url: 'https://s.test'}", 1), "error", "3:22", "default_environment", `did you mean "sandbox"?`},
+		{"environment without base url", strings.Replace(minimal, "base_url: https://api.acme.test", "environments:\n  production: {title: P}", 1), "error", "4:3", "environments.production", "has no base_url"},
+		{"no base url at all", strings.Replace(minimal, "base_url: https://api.acme.test\n", "", 1), "error", "1:1", "", "missing base_url"},
+		{"default_environment without environments", minimal + "default_environment: prod\n", "error", "10:22", "default_environment", "the only environment is \"default\""},
+		{"field regexp", minimal + "fields:\n  Id: {pattern: '('}\n", "error", "11:17", "fields.Id.pattern", "not a valid regular expression"},
+		{"field default type", minimal + "fields:\n  Id: {type: boolean, default: 'yes'}\n", "error", "11:32", "fields.Id.default", "must be true or false"},
+		{"field default pattern", minimal + "fields:\n  Id: {pattern: '[0-9]+', default: '12a'}\n", "error", "11:36", "fields.Id.default", "does not match the pattern [0-9]+"},
+		{"field default url", minimal + "fields:\n  Site: {type: url, default: 'ftp://x'}\n", "error", "11:30", "fields.Site.default", `has the scheme "ftp"`},
+		{"field named like builtin", minimal + "fields:\n  REFRESHTOKEN: {}\n", "error", "11:3", "fields.REFRESHTOKEN", "taken by the builtin placeholder ${refreshToken}"},
+		{"fields differing in case", minimal + "fields:\n  Id: {}\n  ID: {}\n", "error", "12:3", "fields.ID", "differs from another field only in letter case"},
+		{"required with default", minimal + "fields:\n  Id: {required: true, default: '1'}\n", "warning", "11:18", "fields.Id.required", "never missing"},
+		{"header from secret field is fine", minimal + "fields:\n  Key: {secret: true}\nrequest:\n  headers:\n    X-Key: ${Key}\n", "", "", "", ""},
+		{"header name", minimal + "request:\n  headers:\n    'X Key': v\n", "error", "12:5", "request.headers.X Key", "not a valid HTTP header name"},
+		{"header uses code", minimal + "request:\n  headers:\n    X-C: ${code}\n", "error", "12:10", "request.headers.X-C", "${code} has no value in API requests"},
+		{"get with body", strings.Replace(minimal, "    version: V2", "    version: V2\n    token_request: {method: GET}", 1), "error", "8:29", "auth.oauth.token_request.method", "a GET token request has no body"},
+		{"default_expires_in", strings.Replace(minimal, "    version: V2", "    version: V2\n    token_response: {default_expires_in: 0s}", 1), "error", "8:42", "auth.oauth.token_response.default_expires_in", "not a positive duration"},
+		{"issuer must be https", strings.Replace(minimal, "    version: V2", "    version: V2\n    issuer: http://auth.acme.test", 1), "error", "8:13", "auth.oauth.issuer", "use https://"},
+		{"docs url", minimal + "docs_url: x\n", "error", "10:11", "docs_url", "must be an absolute URL"},
+		{"scopes need no spaces", strings.Replace(minimal, "    version: V2", "    version: V2\n    scopes: ['a b']", 1), "error", "8:14", "auth.oauth.scopes[0]", "has the wrong form"},
+		{"warn: pkce off", strings.Replace(minimal, "    version: V2", "    version: V2\n    pkce: false", 1), "warning", "8:11", "auth.oauth.pkce", "PKCE is off"},
+		{"warn: secret in sent url", strings.Replace(strings.Replace(minimal, "/token", "/token?s=${ClientSecret}", 1), "    version: V2", "    version: V2\n    token_request: {params: query}", 1), "warning", "10:24", "auth.oauth.token_request_uri", "travels in the URL"},
+		{"no warn: secret in url moved to body", strings.Replace(minimal, "/token", "/token?s=${ClientSecret}", 1), "", "", "", ""},
+		{"no warn: secret in url moved to basic", strings.Replace(strings.Replace(minimal, "/token", "/token?s=${ClientSecret}", 1), "    version: V2", "    version: V2\n    token_request: {params: query, client_auth: basic}", 1), "", "", "", ""},
+		{"second document", minimal + "---\nname: b\n", "error", "10:1", "", "a second YAML document"},
+		{"alias bomb", "a: &a [x,x,x,x,x,x,x,x,x,x]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a,*a]\nc: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b,*b]\nd: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c,*c]\ne: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d,*d]\nf: [*e,*e,*e,*e,*e,*e,*e,*e,*e,*e]\n", "error", "1:1", "", "too many nodes"},
+	}
+	for _, r := range rows {
+		t.Run(r.name, func(t *testing.T) {
+			_, diags := parse(t, file("x.yaml", r.src))
+			if r.severity == "" {
+				for _, d := range diags {
+					t.Errorf("unexpected: %s", d)
+				}
+				return
+			}
+			for _, d := range diags {
+				if d.Severity == r.severity && d.Field == r.field && strings.Contains(d.Message, r.contains) {
+					if got := fmt.Sprintf("%d:%d", d.Line, d.Column); got != r.pos {
+						t.Errorf("position %s, want %s: %s", got, r.pos, d)
+					}
+					return
+				}
+			}
+			t.Errorf("no %s at %s containing %q; got:\n%s", r.severity, r.field, r.contains, joinDiags(diags))
+		})
+	}
+}
+
+func joinDiags(ds []definitions.Diagnostic) string {
+	var b strings.Builder
+	for _, d := range ds {
+		b.WriteString("  " + d.String() + "\n")
+	}
+	return b.String()
+}
