@@ -157,6 +157,7 @@ func TestPositions(t *testing.T) {
 		{"projects/${id}?q=${q}", URL, []Position{P, V}},
 		{"urn:x:${id}", URL, []Position{P}},
 		{"https://x.com/a/${LoginUrl}", URL, []Position{P}},
+		{"https://x.com/é/${id}?ä=${q}#ö${frag}", URL, []Position{P, V, F}}, // multi-byte literals
 		{"${CompanyId}", Text, []Position{PosText}},
 		{"Bearer ${code} ${LoginUrl}", Text, []Position{PosText, PosText}},
 	}
