@@ -16,9 +16,9 @@ import (
 // Exit statuses: 0 success, 1 the input was invalid or the operation failed,
 // 2 the command line was wrong.
 const (
-	exitOK      = 0
-	exitFailed  = 1
-	exitUsage   = 2
+	exitOK     = 0
+	exitFailed = 1
+	exitUsage  = 2
 )
 
 func main() {
