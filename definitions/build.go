@@ -689,7 +689,7 @@ func (b *builder) buildOAuth(r *raw) {
 				continue
 			}
 			for _, ph := range u.t.Placeholders() {
-				if ph.Var == VarClientSecret || (ph.Var >= NumBuiltinVars && d.vars.Flags(ph.Var)&templates.Secret != 0) {
+				if d.vars.Flags(ph.Var)&templates.Secret != 0 {
 					if ph.Var == VarClientSecret && o.TokenRequest.ClientAuth == ClientAuthBasic {
 						continue // moved into the Authorization header
 					}
