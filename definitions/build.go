@@ -91,10 +91,12 @@ type rawEnv struct {
 // builder turns one (merged) tree into a Definition, reporting findings at
 // the nodes they concern.
 type builder struct {
-	root   *yaml.Node
-	origin map[*yaml.Node]string
-	ds     *diags
-	def    *Definition
+	self       string     // the file being checked
+	extendsKey *yaml.Node // its extends key, when it extends another definition
+	root       *yaml.Node
+	origin     map[*yaml.Node]string
+	ds         *diags
+	def        *Definition
 }
 
 func (b *builder) report(sev Severity, pointer, msg string) {
@@ -109,11 +111,19 @@ func (b *builder) reportAt(sev Severity, n *yaml.Node, field, msg string) {
 	if n == nil {
 		n = b.root
 	}
-	file := b.origin[n]
-	if file == "" {
-		file = b.origin[b.root]
+	line, col := n.Line, n.Column
+	b.add(Diagnostic{Severity: sev, File: b.fileOf(n), Line: line, Column: col, Field: field, Message: msg})
+}
+
+// add records a finding. One about a node inherited through extends is
+// reported at the extending file's extends key: that is the file being
+// checked, and the inherited file may not even be the author's to edit.
+func (b *builder) add(d Diagnostic) {
+	if b.extendsKey != nil && d.File != b.self {
+		d.Message = fmt.Sprintf("%s (inherited from %s:%d:%d)", d.Message, d.File, d.Line, d.Column)
+		d.File, d.Line, d.Column = b.self, b.extendsKey.Line, b.extendsKey.Column
 	}
-	b.ds.add(Diagnostic{Severity: sev, File: file, Line: n.Line, Column: n.Column, Field: field, Message: msg})
+	b.ds.add(d)
 }
 
 func (b *builder) errorf(pointer, format string, args ...any) {
@@ -353,7 +363,7 @@ func (b *builder) compile(pointer, src string, kind templates.Kind, sc scope) *t
 			return
 		}
 		line, col := scalarColumn(node, off)
-		b.ds.add(Diagnostic{Severity: SeverityError, File: b.fileOf(node), Line: line, Column: col, Field: pointerField(pointer), Message: msg})
+		b.add(Diagnostic{Severity: SeverityError, File: b.fileOf(node), Line: line, Column: col, Field: pointerField(pointer), Message: msg})
 	}
 	t, err := templates.Compile(src, kind, b.def.vars)
 	if err != nil {

@@ -285,7 +285,10 @@ func Parse(base *Set, files ...File) (*Set, error) {
 			validateSchema(withoutKey(tree, "extends", set.origin), set.origin, ds, false)
 		}
 		before := len(ds.list)
-		b := &builder{root: tree, origin: set.origin, ds: ds}
+		b := &builder{self: p.file.Path, root: tree, origin: set.origin, ds: ds}
+		if p.extends != "" {
+			b.extendsKey, _ = mapGet(p.root, "extends")
+		}
 		def := b.build()
 		if def == nil || p.broken || hasErrorsSince(ds, before) {
 			continue
