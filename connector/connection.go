@@ -1,0 +1,267 @@
+// Package connector turns validated definitions into working connections: it
+// runs the OAuth flow a definition describes (authorization code V1/V2,
+// client credentials, refresh), keeps tokens fresh through a store without
+// ever losing a rotated refresh token, and hands out authenticated clients.
+// Nothing in it is specific to one provider: Procore is just a definition.
+package connector
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+
+	"github.com/connector-engine/connector/definitions"
+	"github.com/connector-engine/connector/templates"
+)
+
+// InitiateMode says what the engine may do to obtain tokens, with CData's
+// InitiateOAuth meanings.
+type InitiateMode string
+
+const (
+	// InitiateGetAndRefresh runs the flow when there is no token and refreshes when needed.
+	InitiateGetAndRefresh InitiateMode = "GETANDREFRESH"
+	// InitiateRefresh only refreshes a token obtained elsewhere.
+	InitiateRefresh InitiateMode = "REFRESH"
+	// InitiateOff uses only the access token given, never contacting the token endpoint.
+	InitiateOff InitiateMode = "OFF"
+)
+
+// Connection is a definition plus what one tenant supplies. Build it from Go,
+// a connection file (LoadConnectionFile) or a connection string
+// (ParseConnectionString); Validate checks it before any network call.
+type Connection struct {
+	ID           string // the connection's key in the store; derived when empty
+	Definition   *definitions.Definition
+	Environment  string // "" for the definition's default
+	ClientID     string
+	ClientSecret string
+	RedirectURI  string
+	Scopes       []string          // nil: the definition's scopes
+	Fields       map[string]string // values for the definition's fields, by name
+	// BaseURL and LoginURL replace the environment's hosts, for a private
+	// deployment or a local emulator.
+	BaseURL  string
+	LoginURL string
+	Initiate InitiateMode // "" means InitiateGetAndRefresh
+	// AccessToken and RefreshToken seed the connection with tokens obtained
+	// elsewhere (CData's OAuthAccessToken / OAuthRefreshToken).
+	AccessToken  string
+	RefreshToken string
+}
+
+// String describes the connection without its secrets.
+func (c *Connection) String() string {
+	def := "<no definition>"
+	if c.Definition != nil {
+		def = c.Definition.Name
+	}
+	return fmt.Sprintf("connection{id=%s definition=%s env=%s client=%s}", c.Key(), def, c.env(), c.ClientID)
+}
+
+// Format keeps every fmt verb on the redacted String.
+func (c *Connection) Format(f fmt.State, _ rune) { _, _ = f.Write([]byte(c.String())) }
+
+func (c *Connection) env() string {
+	if c.Environment == "" && c.Definition != nil {
+		return c.Definition.DefaultEnvironment
+	}
+	return c.Environment
+}
+
+// Key returns the connection's store key: ID when set, else a stable name
+// made of the definition, environment, client and fields, so that the same
+// tenant maps to the same record on every run and on every host.
+func (c *Connection) Key() string {
+	if c.ID != "" {
+		return c.ID
+	}
+	def := ""
+	if c.Definition != nil {
+		def = c.Definition.Name
+	}
+	h := sha256.New()
+	fmt.Fprintf(h, "%s\x00%s\x00%s\x00%s\x00%s", def, c.env(), c.ClientID, c.BaseURL, c.LoginURL)
+	if c.Definition != nil {
+		for _, f := range c.Definition.Fields {
+			if !f.Secret {
+				fmt.Fprintf(h, "\x00%s=%s", f.Name, c.Fields[f.Name])
+			}
+		}
+	}
+	return fmt.Sprintf("%s.%s.%s", def, c.env(), hex.EncodeToString(h.Sum(nil))[:12])
+}
+
+// Validate reports every problem with the connection at once, each saying
+// what to change. Messages never contain secret values.
+func (c *Connection) Validate() error {
+	if c.Definition == nil {
+		return errors.New("connection: no definition; name a built-in definition (for example procore) or a definition file")
+	}
+	d := c.Definition
+	var errs []error
+	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+
+	if _, err := d.Environment(c.Environment); err != nil {
+		errs = append(errs, err)
+	}
+	switch c.Initiate {
+	case "", InitiateGetAndRefresh, InitiateRefresh, InitiateOff:
+	default:
+		add("InitiateOAuth %q is not one of OFF, GETANDREFRESH, REFRESH", c.Initiate)
+	}
+	for name, what := range map[string]string{"BaseURL": c.BaseURL, "LoginURL": c.LoginURL} {
+		if what != "" {
+			if msg := hostProblem(what); msg != "" {
+				add("%s %s", name, msg)
+			}
+		}
+	}
+	if o := d.Auth.OAuth; o != nil {
+		if c.Initiate != InitiateOff {
+			if c.ClientID == "" {
+				add("client id is missing: set OAuthClientId (client_id in a connection file)")
+			}
+			if c.ClientSecret == "" && o.TokenRequest.ClientAuth != "" && usesSecret(o) {
+				add("client secret is missing: set OAuthClientSecret (client_secret in a connection file, e.g. ${env:PROCORE_CLIENT_SECRET})")
+			}
+		}
+		if o.GrantType == definitions.GrantAuthorizationCode && c.Initiate != InitiateOff {
+			if c.RedirectURI == "" && c.RefreshToken == "" && c.Initiate != InitiateRefresh {
+				add("redirect URI is missing: set CallbackURL (redirect_uri in a connection file) to the one registered with the provider")
+			} else if c.RedirectURI != "" {
+				if msg := redirectProblem(c.RedirectURI); msg != "" {
+					add("redirect URI %s", msg)
+				}
+			}
+		}
+		if c.Initiate == InitiateOff && c.AccessToken == "" {
+			add("InitiateOAuth=OFF uses only the token given, but OAuthAccessToken is empty")
+		}
+		if c.Initiate == InitiateRefresh && c.RefreshToken == "" && o.GrantType == definitions.GrantAuthorizationCode {
+			// Allowed: the store may already hold a token; checked when used.
+			_ = c
+		}
+		for _, s := range c.Scopes {
+			if s == "" || strings.ContainsAny(s, " \t\r\n\"\\") {
+				add("scope %q is not a valid OAuth scope (no spaces, quotes or backslashes)", s)
+			}
+		}
+	}
+	for name := range c.Fields {
+		if _, ok := d.Field(name); !ok {
+			var names []string
+			for _, f := range d.Fields {
+				names = append(names, f.Name)
+			}
+			add("definition %s has no field %q (fields: %s)", d.Name, name, strings.Join(names, ", "))
+		}
+	}
+	if _, err := c.values(); err != nil {
+		errs = append(errs, err)
+	}
+	if len(errs) == 0 {
+		return nil
+	}
+	return &ValidationError{Connection: c.Key(), Problems: errs}
+}
+
+// ValidationError lists everything wrong with a connection.
+type ValidationError struct {
+	Connection string
+	Problems   []error
+}
+
+func (e *ValidationError) Error() string {
+	if len(e.Problems) == 1 {
+		return fmt.Sprintf("connection %s: %v", e.Connection, e.Problems[0])
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "connection %s has %d problems:", e.Connection, len(e.Problems))
+	for _, p := range e.Problems {
+		b.WriteString("\n  - ")
+		b.WriteString(p.Error())
+	}
+	return b.String()
+}
+
+func usesSecret(o *definitions.OAuth) bool {
+	for _, t := range []*templates.Template{o.TokenRequestURI, o.RefreshURI} {
+		if t != nil && t.Uses(definitions.VarClientSecret) {
+			return true
+		}
+	}
+	// Confidential clients send a secret even when the URI does not name it.
+	return true
+}
+
+func hostProblem(s string) string {
+	u, err := url.Parse(s)
+	if err != nil || !u.IsAbs() || u.Host == "" {
+		return fmt.Sprintf("%q must be an absolute URL such as https://api.example.com", s)
+	}
+	if u.Scheme != "https" && !(u.Scheme == "http" && isLoopbackHost(u.Hostname())) {
+		return fmt.Sprintf("%q must use https (http only for localhost/127.0.0.1)", s)
+	}
+	if u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		return fmt.Sprintf("%q must not have a query, fragment or user info", s)
+	}
+	return ""
+}
+
+func redirectProblem(s string) string {
+	if s == "urn:ietf:wg:oauth:2.0:oob" {
+		return ""
+	}
+	u, err := url.Parse(s)
+	if err != nil || !u.IsAbs() || u.Host == "" {
+		return fmt.Sprintf("%q must be an absolute URL, exactly as registered with the provider", s)
+	}
+	if u.Fragment != "" {
+		return fmt.Sprintf("%q must not contain a fragment (RFC 6749 3.1.2)", s)
+	}
+	if u.Scheme != "https" && !(u.Scheme == "http" && isLoopbackHost(u.Hostname())) {
+		return fmt.Sprintf("%q must use https, or http on a loopback address (127.0.0.1, localhost)", s)
+	}
+	return ""
+}
+
+func isLoopbackHost(h string) bool {
+	return h == "127.0.0.1" || h == "::1" || strings.EqualFold(h, "localhost")
+}
+
+// values assigns every placeholder the connection knows (not the per-request
+// ones such as State or code) for the connection's environment.
+func (c *Connection) values() ([]string, error) {
+	d := c.Definition
+	assign := make(map[string]string, len(c.Fields))
+	for k, v := range c.Fields {
+		if _, ok := d.Field(k); ok {
+			assign[k] = v
+		}
+	}
+	vals, err := d.Values(c.Environment, assign)
+	if err != nil {
+		return nil, err
+	}
+	vals[definitions.VarClientID] = c.ClientID
+	vals[definitions.VarClientSecret] = c.ClientSecret
+	vals[definitions.VarRedirectURI] = c.RedirectURI
+	if c.BaseURL != "" {
+		vals[definitions.VarBaseURL] = strings.TrimSuffix(c.BaseURL, "/")
+	}
+	if c.LoginURL != "" {
+		vals[definitions.VarLoginURL] = strings.TrimSuffix(c.LoginURL, "/")
+	}
+	if o := d.Auth.OAuth; o != nil {
+		scopes := c.Scopes
+		if scopes == nil {
+			scopes = o.Scopes
+		}
+		vals[definitions.VarScope] = strings.Join(scopes, o.ScopeSeparator)
+	}
+	return vals, nil
+}

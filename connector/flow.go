@@ -1,0 +1,463 @@
+package connector
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/go-retryablehttp"
+
+	"github.com/connector-engine/connector/connector/token"
+	"github.com/connector-engine/connector/definitions"
+	"github.com/connector-engine/connector/templates"
+)
+
+// Flow runs the OAuth grants of one connection exactly as its definition
+// describes them. It holds no tokens: Source keeps and refreshes them.
+type Flow struct {
+	conn *Connection
+	def  *definitions.Definition
+	o    *definitions.OAuth
+	vals []string // the connection's placeholder values; per-request ones are added to a copy
+
+	// HTTPClient sends token requests; its Timeout bounds each attempt.
+	HTTPClient *http.Client
+	// Now is the clock (tests move it).
+	Now func() time.Time
+	// AttemptLifetime is how long an authorization attempt (its state) stays valid.
+	AttemptLifetime time.Duration
+}
+
+// DefaultRequestTimeout bounds one token request attempt.
+const DefaultRequestTimeout = 30 * time.Second
+
+// NewFlow validates the connection and prepares its flow.
+func NewFlow(c *Connection) (*Flow, error) {
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	o := c.Definition.Auth.OAuth
+	if o == nil {
+		return nil, fmt.Errorf("connection %s: definition %s uses scheme %s, which has no OAuth flow", c.Key(), c.Definition.Name, c.Definition.Auth.Scheme)
+	}
+	vals, err := c.values()
+	if err != nil {
+		return nil, err
+	}
+	return &Flow{
+		conn: c, def: c.Definition, o: o, vals: vals,
+		HTTPClient:      &http.Client{Timeout: DefaultRequestTimeout},
+		Now:             time.Now,
+		AttemptLifetime: 10 * time.Minute,
+	}, nil
+}
+
+// Attempt is one authorization attempt: the URL to send the user to and what
+// the callback must match. It is single use.
+type Attempt struct {
+	URL         string
+	State       string
+	RedirectURI string
+	Expires     time.Time
+	verifier    string
+	used        bool
+}
+
+// String keeps the state and verifier out of logs.
+func (a *Attempt) String() string { return "attempt{redirect=" + a.RedirectURI + "}" }
+
+func randomToken() string {
+	b := make([]byte, 32) // 256 bits: well over the 128 RFC 9700 asks for state
+	_, _ = rand.Read(b)   // crypto/rand.Read never fails on supported platforms
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// AuthCodeURL starts an authorization attempt: a fresh state and, when the
+// definition enables PKCE, a fresh S256 verifier. V2 uses the Initiate URI,
+// V1 the Authorize URI; standard parameters the URI does not set are added.
+func (f *Flow) AuthCodeURL() (*Attempt, error) {
+	if f.o.GrantType != definitions.GrantAuthorizationCode {
+		return nil, fmt.Errorf("definition %s uses %s, which has no authorization step; fetch a token instead", f.def.Name, f.o.GrantType)
+	}
+	a := &Attempt{State: randomToken(), RedirectURI: f.conn.RedirectURI, Expires: f.Now().Add(f.AttemptLifetime)}
+	vals := append([]string(nil), f.vals...)
+	vals[definitions.VarState] = a.State
+	var challenge string
+	if f.o.PKCE {
+		a.verifier = randomToken()
+		sum := sha256.Sum256([]byte(a.verifier))
+		challenge = base64.RawURLEncoding.EncodeToString(sum[:])
+		vals[definitions.VarCodeChallenge] = challenge
+	}
+	t := f.o.InitiateURI
+	if f.o.Version == definitions.V1 {
+		t = f.o.AuthorizeURI
+	}
+	raw, err := t.Expand(vals)
+	if err != nil {
+		return nil, fmt.Errorf("definition %s: expanding the authorization URI: %w", f.def.Name, err)
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, fmt.Errorf("definition %s: the authorization URI is not a URL: %w", f.def.Name, err)
+	}
+	q := u.Query()
+	setDefault(q, "response_type", "code")
+	setDefault(q, "client_id", f.conn.ClientID)
+	setDefault(q, "redirect_uri", f.conn.RedirectURI)
+	setDefault(q, "state", a.State)
+	if s := vals[definitions.VarScope]; s != "" {
+		setDefault(q, "scope", s)
+	}
+	if f.o.PKCE {
+		setDefault(q, "code_challenge", challenge)
+		setDefault(q, "code_challenge_method", "S256")
+	}
+	u.RawQuery = q.Encode()
+	a.URL = u.String()
+	return a, nil
+}
+
+func setDefault(q url.Values, k, v string) {
+	if !q.Has(k) && v != "" {
+		q.Set(k, v)
+	}
+}
+
+// CallbackError is what the provider said on the redirect instead of a code
+// (RFC 6749 4.1.2.1), e.g. access_denied when the user clicked Deny.
+type CallbackError struct {
+	Code        string
+	Description string
+}
+
+func (e *CallbackError) Error() string {
+	msg := "the authorization was not granted: " + e.Code
+	if e.Code == "access_denied" {
+		msg = "the user denied access (access_denied)"
+	}
+	if e.Description != "" {
+		msg += ": " + e.Description
+	}
+	return msg
+}
+
+// ErrStateMismatch is returned when the callback's state is missing, wrong,
+// reused or expired: the callback may be forged, so nothing is exchanged.
+var ErrStateMismatch = errors.New("the callback's state does not match this authorization attempt (missing, wrong, reused or expired); start the authorization again")
+
+// CheckCallback validates the redirect's query for attempt a and returns the
+// code. It consumes the attempt even on failure: a state is single use.
+func (f *Flow) CheckCallback(a *Attempt, q url.Values) (string, error) {
+	if a == nil || a.used {
+		return "", ErrStateMismatch
+	}
+	a.used = true
+	got := q.Get("state")
+	if got == "" || subtle.ConstantTimeCompare([]byte(got), []byte(a.State)) != 1 || !f.Now().Before(a.Expires) {
+		return "", ErrStateMismatch
+	}
+	// RFC 9207: where the provider identifies itself, it must be the one
+	// this attempt was sent to (mix-up defence).
+	if f.o.Issuer != "" {
+		if iss := q.Get("iss"); iss != f.o.Issuer {
+			if iss == "" {
+				return "", fmt.Errorf("the callback has no iss parameter but definition %s expects the issuer %s; refusing the code (RFC 9207)", f.def.Name, f.o.Issuer)
+			}
+			return "", fmt.Errorf("the callback comes from issuer %q, not %s; refusing the code (possible mix-up attack, RFC 9207)", iss, f.o.Issuer)
+		}
+	}
+	if e := q.Get("error"); e != "" {
+		return "", &CallbackError{Code: e, Description: q.Get("error_description")}
+	}
+	code := q.Get("code")
+	if code == "" {
+		return "", errors.New("the callback carries neither a code nor an error; start the authorization again")
+	}
+	return code, nil
+}
+
+// Exchange validates the callback and exchanges its code at the Token
+// Request URI. The code exchange is never retried once sent: the code is
+// single use.
+func (f *Flow) Exchange(ctx context.Context, a *Attempt, callback url.Values) (*token.Token, error) {
+	code, err := f.CheckCallback(a, callback)
+	if err != nil {
+		return nil, err
+	}
+	return f.ExchangeCode(ctx, code, a.verifier)
+}
+
+// ExchangeCode exchanges a code obtained elsewhere (an out-of-band code, or
+// a callback checked by the caller).
+func (f *Flow) ExchangeCode(ctx context.Context, code, verifier string) (*token.Token, error) {
+	vals := append([]string(nil), f.vals...)
+	vals[definitions.VarCode] = code
+	vals[definitions.VarCodeVerifier] = verifier
+	std := [][2]string{{"grant_type", "authorization_code"}, {"code", code}, {"redirect_uri", f.conn.RedirectURI}}
+	if verifier != "" {
+		std = append(std, [2]string{"code_verifier", verifier})
+	}
+	return f.tokenRequest(ctx, "code exchange", f.o.TokenRequestURI, vals, std, false, "")
+}
+
+// ClientCredentials fetches a token with the client-credentials grant.
+func (f *Flow) ClientCredentials(ctx context.Context) (*token.Token, error) {
+	if f.o.GrantType != definitions.GrantClientCredentials {
+		return nil, fmt.Errorf("definition %s uses the %s grant, not client credentials", f.def.Name, f.o.GrantType)
+	}
+	std := [][2]string{{"grant_type", "client_credentials"}, {"scope", f.vals[definitions.VarScope]}}
+	return f.tokenRequest(ctx, "client-credentials request", f.o.TokenRequestURI, f.vals, std, true, "")
+}
+
+// Refresh exchanges a refresh token at the Refresh URI (or the token
+// endpoint when the definition has none). A response without a refresh
+// token keeps the old one. Never retried once sent: see retry.go.
+func (f *Flow) Refresh(ctx context.Context, refreshToken string) (*token.Token, error) {
+	if f.o.Version == definitions.V1 {
+		return nil, &NeedsReauthError{Reason: "OAuth V1 tokens cannot be refreshed; authorize the connection again (connector connect)"}
+	}
+	if refreshToken == "" {
+		return nil, &NeedsReauthError{Reason: "there is no refresh token; authorize the connection again (connector connect)"}
+	}
+	t := f.o.RefreshURI
+	if t == nil {
+		t = f.o.TokenRequestURI
+	}
+	vals := append([]string(nil), f.vals...)
+	vals[definitions.VarRefreshToken] = refreshToken
+	std := [][2]string{{"grant_type", "refresh_token"}, {"refresh_token", refreshToken}}
+	tok, err := f.tokenRequest(ctx, "refresh", t, vals, std, false, refreshToken)
+	if err != nil {
+		return nil, err
+	}
+	if tok.RefreshToken == "" {
+		tok.RefreshToken = refreshToken // RFC 6749 6: no new refresh token means keep the old one
+	}
+	return tok, nil
+}
+
+// Revoke revokes a token at the definition's Revoke URI (RFC 7009). A
+// definition without one has nothing to call; that is not an error.
+func (f *Flow) Revoke(ctx context.Context, tok string, hint string) error {
+	if f.o.RevokeURI == nil || tok == "" {
+		return nil
+	}
+	std := [][2]string{{"token", tok}, {"token_type_hint", hint}}
+	resp, body, err := f.send(ctx, f.o.RevokeURI, f.vals, std, true)
+	if err != nil {
+		return fmt.Errorf("revoking the token of connection %s: %w", f.conn.Key(), f.redact(err, tok))
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		return f.tokenError("revocation", resp, body, tok)
+	}
+	return nil
+}
+
+// tokenRequest sends one token request shaped as the definition says and
+// parses the answer. extra is one more secret to redact from errors.
+func (f *Flow) tokenRequest(ctx context.Context, what string, t *templates.Template, vals []string, std [][2]string, idempotent bool, extra string) (*token.Token, error) {
+	start := f.Now()
+	resp, body, err := f.send(ctx, t, vals, std, idempotent)
+	if err != nil {
+		return nil, &RequestError{Op: what, Err: f.redact(err, extra, vals[definitions.VarCode])}
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		return nil, f.tokenError(what, resp, body, extra, vals[definitions.VarCode])
+	}
+	tok, err := parseTokenResponse(resp.Header.Get("Content-Type"), body, &f.o.TokenResponse, start)
+	if err != nil {
+		var te *TokenError
+		if errors.As(err, &te) {
+			te.Op, te.Status = what, resp.StatusCode
+			te.Description = f.redactString(te.Description, extra, vals[definitions.VarCode])
+			return nil, te
+		}
+		return nil, fmt.Errorf("%s for connection %s: %w", what, f.conn.Key(), err)
+	}
+	if len(tok.Scopes) == 0 && vals[definitions.VarScope] != "" {
+		tok.Scopes = strings.Fields(strings.ReplaceAll(vals[definitions.VarScope], f.o.ScopeSeparator, " "))
+	}
+	return tok, nil
+}
+
+// maxBody caps what is read from a token endpoint: a token response is a
+// few hundred bytes, and a hostile or broken server must not exhaust memory.
+const maxBody = 1 << 20
+
+// send builds and sends the request. The template's query parameters plus
+// the standard ones it lacks go where token_request.params says; the client
+// authenticates in the body or with HTTP Basic, never both.
+func (f *Flow) send(ctx context.Context, t *templates.Template, vals []string, std [][2]string, idempotent bool) (*http.Response, []byte, error) {
+	raw, err := t.Expand(vals)
+	if err != nil {
+		return nil, nil, fmt.Errorf("expanding %s: %w", t.Redacted(vals), err)
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, nil, errors.New("the token URI does not expand to a valid URL")
+	}
+	params := u.Query()
+	for _, kv := range std {
+		setDefault(params, kv[0], kv[1])
+	}
+	tr := f.o.TokenRequest
+	var basic bool
+	if tr.ClientAuth == definitions.ClientAuthBasic {
+		// One method per request (RFC 6749 2.3.1): drop what the URI put in
+		// the parameters, wherever the admin named it.
+		for k, vs := range params {
+			if k == "client_id" || k == "client_secret" || (f.conn.ClientSecret != "" && len(vs) == 1 && vs[0] == f.conn.ClientSecret) {
+				params.Del(k)
+			}
+		}
+		basic = true
+	} else {
+		setDefault(params, "client_id", f.conn.ClientID)
+		setDefault(params, "client_secret", f.conn.ClientSecret)
+	}
+	var body []byte
+	contentType := ""
+	switch tr.Params {
+	case definitions.ParamsQuery:
+		u.RawQuery = params.Encode()
+	case definitions.ParamsJSON:
+		u.RawQuery = ""
+		m := make(map[string]string, len(params))
+		for k := range params {
+			m[k] = params.Get(k)
+		}
+		body, _ = json.Marshal(m)
+		contentType = "application/json"
+	default:
+		u.RawQuery = ""
+		body = []byte(params.Encode())
+		contentType = "application/x-www-form-urlencoded"
+	}
+	req, err := retryablehttp.NewRequestWithContext(ctx, tr.Method, u.String(), bodyOrNil(body))
+	if err != nil {
+		return nil, nil, err
+	}
+	req.Header.Set("Accept", "application/json")
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	if basic {
+		// RFC 6749 2.3.1: form-encode id and secret before Base64, so that
+		// a ':' or '%' in either survives.
+		req.SetBasicAuth(url.QueryEscape(f.conn.ClientID), url.QueryEscape(f.conn.ClientSecret))
+	}
+	resp, err := newTokenClient(f.HTTPClient, idempotent).Do(req)
+	if err != nil {
+		return nil, nil, err
+	}
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxBody+1))
+	if err != nil {
+		resp.Body.Close()
+		return nil, nil, fmt.Errorf("reading the response: %w", err)
+	}
+	if len(data) > maxBody {
+		resp.Body.Close()
+		return nil, nil, fmt.Errorf("the response is larger than %d bytes; refusing it", maxBody)
+	}
+	return resp, data, nil
+}
+
+func bodyOrNil(b []byte) any {
+	if b == nil {
+		return nil
+	}
+	return bytes.NewReader(b)
+}
+
+// tokenError turns a non-2xx answer into a *TokenError.
+func (f *Flow) tokenError(what string, resp *http.Response, body []byte, secrets ...string) error {
+	te := &TokenError{Op: what, Status: resp.StatusCode}
+	var m map[string]any
+	if json.Unmarshal(body, &m) == nil {
+		switch e := m["error"].(type) {
+		case string:
+			te.Code = e
+			te.Description, _ = m["error_description"].(string)
+		case map[string]any: // Procore's generic {"error":{"code","message"}}
+			te.Code = fmt.Sprint(e["code"])
+			te.Description, _ = e["message"].(string)
+		}
+	} else if vals, err := url.ParseQuery(string(body)); err == nil && vals.Get("error") != "" {
+		te.Code, te.Description = vals.Get("error"), vals.Get("error_description")
+	}
+	if te.Code == "" {
+		te.Code = http.StatusText(resp.StatusCode)
+	}
+	te.Description = f.redactString(te.Description, secrets...)
+	return te
+}
+
+// redactString removes every secret this flow knows from s: error bodies
+// sometimes echo the request back.
+func (f *Flow) redactString(s string, extra ...string) string {
+	secrets := append([]string{f.conn.ClientSecret, f.conn.RefreshToken, f.conn.AccessToken}, extra...)
+	for _, d := range f.def.Fields {
+		if d.Secret {
+			secrets = append(secrets, f.vals[d.Var])
+		}
+	}
+	for _, sec := range secrets {
+		if len(sec) >= 4 {
+			s = strings.ReplaceAll(s, sec, "***")
+			s = strings.ReplaceAll(s, url.QueryEscape(sec), "***")
+		}
+	}
+	return s
+}
+
+func (f *Flow) redact(err error, extra ...string) error {
+	return errors.New(f.redactString(err.Error(), extra...))
+}
+
+// TokenError is the provider's answer to a failed token request.
+type TokenError struct {
+	Op          string // "refresh", "code exchange", ...
+	Status      int
+	Code        string // RFC 6749 5.2 error code, e.g. invalid_grant
+	Description string // secrets removed
+}
+
+func (e *TokenError) Error() string {
+	msg := fmt.Sprintf("%s failed: %s", e.Op, e.Code)
+	if e.Status != 0 && e.Status != 200 {
+		msg = fmt.Sprintf("%s failed (HTTP %d): %s", e.Op, e.Status, e.Code)
+	}
+	if e.Description != "" {
+		msg += ": " + e.Description
+	}
+	return msg
+}
+
+// RequestError is a token request whose answer never arrived (or could not
+// be read). For a refresh, the provider may still have acted on it.
+type RequestError struct {
+	Op  string
+	Err error
+}
+
+func (e *RequestError) Error() string { return fmt.Sprintf("%s: %v", e.Op, e.Err) }
+func (e *RequestError) Unwrap() error { return e.Err }
+
+// NeedsReauthError says only a person authorizing again can fix the connection.
+type NeedsReauthError struct{ Reason string }
+
+func (e *NeedsReauthError) Error() string { return "the connection needs authorizing again: " + e.Reason }

@@ -1,0 +1,265 @@
+// Package fositeserver runs a real OAuth 2.0 authorization server,
+// github.com/ory/fosite, in-process on 127.0.0.1 for integration tests.
+//
+// The OAuth behaviour (client authentication, PKCE, code and refresh-token
+// rules, revocation, token validation) is fosite's, not ours: testing the
+// engine against a server we wrote would only test our reading of the RFCs
+// against itself. This package owns the wiring around it: an auto-consenting
+// user "alice", a bearer-protected resource, counters, and fault injection
+// (denied consent, lost token responses) that a real server offers no way
+// to trigger.
+package fositeserver
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ory/fosite"
+	"github.com/ory/fosite/compose"
+	"github.com/ory/fosite/storage"
+)
+
+// Subject is the resource owner every authorization is granted for.
+const Subject = "alice"
+
+// Client is an OAuth client registered with the server.
+type Client struct {
+	ID     string
+	Secret string // empty for public clients
+	// RedirectURIs are matched exactly, except that a loopback
+	// (127.0.0.1, [::1]) URI matches any port (RFC 8252 section 7.3).
+	RedirectURIs []string
+	Public       bool
+	// Scopes the client may request; requesting any other is invalid_scope.
+	Scopes []string
+	// GrantTypes the client may use. Empty means authorization_code and
+	// refresh_token, plus client_credentials for a confidential client.
+	GrantTypes []string
+}
+
+// String hides the secret so a Client can be logged.
+func (c Client) String() string {
+	secret := ""
+	if c.Secret != "" {
+		secret = "[redacted]"
+	}
+	return fmt.Sprintf("fositeserver.Client{ID:%q Secret:%s RedirectURIs:%q Public:%t Scopes:%q GrantTypes:%q}",
+		c.ID, secret, c.RedirectURIs, c.Public, c.Scopes, c.GrantTypes)
+}
+
+// GoString hides the secret from %#v as well.
+func (c Client) GoString() string { return c.String() }
+
+// Options configures a Server.
+type Options struct {
+	Clients []Client
+	// AccessTokenLifetime defaults to 1h.
+	AccessTokenLifetime time.Duration
+	// RefreshTokenLifetime defaults to 24h.
+	RefreshTokenLifetime time.Duration
+	// RequirePKCE rejects authorization requests without an S256
+	// code_challenge. S256 is accepted either way; plain never is.
+	RequirePKCE bool
+	// DenyConsent makes every authorization request end in
+	// error=access_denied, as if alice had refused. A single request can
+	// be denied instead by adding deny=1 to its query.
+	DenyConsent bool
+	// AcceptQueryParams copies the token request's URL query parameters
+	// into its form body before fosite reads it. fosite, following RFC 6749
+	// section 3.2, reads only the body; some providers also read the query
+	// and some connection definitions send token parameters there.
+	AcceptQueryParams bool
+}
+
+// Stats counts what the server has seen since Start.
+type Stats struct {
+	TokenRequests int // every request to /oauth/token, whatever its outcome
+	CodeExchanges int // authorization codes exchanged for tokens
+	Refreshes     int // refresh_token grants that issued new tokens
+	// RefreshReuseDetected counts refresh tokens presented again after a
+	// refresh rotated them out (each presentation counts).
+	RefreshReuseDetected    int
+	ClientCredentialsGrants int // client_credentials grants that issued a token
+	Revocations             int // revocation requests answered 200
+	APIRequests             int // every request to /api/me
+	API401s                 int // /api/me requests refused for want of a valid access token
+}
+
+// Server is a running fosite server. Its endpoints, relative to URL:
+//
+//	GET  /oauth/authorize  auto-approves for alice; 303 to the redirect URI
+//	POST /oauth/token      authorization_code, refresh_token, client_credentials
+//	POST /oauth/revoke     RFC 7009
+//	GET  /api/me           bearer-protected: 200 {"sub":...} or 401
+type Server struct {
+	URL string // http://127.0.0.1:PORT
+
+	provider          fosite.OAuth2Provider
+	denyConsent       bool
+	acceptQueryParams bool
+
+	// mu serialises every request. fosite's MemoryStore is an example store:
+	// it has no transactions (two refreshes with one token could both pass
+	// the "is it active" check before either rotates it) and it writes some
+	// maps outside their locks. One lock makes each request atomic, which is
+	// what a real server's database gives it; a test server needs no
+	// throughput.
+	mu         sync.Mutex
+	stats      Stats
+	dropsLeft  int
+	rotatedOut map[[sha256.Size]byte]bool // hashes of refresh tokens replaced by a refresh
+}
+
+// Start runs a server on 127.0.0.1 until the test ends.
+func Start(t testing.TB, opts Options) *Server {
+	t.Helper()
+	s, err := newServer(opts)
+	if err != nil {
+		t.Fatalf("fositeserver: %v", err)
+	}
+	// Not httptest.NewServer: it falls back to [::1] when 127.0.0.1 is
+	// unavailable, and tests here may talk to 127.0.0.1 only.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("fositeserver: listening on 127.0.0.1: %v", err)
+	}
+	hs := &httptest.Server{Listener: ln, Config: &http.Server{Handler: s.routes()}}
+	hs.Start()
+	t.Cleanup(hs.Close)
+	s.URL = hs.URL
+	return s
+}
+
+func newServer(opts Options) (*Server, error) {
+	if opts.AccessTokenLifetime == 0 {
+		opts.AccessTokenLifetime = time.Hour
+	}
+	if opts.RefreshTokenLifetime == 0 {
+		opts.RefreshTokenLifetime = 24 * time.Hour
+	}
+	secret := make([]byte, 32) // fosite's HMAC strategy requires at least 32 bytes
+	if _, err := rand.Read(secret); err != nil {
+		return nil, fmt.Errorf("generating the HMAC secret: %w", err)
+	}
+	config := &fosite.Config{
+		GlobalSecret:         secret,
+		AccessTokenLifespan:  opts.AccessTokenLifetime,
+		RefreshTokenLifespan: opts.RefreshTokenLifetime,
+		EnforcePKCE:          opts.RequirePKCE,
+		// Issue a refresh token to every client allowed the refresh_token
+		// grant; fosite's default asks for an "offline" scope as well.
+		RefreshTokenScopes: []string{},
+		// bcrypt's lowest cost keeps Start fast; nothing here needs the
+		// hash to resist offline attack.
+		HashCost: 4,
+		// Set eagerly: fosite fills these in lazily on first use, which
+		// is a write the race detector would see.
+		ScopeStrategy:            fosite.WildcardScopeStrategy,
+		AudienceMatchingStrategy: fosite.DefaultAudienceMatchingStrategy,
+	}
+	config.ClientSecretsHasher = &fosite.BCrypt{Config: config}
+
+	store := storage.NewMemoryStore()
+	for i, c := range opts.Clients {
+		fc, err := c.fositeClient(config.ClientSecretsHasher)
+		if err != nil {
+			return nil, fmt.Errorf("Options.Clients[%d]: %w", i, err)
+		}
+		if _, dup := store.Clients[c.ID]; dup {
+			return nil, fmt.Errorf("Options.Clients[%d]: client ID %q is registered twice", i, c.ID)
+		}
+		store.Clients[c.ID] = fc
+	}
+
+	provider := compose.Compose(config, store, compose.NewOAuth2HMACStrategy(config),
+		compose.OAuth2AuthorizeExplicitFactory,
+		compose.OAuth2ClientCredentialsGrantFactory,
+		compose.OAuth2RefreshTokenGrantFactory,
+		compose.OAuth2TokenIntrospectionFactory,
+		compose.OAuth2TokenRevocationFactory,
+		// PKCE must come after the authorize-code handler: it stores the
+		// challenge under the code that handler creates.
+		compose.OAuth2PKCEFactory,
+	)
+	return &Server{
+		provider:          provider,
+		denyConsent:       opts.DenyConsent,
+		acceptQueryParams: opts.AcceptQueryParams,
+		rotatedOut:        make(map[[sha256.Size]byte]bool),
+	}, nil
+}
+
+func (c Client) fositeClient(hasher fosite.Hasher) (*fosite.DefaultClient, error) {
+	switch {
+	case c.ID == "":
+		return nil, fmt.Errorf("the client has no ID")
+	case c.Public && c.Secret != "":
+		return nil, fmt.Errorf("client %q is public but has a secret; drop one of the two", c.ID)
+	case !c.Public && c.Secret == "":
+		return nil, fmt.Errorf("client %q is confidential but has no secret; set Secret or Public", c.ID)
+	}
+	grants := c.GrantTypes
+	if len(grants) == 0 {
+		grants = []string{"authorization_code", "refresh_token"}
+		if !c.Public {
+			grants = append(grants, "client_credentials")
+		}
+	}
+	fc := &fosite.DefaultClient{
+		ID:            c.ID,
+		RedirectURIs:  c.RedirectURIs,
+		GrantTypes:    grants,
+		ResponseTypes: []string{"code"},
+		Scopes:        c.Scopes,
+		Public:        c.Public,
+	}
+	if !c.Public {
+		hash, err := hasher.Hash(context.Background(), []byte(c.Secret))
+		if err != nil {
+			return nil, fmt.Errorf("hashing the secret of client %q: %w", c.ID, err)
+		}
+		fc.Secret = hash
+	}
+	return fc, nil
+}
+
+// String names the server without its state (token signatures, secret
+// hashes).
+func (s *Server) String() string { return "fositeserver.Server at " + s.URL }
+
+// GoString keeps %#v from printing the state as well.
+func (s *Server) GoString() string { return s.String() }
+
+// Stats returns a snapshot of the counters.
+func (s *Server) Stats() Stats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stats
+}
+
+// DropNextTokenResponses makes the next n token requests be processed in
+// full (codes consumed, refresh tokens rotated) and then answered by
+// closing the connection without a response, as when a response is lost
+// on the way back. It replaces any count still pending.
+func (s *Server) DropNextTokenResponses(n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.dropsLeft = n
+}
+
+func (s *Server) routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/oauth/authorize", s.handleAuthorize)
+	mux.HandleFunc("/oauth/token", s.handleToken)
+	mux.HandleFunc("/oauth/revoke", s.handleRevoke)
+	mux.HandleFunc("/api/me", s.handleMe)
+	return mux
+}

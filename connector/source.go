@@ -1,0 +1,259 @@
+package connector
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"golang.org/x/oauth2"
+	"golang.org/x/sync/singleflight"
+
+	"github.com/connector-engine/connector/connector/store"
+	"github.com/connector-engine/connector/connector/token"
+	"github.com/connector-engine/connector/definitions"
+)
+
+// Source hands out a connection's access token, refreshing it through the
+// store's refresh protocol so that no rotated refresh token is ever lost:
+//
+//  1. one refresh per connection at a time in this process (singleflight);
+//  2. one across processes and hosts (the store's per-connection lock);
+//  3. after locking, re-read: another worker may already have refreshed;
+//  4. mark "refresh in flight" durably before calling the provider, and
+//     store the new tokens durably before the lock is released or the
+//     access token is used; if that write fails, the token is not used;
+//  5. on invalid_grant, re-read before declaring the connection broken.
+//
+// Source satisfies oauth2.TokenSource.
+type Source struct {
+	conn  *Connection
+	flow  *Flow // nil for schemes without OAuth
+	store store.Store
+
+	// Margin is how long before expiry a token is refreshed proactively.
+	Margin time.Duration
+	// LockTimeout bounds the wait for another worker's refresh; it is longer
+	// than a token request (with its retries) can take.
+	LockTimeout time.Duration
+	Now         func() time.Time
+
+	group  singleflight.Group
+	mu     sync.Mutex
+	cached token.Token
+}
+
+// DefaultMargin is the default proactive refresh margin.
+const DefaultMargin = 2 * time.Minute
+
+// NewSource returns the token source of a connection backed by st.
+func NewSource(c *Connection, st store.Store) (*Source, error) {
+	f, err := NewFlow(c)
+	if err != nil {
+		return nil, err
+	}
+	return &Source{conn: c, flow: f, store: st, Margin: DefaultMargin, LockTimeout: 2 * time.Minute, Now: time.Now}, nil
+}
+
+// Flow returns the connection's OAuth flow (to authorize it, for example).
+func (s *Source) Flow() *Flow { return s.flow }
+
+// Token implements oauth2.TokenSource.
+func (s *Source) Token() (*oauth2.Token, error) {
+	t, err := s.TokenContext(context.Background())
+	if err != nil {
+		return nil, err
+	}
+	return &oauth2.Token{AccessToken: t.AccessToken, TokenType: t.Type(), Expiry: t.Expiry}, nil
+}
+
+// TokenContext returns a token valid for at least Margin, refreshing (or,
+// for client credentials, fetching anew) when needed.
+func (s *Source) TokenContext(ctx context.Context) (token.Token, error) {
+	s.mu.Lock()
+	t := s.cached
+	s.mu.Unlock()
+	if t.Valid(s.Now(), s.Margin) {
+		return t, nil
+	}
+	return s.renew(ctx, t.AccessToken, false)
+}
+
+// Refresh forces a refresh now, whatever the token's age.
+func (s *Source) Refresh(ctx context.Context) (token.Token, error) {
+	s.mu.Lock()
+	stale := s.cached.AccessToken
+	s.mu.Unlock()
+	return s.renew(ctx, stale, true)
+}
+
+// Invalidate is called when the API rejected access (401): the next call
+// renews unless another worker already has.
+func (s *Source) Invalidate(access string) {
+	s.mu.Lock()
+	if s.cached.AccessToken == access {
+		s.cached = token.Token{}
+	}
+	s.mu.Unlock()
+}
+
+// Store saves a token obtained by an authorization flow (connect), replacing
+// whatever the connection had and clearing any need for re-authorization.
+func (s *Source) Store(ctx context.Context, t *token.Token) error {
+	return s.locked(ctx, func(rec store.Record, found bool) (store.Record, error) {
+		rec.Token = *t
+		rec.Status, rec.Reason, rec.RefreshStarted = store.StatusConnected, "", time.Time{}
+		return rec, nil
+	})
+}
+
+// locked runs change on the connection's record under its lock and stores
+// the result; change returns the record to write.
+func (s *Source) locked(ctx context.Context, change func(rec store.Record, found bool) (store.Record, error)) error {
+	lctx, cancel := context.WithTimeout(ctx, s.LockTimeout)
+	defer cancel()
+	unlock, err := s.store.Lock(lctx, s.conn.Key())
+	if err != nil {
+		return fmt.Errorf("connection %s: %w", s.conn.Key(), err)
+	}
+	defer unlock()
+	rec, err := s.store.Get(ctx, s.conn.Key())
+	found := err == nil
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	if !found {
+		rec = store.Record{ID: s.conn.Key(), Definition: s.conn.Definition.Name}
+	}
+	rec, err = change(rec, found)
+	if err != nil {
+		return err
+	}
+	saved, err := s.store.Put(ctx, rec)
+	if err != nil {
+		return fmt.Errorf("storing the token of connection %s: %w", s.conn.Key(), err)
+	}
+	s.mu.Lock()
+	s.cached = saved.Token
+	s.mu.Unlock()
+	return nil
+}
+
+func (s *Source) renew(ctx context.Context, stale string, force bool) (token.Token, error) {
+	v, err, _ := s.group.Do(s.conn.Key(), func() (any, error) {
+		return s.renewLocked(ctx, stale, force)
+	})
+	if err != nil {
+		return token.Token{}, err
+	}
+	return v.(token.Token), nil
+}
+
+func (s *Source) renewLocked(ctx context.Context, stale string, force bool) (token.Token, error) {
+	key := s.conn.Key()
+	if s.conn.Initiate == InitiateOff {
+		t := token.Token{AccessToken: s.conn.AccessToken}
+		if stale == t.AccessToken && stale != "" && force {
+			return token.Token{}, &NeedsReauthError{Reason: "InitiateOAuth=OFF: the given access token was rejected and the engine may not obtain another"}
+		}
+		s.mu.Lock()
+		s.cached = t
+		s.mu.Unlock()
+		return t, nil
+	}
+	lctx, cancel := context.WithTimeout(ctx, s.LockTimeout)
+	defer cancel()
+	unlock, err := s.store.Lock(lctx, key)
+	if err != nil {
+		return token.Token{}, fmt.Errorf("connection %s: waiting for another refresh: %w", key, err)
+	}
+	defer unlock()
+
+	rec, err := s.store.Get(ctx, key)
+	if errors.Is(err, store.ErrNotFound) {
+		rec = store.Record{ID: key, Definition: s.conn.Definition.Name, Status: store.StatusConnected}
+		if s.conn.AccessToken != "" || s.conn.RefreshToken != "" {
+			rec.Token = token.Token{AccessToken: s.conn.AccessToken, RefreshToken: s.conn.RefreshToken}
+			rec.Token.Expiry = s.Now() // unknown age: refresh before use
+		}
+	} else if err != nil {
+		return token.Token{}, err
+	}
+	if rec.Status == store.StatusNeedsReauth {
+		return token.Token{}, &NeedsReauthError{Reason: rec.Reason}
+	}
+	// Another worker may have renewed while this one waited for the lock.
+	if rec.Token.AccessToken != stale && rec.Token.Valid(s.Now(), s.Margin) {
+		s.setCached(rec.Token)
+		return rec.Token, nil
+	}
+	if !force && rec.Token.Valid(s.Now(), s.Margin) {
+		s.setCached(rec.Token)
+		return rec.Token, nil
+	}
+
+	var grant func(context.Context) (*token.Token, error)
+	switch {
+	case s.flow.o.GrantType == definitions.GrantClientCredentials:
+		grant = s.flow.ClientCredentials
+	case rec.Token.RefreshToken == "" && rec.Token.AccessToken == "":
+		return token.Token{}, &NeedsReauthError{Reason: "the connection has no token yet; run connector connect"}
+	default:
+		rt := rec.Token.RefreshToken
+		grant = func(ctx context.Context) (*token.Token, error) { return s.flow.Refresh(ctx, rt) }
+	}
+
+	// Mark the refresh in flight, durably, before the provider can act on it.
+	interrupted := !rec.RefreshStarted.IsZero()
+	rec.RefreshStarted = s.Now()
+	if rec, err = s.store.Put(ctx, rec); err != nil {
+		return token.Token{}, fmt.Errorf("connection %s: recording the refresh before sending it: %w", key, err)
+	}
+	nt, gerr := grant(ctx)
+	if gerr != nil {
+		var te *TokenError
+		var nr *NeedsReauthError
+		switch {
+		case errors.As(gerr, &te) && te.Code == "invalid_grant":
+			reason := fmt.Sprintf("the provider rejected the refresh token (%s)", te.Error())
+			if interrupted {
+				reason = "an earlier refresh was interrupted after it was sent; the provider rotated the refresh token and its answer was lost. Authorize the connection again"
+			}
+			rec.Status, rec.Reason, rec.RefreshStarted = store.StatusNeedsReauth, reason, time.Time{}
+		case errors.As(gerr, &nr):
+			rec.Status, rec.Reason, rec.RefreshStarted = store.StatusNeedsReauth, nr.Reason, time.Time{}
+		default:
+			var re *RequestError
+			if !errors.As(gerr, &re) {
+				// The provider answered: nothing was consumed.
+				rec.RefreshStarted = time.Time{}
+			}
+			// Otherwise the answer was lost: keep the marker, so the next
+			// attempt knows the old refresh token may be burnt.
+		}
+		if _, err := s.store.Put(ctx, rec); err != nil {
+			return token.Token{}, errors.Join(gerr, fmt.Errorf("and recording the outcome failed: %w", err))
+		}
+		if rec.Status == store.StatusNeedsReauth {
+			return token.Token{}, &NeedsReauthError{Reason: rec.Reason}
+		}
+		return token.Token{}, gerr
+	}
+	rec.Token = *nt
+	rec.Status, rec.Reason, rec.RefreshStarted = store.StatusConnected, "", time.Time{}
+	saved, err := s.store.Put(ctx, rec)
+	if err != nil {
+		// Fail closed: using a token whose refresh token is not stored would
+		// lose the grant at the next refresh.
+		return token.Token{}, fmt.Errorf("connection %s: the new token could not be stored, so it is not used: %w", key, err)
+	}
+	s.setCached(saved.Token)
+	return saved.Token, nil
+}
+
+func (s *Source) setCached(t token.Token) {
+	s.mu.Lock()
+	s.cached = t
+	s.mu.Unlock()
+}
