@@ -255,7 +255,7 @@ func (f *Flow) Revoke(ctx context.Context, tok string, hint string) error {
 		return nil
 	}
 	std := [][2]string{{"token", tok}, {"token_type_hint", hint}}
-	resp, body, err := f.send(ctx, f.o.RevokeURI, f.vals, std, true)
+	resp, body, err := f.send(ctx, f.o.RevokeURI, f.vals, std, true, true)
 	if err != nil {
 		return fmt.Errorf("revoking the token of connection %s: %w", f.conn.Key(), f.redact(err, tok))
 	}
@@ -270,7 +270,7 @@ func (f *Flow) Revoke(ctx context.Context, tok string, hint string) error {
 // parses the answer. extra is one more secret to redact from errors.
 func (f *Flow) tokenRequest(ctx context.Context, what string, t *templates.Template, vals []string, std [][2]string, idempotent bool, extra string) (*token.Token, error) {
 	start := f.Now()
-	resp, body, err := f.send(ctx, t, vals, std, idempotent)
+	resp, body, err := f.send(ctx, t, vals, std, idempotent, false)
 	if err != nil {
 		return nil, &RequestError{Op: what, Err: f.redact(err, extra, vals[definitions.VarCode])}
 	}
@@ -300,8 +300,9 @@ const maxBody = 1 << 20
 
 // send builds and sends the request. The template's query parameters plus
 // the standard ones it lacks go where token_request.params says; the client
-// authenticates in the body or with HTTP Basic, never both.
-func (f *Flow) send(ctx context.Context, t *templates.Template, vals []string, std [][2]string, idempotent bool) (*http.Response, []byte, error) {
+// authenticates in the body or with HTTP Basic, never both. Revocation is
+// always a form POST (RFC 7009 2.1), whatever the token requests look like.
+func (f *Flow) send(ctx context.Context, t *templates.Template, vals []string, std [][2]string, idempotent, revocation bool) (*http.Response, []byte, error) {
 	raw, err := t.Expand(vals)
 	if err != nil {
 		return nil, nil, fmt.Errorf("expanding %s: %w", t.Redacted(vals), err)
@@ -315,6 +316,9 @@ func (f *Flow) send(ctx context.Context, t *templates.Template, vals []string, s
 		setDefault(params, kv[0], kv[1])
 	}
 	tr := f.o.TokenRequest
+	if revocation {
+		tr.Method, tr.Params = http.MethodPost, definitions.ParamsForm
+	}
 	var basic bool
 	if tr.ClientAuth == definitions.ClientAuthBasic {
 		// One method per request (RFC 6749 2.3.1): drop what the URI put in

@@ -1,0 +1,266 @@
+package emulator
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"maps"
+	"net"
+	"net/http"
+	"slices"
+	"sync"
+	"time"
+)
+
+// Client is an OAuth application registered with the emulator.
+type Client struct {
+	ID string
+	// Secret authenticates the client at the token and revocation endpoints.
+	// An empty Secret makes a public client: it identifies itself with
+	// client_id alone and must use PKCE.
+	Secret string
+	// Name is the application name shown on the consent page; default ID.
+	Name string
+	// RedirectURIs are compared exactly. Empty allows any loopback http URI
+	// (http://127.0.0.1:PORT/..., http://localhost:PORT/..., http://[::1]:PORT/...)
+	// and the out-of-band URI urn:ietf:wg:oauth:2.0:oob.
+	RedirectURIs []string
+	// ServiceAccount lets the client use the client_credentials grant, as a
+	// Procore Developer Managed Service Account does.
+	ServiceAccount bool
+}
+
+// Config configures a Server. The zero value of each field picks a Procore-like default.
+type Config struct {
+	Clients []Client
+	// TokenLifetime is the access-token lifetime reported as expires_in; default 5400s.
+	TokenLifetime time.Duration
+	// RateLimit is the number of API requests a token may make per RateWindow
+	// before it gets 429; defaults 3600 per hour.
+	RateLimit  int
+	RateWindow time.Duration
+	// Now is the emulator's clock; default time.Now. Tests move it to expire
+	// tokens, codes and rate-limit windows.
+	Now func() time.Time
+	// Issuer, when set, is sent as iss in every authorization response (RFC 9207).
+	Issuer string
+}
+
+// Stats counts what the emulator has seen since New.
+type Stats struct {
+	// TokenRequests counts every POST /oauth/token by its grant_type
+	// parameter ("" when missing or unreadable), injected failures included.
+	TokenRequests map[string]int
+	// Refreshes, CodeExchanges and ClientCredentials count successful grants,
+	// including those whose response was dropped.
+	Refreshes         int
+	CodeExchanges     int
+	ClientCredentials int
+	// GrantRevocations counts grants revoked because a single-use credential
+	// (a refresh token or an authorization code) was presented again.
+	GrantRevocations int
+	// Revocations counts grants revoked through POST /oauth/revoke.
+	Revocations int
+	// RateLimited counts API requests answered 429.
+	RateLimited int
+	// APIRequests counts every request to /rest/..., rejected ones included.
+	APIRequests int
+	// FailedTokenRequests and DroppedTokenResponses count injected faults.
+	FailedTokenRequests   int
+	DroppedTokenResponses int
+}
+
+// Server is a Procore emulator. It is an http.Handler and is safe for
+// concurrent use; all state lives in memory behind one mutex.
+type Server struct {
+	cfg     Config
+	handler http.Handler
+
+	mu       sync.Mutex
+	clients  map[string]*Client
+	consents map[string]*consent  // consent-page request id → pending authorization
+	codes    map[string]*authCode // authorization code → its binding
+	access   map[string]*accessToken
+	refresh  map[string]*refreshToken
+	data     *dataset
+	stats    Stats
+	swept    time.Time // last purge of expired consents and codes
+	failN    int       // token requests still to fail (FailTokenRequests)
+	failCode int
+	dropN    int // token responses still to drop (DropTokenResponses)
+
+	lifeMu  sync.Mutex // guards the fields below, which Start and Close use
+	httpSrv *http.Server
+	closed  bool
+}
+
+const (
+	defaultTokenLifetime = 5400 * time.Second
+	defaultRateLimit     = 3600
+	defaultRateWindow    = time.Hour
+)
+
+// New returns a Server with the seed data (two companies, DemoProjectCount
+// projects in the first). It panics if two clients share an ID or one has
+// none, as that is a programming error in the caller.
+func New(cfg Config) *Server {
+	if cfg.TokenLifetime <= 0 {
+		cfg.TokenLifetime = defaultTokenLifetime
+	}
+	if cfg.RateLimit <= 0 {
+		cfg.RateLimit = defaultRateLimit
+	}
+	if cfg.RateWindow <= 0 {
+		cfg.RateWindow = defaultRateWindow
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	s := &Server{
+		clients:  make(map[string]*Client, len(cfg.Clients)),
+		consents: make(map[string]*consent),
+		codes:    make(map[string]*authCode),
+		access:   make(map[string]*accessToken),
+		refresh:  make(map[string]*refreshToken),
+		data:     seedData(),
+		stats:    Stats{TokenRequests: make(map[string]int)},
+	}
+	for _, c := range cfg.Clients {
+		if c.ID == "" {
+			panic("emulator: a Client has an empty ID")
+		}
+		if _, dup := s.clients[c.ID]; dup {
+			panic(fmt.Sprintf("emulator: two clients have the ID %q", c.ID))
+		}
+		c.RedirectURIs = slices.Clone(c.RedirectURIs)
+		if c.Name == "" {
+			c.Name = c.ID
+		}
+		s.clients[c.ID] = &c
+	}
+	cfg.Clients = nil // the copies in s.clients are authoritative
+	s.cfg = cfg
+
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /oauth/authorize", s.authorizeForm)
+	mux.HandleFunc("POST /oauth/authorize", s.authorizeDecision)
+	mux.HandleFunc("POST /oauth/token", s.token)
+	mux.HandleFunc("POST /oauth/revoke", s.revoke)
+	mux.HandleFunc("GET /oauth/token/info", s.tokenInfo)
+	mux.HandleFunc("/rest/", s.serveAPI)
+	s.handler = mux
+	return s
+}
+
+// ServeHTTP answers for both the login host and the API host.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.handler.ServeHTTP(w, r)
+}
+
+// Start listens on addr, which must be a loopback address such as
+// "127.0.0.1:0", and serves until ctx ends or Close is called. It returns
+// the base URL of both hosts, "http://127.0.0.1:PORT".
+func (s *Server) Start(ctx context.Context, addr string) (string, error) {
+	s.lifeMu.Lock()
+	defer s.lifeMu.Unlock()
+	if s.closed {
+		return "", errors.New("emulator: Start after Close; create a new Server with New")
+	}
+	if s.httpSrv != nil {
+		return "", errors.New("emulator: Start called twice; one Server serves one listener")
+	}
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", addr)
+	if err != nil {
+		return "", fmt.Errorf("emulator: listen on %q: %w", addr, err)
+	}
+	// The emulator hands out well-known demo credentials: never expose it
+	// beyond this machine.
+	if ta, ok := ln.Addr().(*net.TCPAddr); !ok || !ta.IP.IsLoopback() {
+		ln.Close()
+		return "", fmt.Errorf("emulator: listen on %q: not a loopback address; use 127.0.0.1:PORT or localhost:PORT", addr)
+	}
+	srv := &http.Server{
+		Handler:           s,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       time.Minute,
+	}
+	s.httpSrv = srv
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		_ = srv.Serve(ln) // returns ErrServerClosed after Close
+	}()
+	go func() {
+		select {
+		case <-ctx.Done():
+			_ = s.Close()
+		case <-served:
+		}
+	}()
+	return "http://" + ln.Addr().String(), nil
+}
+
+// Close stops the listener started by Start and closes its connections.
+// It is safe to call more than once.
+func (s *Server) Close() error {
+	s.lifeMu.Lock()
+	defer s.lifeMu.Unlock()
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	if s.httpSrv == nil {
+		return nil
+	}
+	if err := s.httpSrv.Close(); err != nil {
+		return fmt.Errorf("emulator: close: %w", err)
+	}
+	return nil
+}
+
+// FailTokenRequests makes the next n POST /oauth/token requests answer
+// status (with Retry-After: 1) without being processed: no code is used and
+// no refresh token is burned. A status outside 400-599 means 503; n <= 0
+// cancels what is left of an earlier call.
+func (s *Server) FailTokenRequests(n int, status int) {
+	if status < 400 || status > 599 {
+		status = http.StatusServiceUnavailable
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.failN = max(n, 0)
+	s.failCode = status
+}
+
+// DropTokenResponses makes the next n token requests be processed in full —
+// a refresh rotates and burns the old refresh token, a code is used up — and
+// then closes the connection without an answer, as when a response is lost
+// on the way back. n <= 0 cancels what is left of an earlier call.
+func (s *Server) DropTokenResponses(n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.dropN = max(n, 0)
+}
+
+// Stats returns a copy of the counters.
+func (s *Server) Stats() Stats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.stats
+	st.TokenRequests = maps.Clone(s.stats.TokenRequests)
+	return st
+}
+
+// now reads the configured clock.
+func (s *Server) now() time.Time { return s.cfg.Now() }
+
+// randomString returns n random bytes, base64url-encoded: unguessable ids,
+// codes and tokens.
+func randomString(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b) // crypto/rand.Read never fails (Go 1.24+)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
