@@ -14,7 +14,6 @@ import (
 	"strings"
 
 	"github.com/connector-engine/connector/definitions"
-	"github.com/connector-engine/connector/templates"
 )
 
 // InitiateMode says what the engine may do to obtain tokens, with CData's
@@ -105,9 +104,7 @@ func (c *Connection) Validate() error {
 	var errs []error
 	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 
-	if _, err := d.Environment(c.Environment); err != nil {
-		errs = append(errs, err)
-	}
+	// An unknown environment is reported by values() below.
 	switch c.Initiate {
 	case "", InitiateGetAndRefresh, InitiateRefresh, InitiateOff:
 	default:
@@ -125,7 +122,8 @@ func (c *Connection) Validate() error {
 			if c.ClientID == "" {
 				add("client id is missing: set OAuthClientId (client_id in a connection file)")
 			}
-			if c.ClientSecret == "" && o.TokenRequest.ClientAuth != "" && usesSecret(o) {
+			// Every definition here is for a confidential client.
+			if c.ClientSecret == "" {
 				add("client secret is missing: set OAuthClientSecret (client_secret in a connection file, e.g. ${env:PROCORE_CLIENT_SECRET})")
 			}
 		}
@@ -140,10 +138,6 @@ func (c *Connection) Validate() error {
 		}
 		if c.Initiate == InitiateOff && c.AccessToken == "" {
 			add("InitiateOAuth=OFF uses only the token given, but OAuthAccessToken is empty")
-		}
-		if c.Initiate == InitiateRefresh && c.RefreshToken == "" && o.GrantType == definitions.GrantAuthorizationCode {
-			// Allowed: the store may already hold a token; checked when used.
-			_ = c
 		}
 		for _, s := range c.Scopes {
 			if s == "" || strings.ContainsAny(s, " \t\r\n\"\\") {
@@ -186,16 +180,6 @@ func (e *ValidationError) Error() string {
 		b.WriteString(p.Error())
 	}
 	return b.String()
-}
-
-func usesSecret(o *definitions.OAuth) bool {
-	for _, t := range []*templates.Template{o.TokenRequestURI, o.RefreshURI} {
-		if t != nil && t.Uses(definitions.VarClientSecret) {
-			return true
-		}
-	}
-	// Confidential clients send a secret even when the URI does not name it.
-	return true
 }
 
 func hostProblem(s string) string {

@@ -57,15 +57,23 @@ func TestCallbackChecks(t *testing.T) {
 		late  bool
 		want  string
 	}{
-		{"ok", func(a *Attempt) url.Values { return url.Values{"state": {a.State}, "code": {"c"}, "iss": {"https://issuer.test"}} }, false, false, ""},
+		{"ok", func(a *Attempt) url.Values {
+			return url.Values{"state": {a.State}, "code": {"c"}, "iss": {"https://issuer.test"}}
+		}, false, false, ""},
 		{"state missing", func(a *Attempt) url.Values { return url.Values{"code": {"c"}, "iss": {"https://issuer.test"}} }, false, false, "state does not match"},
 		{"state wrong", func(a *Attempt) url.Values { return url.Values{"state": {a.State + "x"}, "code": {"c"}} }, false, false, "state does not match"},
-		{"state reused", func(a *Attempt) url.Values { return url.Values{"state": {a.State}, "code": {"c"}, "iss": {"https://issuer.test"}} }, true, false, "state does not match"},
-		{"state expired", func(a *Attempt) url.Values { return url.Values{"state": {a.State}, "code": {"c"}, "iss": {"https://issuer.test"}} }, false, true, "state does not match"},
+		{"state reused", func(a *Attempt) url.Values {
+			return url.Values{"state": {a.State}, "code": {"c"}, "iss": {"https://issuer.test"}}
+		}, true, false, "state does not match"},
+		{"state expired", func(a *Attempt) url.Values {
+			return url.Values{"state": {a.State}, "code": {"c"}, "iss": {"https://issuer.test"}}
+		}, false, true, "state does not match"},
 		{"access denied", func(a *Attempt) url.Values {
 			return url.Values{"state": {a.State}, "error": {"access_denied"}, "iss": {"https://issuer.test"}}
 		}, false, false, "the user denied access (access_denied)"},
-		{"iss wrong", func(a *Attempt) url.Values { return url.Values{"state": {a.State}, "code": {"c"}, "iss": {"https://evil.test"}} }, false, false, "possible mix-up attack"},
+		{"iss wrong", func(a *Attempt) url.Values {
+			return url.Values{"state": {a.State}, "code": {"c"}, "iss": {"https://evil.test"}}
+		}, false, false, "possible mix-up attack"},
 		{"iss missing", func(a *Attempt) url.Values { return url.Values{"state": {a.State}, "code": {"c"}} }, false, false, "has no iss parameter"},
 		{"no code", func(a *Attempt) url.Values { return url.Values{"state": {a.State}, "iss": {"https://issuer.test"}} }, false, false, "neither a code nor an error"},
 	}

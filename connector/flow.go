@@ -464,4 +464,6 @@ func (e *RequestError) Unwrap() error { return e.Err }
 // NeedsReauthError says only a person authorizing again can fix the connection.
 type NeedsReauthError struct{ Reason string }
 
-func (e *NeedsReauthError) Error() string { return "the connection needs authorizing again: " + e.Reason }
+func (e *NeedsReauthError) Error() string {
+	return "the connection needs authorizing again: " + e.Reason
+}
