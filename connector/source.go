@@ -183,6 +183,9 @@ func (s *Source) renewLocked(ctx context.Context, stale string, force bool) (tok
 	if rec.Status == store.StatusNeedsReauth {
 		return token.Token{}, &NeedsReauthError{Reason: rec.Reason}
 	}
+	if force && stale == "" {
+		stale = rec.Token.AccessToken // a fresh process forcing a refresh: what is stored is what to replace
+	}
 	// Another worker may have renewed while this one waited for the lock.
 	if rec.Token.AccessToken != stale && rec.Token.Valid(s.Now(), s.Margin) {
 		s.setCached(rec.Token)

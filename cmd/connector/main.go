@@ -96,6 +96,13 @@ describe. Procore definitions are built in; --definitions adds your own.`,
 		a.validateCommand(),
 		a.definitionsCommand(),
 		a.renderCommand(),
+		a.connectCommand(),
+		a.tokenCommand(),
+		a.refreshCommand(),
+		a.revokeCommand(),
+		a.connectionsCommand(),
+		a.emulateCommand(),
+		a.demoCommand(),
 	)
 	for _, c := range root.Commands() {
 		wrapArgs(c)

@@ -174,7 +174,7 @@ func (s *Server) apiLocked(r *http.Request, body []byte, now time.Time) (apiRepl
 	idle := rateState{limit: s.cfg.RateLimit, remaining: s.cfg.RateLimit, reset: now.Add(s.cfg.RateWindow)}
 	at, fail := s.bearerLocked(r, now)
 	if fail != nil {
-		msg := "You must provide a valid access token: " + fail.description + "."
+		msg := strings.ToUpper(fail.description[:1]) + fail.description[1:] + "."
 		if fail.expired {
 			msg = ExpiredTokenMessage
 		}

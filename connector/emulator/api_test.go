@@ -28,7 +28,7 @@ func TestAPIRequiresAValidToken(t *testing.T) {
 		wantStatus       int
 		wantBody         string
 	}{
-		{"no token", "", "/rest/v1.0/me", 401, `"error":"You must provide a valid access token`},
+		{"no token", "", "/rest/v1.0/me", 401, `"error":"An access token is required`},
 		{"no token, unknown path", "", "/rest/v1.0/secret-things", 401, `"error"`},
 		{"wrong scheme", "Basic " + live.AccessToken, "/rest/v1.0/me", 401, `"error"`},
 		{"unknown token", "Bearer not-a-token", "/rest/v1.0/me", 401, "invalid or was revoked"},

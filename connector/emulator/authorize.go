@@ -185,8 +185,11 @@ func (s *Server) finishAuthorization(w http.ResponseWriter, redirectURI string, 
 	if res.state != "" {
 		q.Set("state", res.state)
 	}
-	if s.cfg.Issuer != "" {
-		q.Set("iss", s.cfg.Issuer)
+	s.mu.Lock()
+	issuer := s.cfg.Issuer
+	s.mu.Unlock()
+	if issuer != "" {
+		q.Set("iss", issuer)
 	}
 	u.RawQuery = q.Encode()
 	h := w.Header()

@@ -189,16 +189,19 @@ func TestConsentRequestIDIsSingleUseAndExpires(t *testing.T) {
 		t.Fatalf("first answer: status %d", resp.StatusCode)
 	}
 	expired := e.consent(authQuery(appID, redirect, "s", "", ""))
-	e.clock.Advance(11 * time.Minute)
 
-	tests := []struct{ name, id, decision string }{
-		{"answered twice", id, "deny"},
-		{"expired", expired, "allow"},
-		{"unknown", "forged-request-id", "allow"},
-		{"no decision", e.consent(authQuery(appID, redirect, "s", "", "")), "maybe"},
+	tests := []struct {
+		name, id, decision string
+		advance            time.Duration
+	}{
+		{"answered twice", id, "deny", 0},
+		{"unknown", "forged-request-id", "allow", 0},
+		{"no decision", e.consent(authQuery(appID, redirect, "s", "", "")), "maybe", 0},
+		{"expired", expired, "allow", authorizationLifetime},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			e.clock.Advance(tt.advance)
 			resp, _ := e.decide(tt.id, tt.decision)
 			if resp.StatusCode != http.StatusBadRequest || resp.Header.Get("Location") != "" {
 				t.Errorf("status %d, Location %q: want 400 and no redirect", resp.StatusCode, resp.Header.Get("Location"))
@@ -206,6 +209,9 @@ func TestConsentRequestIDIsSingleUseAndExpires(t *testing.T) {
 		})
 	}
 }
+
+// authorizationLifetime is how long consent pages and codes live.
+const authorizationLifetime = 10 * time.Minute
 
 func TestOutOfBand(t *testing.T) {
 	e := newEnv(t)
@@ -228,5 +234,17 @@ func TestOutOfBand(t *testing.T) {
 	resp, body = e.decide(e.consent(authQuery(appID, emulator.OutOfBandURI, "s", "", "")), "deny")
 	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), "access_denied") {
 		t.Errorf("out-of-band deny: status %d, body %s", resp.StatusCode, body)
+	}
+}
+
+func TestSetIssuer(t *testing.T) {
+	e := newEnv(t)
+	for _, iss := range []string{e.base, ""} {
+		e.srv.SetIssuer(iss)
+		resp, _ := e.decide(e.consent(authQuery(appID, redirect, "s", "", "")), "allow")
+		loc, _ := url.Parse(resp.Header.Get("Location"))
+		if got, sent := loc.Query()["iss"]; iss == "" && sent || iss != "" && (len(got) != 1 || got[0] != iss) {
+			t.Errorf("SetIssuer(%q): redirect %s", iss, loc)
+		}
 	}
 }

@@ -10,6 +10,13 @@
 // per-token rate limits — and faults injected on demand (failed or lost token
 // responses).
 //
+// The API serves GET /rest/v1.0/me and /rest/v1.0/companies, the project
+// list by query (?company_id=) and by path (/companies/{id}/projects), one
+// project, and project creation. Routes live in one table (apiRoutes) so
+// more resources can be added beside them. Seed data: the user Jim Builder
+// (DemoUserID) in two companies whose ids exceed 32 bits, DemoCompanyID
+// with DemoProjectCount projects so that lists span several pages.
+//
 // A refresh rotates the refresh token and also revokes the access token it
 // was issued with, the stricter of the readings Procore's documentation
 // allows. Rate-limit budgets belong to a grant, so a refreshed token keeps the

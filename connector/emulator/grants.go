@@ -89,7 +89,7 @@ func (s *Server) issueLocked(g *grant, withRefresh bool, now time.Time) tokenRes
 	s.access[resp.AccessToken] = at
 	if withRefresh {
 		resp.RefreshToken = randomString(32)
-		s.refresh[resp.RefreshToken] = &refreshToken{grant: &grant{clientID: g.clientID}, access: at}
+		s.refresh[resp.RefreshToken] = &refreshToken{grant: g, access: at}
 	}
 	return resp
 }

@@ -19,7 +19,7 @@ import (
 )
 
 const (
-	appID     = "demo-app"
+	appID     = "demo:app+1"    // needs form-encoding inside HTTP Basic too
 	appSecret = "s3cr:t+/%&?=x" // needs form-encoding inside HTTP Basic
 	appName   = "Demo <Integration> & Co"
 	loopID    = "loopback-app" // no registered redirect URIs: any loopback URI

@@ -38,13 +38,15 @@ type Config struct {
 	// TokenLifetime is the access-token lifetime reported as expires_in; default 5400s.
 	TokenLifetime time.Duration
 	// RateLimit is the number of API requests a token may make per RateWindow
-	// before it gets 429; defaults 3600 per hour.
+	// before it gets 429; defaults (for 0) 3600 per hour. The budget belongs
+	// to the grant: a refreshed token keeps what its predecessor left.
 	RateLimit  int
 	RateWindow time.Duration
 	// Now is the emulator's clock; default time.Now. Tests move it to expire
 	// tokens, codes and rate-limit windows.
 	Now func() time.Time
-	// Issuer, when set, is sent as iss in every authorization response (RFC 9207).
+	// Issuer, when set, is sent as iss in every authorization response
+	// (RFC 9207). SetIssuer changes it later, e.g. to the URL Start returns.
 	Issuer string
 }
 
@@ -235,10 +237,22 @@ func (s *Server) FailTokenRequests(n int, status int) {
 	s.failCode = status
 }
 
+// SetIssuer sets the iss parameter of later authorization responses; ""
+// stops sending it. A server started on port 0 learns its URL only from
+// Start, after New.
+func (s *Server) SetIssuer(issuer string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.cfg.Issuer = issuer
+}
+
 // DropTokenResponses makes the next n token requests be processed in full —
 // a refresh rotates and burns the old refresh token, a code is used up — and
 // then closes the connection without an answer, as when a response is lost
-// on the way back. n <= 0 cancels what is left of an earlier call.
+// on the way back. n <= 0 cancels what is left of an earlier call. The
+// connection is taken over with http.Hijacker; where that is impossible
+// (HTTP/2, httptest.ResponseRecorder) the handler panics with
+// http.ErrAbortHandler, which net/http turns into a reset.
 func (s *Server) DropTokenResponses(n int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -253,6 +267,31 @@ func (s *Server) Stats() Stats {
 	st.TokenRequests = maps.Clone(s.stats.TokenRequests)
 	return st
 }
+
+// String describes the server without its secrets or tokens, which %v
+// would otherwise print from the maps they key.
+func (s *Server) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return fmt.Sprintf("emulator.Server{clients: %d, access tokens: %d, refresh tokens: %d}",
+		len(s.clients), len(s.access), len(s.refresh))
+}
+
+// GoString is String, for %#v.
+func (s *Server) GoString() string { return s.String() }
+
+// String describes the client with its secret redacted.
+func (c Client) String() string {
+	secret := "none (public client)"
+	if c.Secret != "" {
+		secret = "[redacted]"
+	}
+	return fmt.Sprintf("emulator.Client{ID: %q, Secret: %s, Name: %q, RedirectURIs: %q, ServiceAccount: %t}",
+		c.ID, secret, c.Name, c.RedirectURIs, c.ServiceAccount)
+}
+
+// GoString is String, for %#v.
+func (c Client) GoString() string { return c.String() }
 
 // now reads the configured clock.
 func (s *Server) now() time.Time { return s.cfg.Now() }

@@ -438,7 +438,7 @@ func (f *bearerFailure) challenge() string {
 func (s *Server) bearerLocked(r *http.Request, now time.Time) (*accessToken, *bearerFailure) {
 	h := r.Header.Get("Authorization")
 	if len(h) < 7 || !strings.EqualFold(h[:7], "bearer ") || strings.TrimSpace(h[7:]) == "" {
-		return nil, &bearerFailure{missing: true, description: "an access token is required: send it as Authorization: Bearer <token>"}
+		return nil, &bearerFailure{missing: true, description: "an access token is required in the Authorization header, with the Bearer scheme"}
 	}
 	at := s.access[strings.TrimSpace(h[7:])]
 	if at == nil || !at.usable() {

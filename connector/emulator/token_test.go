@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"mime/multipart"
 	"net/http"
 	"net/url"
@@ -540,4 +541,19 @@ func TestFaultsCancel(t *testing.T) {
 	e.srv.FailTokenRequests(0, 500)
 	e.srv.DropTokenResponses(0)
 	e.login()
+}
+
+func TestSecretsNotPrinted(t *testing.T) {
+	var cfg emulator.Config
+	e := newEnv(t, func(c *emulator.Config) { cfg = *c })
+	tb := e.login()
+	out := fmt.Sprintf("%v %+v %#v %s %v %+v %#v", e.srv, e.srv, e.srv, cfg.Clients[0], cfg, cfg, cfg.Clients)
+	for _, secret := range []string{appSecret, svcSecret, loopSec, tb.AccessToken, tb.RefreshToken} {
+		if strings.Contains(out, secret) {
+			t.Errorf("formatted output shows a secret: %s", out)
+		}
+	}
+	if !strings.Contains(out, "[redacted]") || !strings.Contains(out, appID) {
+		t.Errorf("formatted output lacks the client id or the redaction mark: %s", out)
+	}
 }

@@ -1,0 +1,72 @@
+package main
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/connector-engine/connector/connector/emulator"
+)
+
+// demoSecret returns a random client secret for an emulator client.
+func demoSecret() string {
+	b := make([]byte, 24)
+	_, _ = rand.Read(b) // never fails on supported platforms
+	return "demo-" + base64.RawURLEncoding.EncodeToString(b)
+}
+
+func (a *app) emulateCommand() *cobra.Command {
+	var (
+		addr             string
+		lifetime         time.Duration
+		clientID, secret string
+	)
+	c := &cobra.Command{
+		Use:   "emulate procore",
+		Short: "Run a local Procore emulator until interrupted",
+		Long: `emulate serves a stand-in for Procore's login and API hosts on a loopback
+address, with one registered application that accepts any loopback redirect
+URI. Point a connection's base and login URLs at the printed URL.`,
+		Args:      cobra.ExactArgs(1),
+		ValidArgs: []string{"procore"},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if args[0] != "procore" {
+				return usageErrorf("emulate: there is no emulator for %q; the only one is procore", args[0])
+			}
+			if lifetime <= 0 {
+				return usageErrorf("emulate: --token-lifetime must be positive, like 5400s")
+			}
+			if secret == "" {
+				secret = demoSecret()
+			}
+			srv := emulator.New(emulator.Config{
+				Clients:       []emulator.Client{{ID: clientID, Secret: secret, Name: "connector CLI", ServiceAccount: true}},
+				TokenLifetime: lifetime,
+			})
+			ctx, cancel := interruptible(cmd.Context())
+			defer cancel()
+			base, err := srv.Start(ctx, addr)
+			if err != nil {
+				return &exitError{code: exitFailed, err: err}
+			}
+			defer srv.Close()
+			// The secret is the emulator's own throwaway credential: the user
+			// needs it to configure a connection, so it is shown.
+			fmt.Fprintf(a.stdout, "Procore emulator at %s (login and API hosts)\n", base)
+			fmt.Fprintf(a.stdout, "client id:     %s\nclient secret: %s\n", clientID, secret)
+			fmt.Fprintf(a.stdout, "redirect URIs: any http://127.0.0.1:PORT/... or http://localhost:PORT/...\n")
+			fmt.Fprintf(a.stdout, "access tokens last %s. Press Ctrl-C to stop.\n", lifetime)
+			<-ctx.Done()
+			fmt.Fprintln(a.stderr, "emulator stopped")
+			return nil
+		},
+	}
+	c.Flags().StringVar(&addr, "addr", "127.0.0.1:8089", "the loopback address to listen on")
+	c.Flags().DurationVar(&lifetime, "token-lifetime", 5400*time.Second, "access token lifetime")
+	c.Flags().StringVar(&clientID, "client-id", "connector-demo", "the client id of the registered application")
+	c.Flags().StringVar(&secret, "client-secret", "", "its client secret (default: a random one, printed)")
+	return c
+}

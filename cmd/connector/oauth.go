@@ -1,0 +1,518 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"html"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/connector-engine/connector/connector"
+	"github.com/connector-engine/connector/connector/store"
+	"github.com/connector-engine/connector/connector/store/filestore"
+	"github.com/connector-engine/connector/connector/token"
+	"github.com/connector-engine/connector/definitions"
+)
+
+// connFlags are the flags that name a connection and where its tokens live.
+type connFlags struct {
+	file, str       string
+	storePath, keys string
+}
+
+func (f *connFlags) bindStore(c *cobra.Command) {
+	c.Flags().StringVar(&f.storePath, "store", "",
+		"the connection store file (default: $CONNECTOR_STORE, else ~/.local/state/connector/store.json)")
+	c.Flags().StringVar(&f.keys, "key-file", "",
+		"the key that seals tokens at rest (default: secret.key next to the store; $CONNECTOR_SECRET_KEY wins)")
+}
+
+func (f *connFlags) bind(c *cobra.Command) {
+	c.Flags().StringVar(&f.file, "connection", "", "a connection file (YAML)")
+	c.Flags().StringVar(&f.str, "connection-string", "",
+		"a connection string, e.g. 'Definition=procore;OAuthClientId=...;CallbackURL=...'")
+	f.bindStore(c)
+}
+
+// session is an opened connection: its definition set, token source and store.
+type session struct {
+	conn   *connector.Connection
+	store  store.Store
+	source *connector.Source
+}
+
+func (s *session) Close() error { return s.store.Close() }
+
+// env names the environment the connection uses, for summaries.
+func (s *session) env() string {
+	if s.conn.Environment != "" {
+		return s.conn.Environment
+	}
+	return s.conn.Definition.DefaultEnvironment
+}
+
+// describe is "<key> (<definition>, <env>)", the subject of every summary line.
+func (s *session) describe() string {
+	return fmt.Sprintf("%s (%s, %s)", s.conn.Key(), s.conn.Definition.Name, s.env())
+}
+
+// loadConnection reads the connection named by --connection or
+// --connection-string; it also returns the store location the connection
+// asks for, if any.
+func (a *app) loadConnection(f *connFlags) (*connector.Connection, string, error) {
+	if f.file != "" && f.str != "" {
+		return nil, "", usageErrorf("both --connection and --connection-string given; pass one")
+	}
+	if f.file == "" && f.str == "" {
+		return nil, "", usageErrorf("no connection given: pass --connection FILE or --connection-string 'Definition=procore;...'")
+	}
+	defs, err := a.definitions()
+	if err != nil {
+		return nil, "", err
+	}
+	var (
+		conn *connector.Connection
+		opts connector.ConnectionOptions
+	)
+	if f.file != "" {
+		conn, opts, err = connector.LoadConnectionFile(f.file, defs)
+		if err != nil {
+			return nil, "", &exitError{code: exitFailed, err: err}
+		}
+	} else {
+		conn, opts, err = connector.ParseConnectionString(f.str, defs)
+		if err != nil {
+			return nil, "", usageErrorf("--connection-string: %w", err)
+		}
+	}
+	if err := conn.Validate(); err != nil {
+		return nil, "", &exitError{code: exitFailed, err: err}
+	}
+	return conn, opts.StoreLocation, nil
+}
+
+// openStore opens the file store: --store, else the location the connection
+// names, else the default path; the key file defaults to secret.key beside it.
+func (f *connFlags) openStore(fromConnection string) (*filestore.Store, error) {
+	path := f.storePath
+	if path == "" {
+		path = fromConnection
+	}
+	if path == "" {
+		p, err := filestore.DefaultPath()
+		if err != nil {
+			return nil, &exitError{code: exitFailed, err: err}
+		}
+		path = p
+	}
+	if strings.HasPrefix(path, "postgres://") || strings.HasPrefix(path, "postgresql://") {
+		return nil, usageErrorf("the CLI keeps tokens in a store file; %s names a PostgreSQL store, which only the library opens. Pass --store FILE", "the store location")
+	}
+	keyFile := f.keys
+	if keyFile == "" {
+		keyFile = filepath.Join(filepath.Dir(path), "secret.key")
+	}
+	sealer, err := store.LoadSealer(keyFile)
+	if err != nil {
+		return nil, &exitError{code: exitFailed, err: err}
+	}
+	st, err := filestore.Open(path, sealer)
+	if err != nil {
+		return nil, &exitError{code: exitFailed, err: err}
+	}
+	return st, nil
+}
+
+func (a *app) openSession(f *connFlags) (*session, error) {
+	conn, loc, err := a.loadConnection(f)
+	if err != nil {
+		return nil, err
+	}
+	if conn.Definition.Auth.OAuth == nil {
+		return nil, &exitError{code: exitFailed, err: fmt.Errorf("definition %s uses scheme %s, which has no OAuth tokens to manage", conn.Definition.Name, conn.Definition.Auth.Scheme)}
+	}
+	st, err := f.openStore(loc)
+	if err != nil {
+		return nil, err
+	}
+	src, err := connector.NewSource(conn, st)
+	if err != nil {
+		st.Close()
+		return nil, &exitError{code: exitFailed, err: err}
+	}
+	return &session{conn: conn, store: st, source: src}, nil
+}
+
+// tokenFailure turns a token error into what the user should do next.
+func tokenFailure(s *session, err error) error {
+	var nr *connector.NeedsReauthError
+	if errors.As(err, &nr) {
+		return &exitError{code: exitFailed, err: fmt.Errorf("connection %s: %w; run 'connector connect' with the same connection", s.conn.Key(), err)}
+	}
+	return &exitError{code: exitFailed, err: fmt.Errorf("connection %s: %w", s.conn.Key(), err)}
+}
+
+// expiresIn says how long a token has left, to the minute when that is long.
+func expiresIn(t token.Token, now time.Time) string {
+	if t.Expiry.IsZero() {
+		return "token has no expiry"
+	}
+	d := t.Expiry.Sub(now)
+	switch {
+	case d <= 0:
+		return "token expired"
+	case d < time.Minute:
+		return "token expires in " + d.Round(time.Second).String()
+	}
+	return "token expires in " + strings.TrimSuffix(d.Round(time.Minute).String(), "0s")
+}
+
+// interruptible is ctx ended by Ctrl-C as well.
+func interruptible(ctx context.Context) (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(ctx, os.Interrupt)
+}
+
+func (a *app) connectCommand() *cobra.Command {
+	var (
+		f         connFlags
+		noBrowser bool
+		timeout   time.Duration
+	)
+	c := &cobra.Command{
+		Use:   "connect",
+		Short: "Authorize a connection and store its tokens",
+		Long: `connect runs the connection's OAuth flow and stores the tokens. For the
+authorization code flow it listens on the connection's loopback redirect URI,
+opens the authorization URL in a browser (or, with --no-browser, prints only
+that URL on stdout) and waits for the provider's redirect. For client
+credentials it fetches a token.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			s, err := a.openSession(&f)
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			ctx, cancel := interruptible(cmd.Context())
+			defer cancel()
+			ctx, cancelT := context.WithTimeout(ctx, timeout)
+			defer cancelT()
+
+			var tok token.Token
+			if s.conn.Definition.Auth.OAuth.GrantType == definitions.GrantClientCredentials {
+				if tok, err = s.source.TokenContext(ctx); err != nil {
+					return tokenFailure(s, err)
+				}
+			} else {
+				ln, path, err := listenRedirect(ctx, s.conn.RedirectURI)
+				if err != nil {
+					return &exitError{code: exitFailed, err: err}
+				}
+				show := func(u string) {
+					if noBrowser {
+						fmt.Fprintln(a.stdout, u)
+						return
+					}
+					fmt.Fprintf(a.stderr, "Opening your browser to authorize %s. If it does not open, visit:\n%s\n", s.conn.Definition.Name, u)
+					openBrowser(u)
+				}
+				t, err := authorize(ctx, s.source.Flow(), ln, path, show)
+				if err != nil {
+					if errors.Is(err, context.DeadlineExceeded) {
+						err = fmt.Errorf("no authorization arrived within %s; run connect again (and approve within --timeout)", timeout)
+					}
+					return &exitError{code: exitFailed, err: err}
+				}
+				if err := s.source.Store(ctx, t); err != nil {
+					return &exitError{code: exitFailed, err: err}
+				}
+				tok = *t
+			}
+			fmt.Fprintf(a.stdout, "connected %s: %s\n", s.describe(), expiresIn(tok, time.Now()))
+			return nil
+		},
+	}
+	f.bind(c)
+	c.Flags().BoolVar(&noBrowser, "no-browser", false, "print only the authorization URL on stdout instead of opening a browser")
+	c.Flags().DurationVar(&timeout, "timeout", 5*time.Minute, "how long to wait for the authorization")
+	return c
+}
+
+// listenRedirect listens where the provider will send the browser back. The
+// CLI can only receive a redirect on this machine, so the URI must be
+// loopback http with a port (RFC 8252 7.3).
+func listenRedirect(ctx context.Context, redirectURI string) (net.Listener, string, error) {
+	u, err := url.Parse(redirectURI)
+	bad := func(why string) error {
+		return fmt.Errorf("redirect URI %q %s: the CLI receives the authorization on this machine, so the connection's redirect URI must be loopback, like http://127.0.0.1:8765/callback (register that URI with the provider)", redirectURI, why)
+	}
+	if err != nil || u.Scheme != "http" {
+		return nil, "", bad("is not an http URI")
+	}
+	host := u.Hostname()
+	if host != "localhost" {
+		if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
+			return nil, "", bad("is not on a loopback host")
+		}
+	}
+	if u.Port() == "" {
+		return nil, "", bad("has no port")
+	}
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", net.JoinHostPort(host, u.Port()))
+	if err != nil {
+		return nil, "", fmt.Errorf("listening on the redirect URI %s: %w (is another connect running, or the port taken?)", redirectURI, err)
+	}
+	path := u.Path
+	if path == "" {
+		path = "/"
+	}
+	return ln, path, nil
+}
+
+// authorize runs one authorization attempt: it serves the callback on ln at
+// path, shows the authorization URL through show, and exchanges the code.
+// It closes ln.
+func authorize(ctx context.Context, flow *connector.Flow, ln net.Listener, path string, show func(string)) (*token.Token, error) {
+	attempt, err := flow.AuthCodeURL()
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	callbacks := make(chan url.Values, 1)
+	srv := &http.Server{
+		ReadHeaderTimeout: 10 * time.Second,
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path != path || r.Method != http.MethodGet {
+				http.NotFound(w, r)
+				return
+			}
+			msg := "Authorization received. You can close this window."
+			select {
+			case callbacks <- r.URL.Query():
+			default:
+				msg = "This authorization was already answered. You can close this window."
+			}
+			h := w.Header()
+			h.Set("Content-Type", "text/html; charset=utf-8")
+			h.Set("Referrer-Policy", "no-referrer") // the URL carries the code
+			h.Set("Cache-Control", "no-store")
+			fmt.Fprintf(w, "<!doctype html><html><head><meta charset=\"utf-8\"><title>connector</title></head><body><p>%s</p></body></html>\n", html.EscapeString(msg))
+		}),
+	}
+	go func() { _ = srv.Serve(ln) }()
+	defer srv.Close()
+
+	show(attempt.URL)
+	select {
+	case q := <-callbacks:
+		return flow.Exchange(ctx, attempt, q)
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// openBrowser tries the desktop's URL opener; failure is fine, the URL is
+// printed as well.
+func openBrowser(u string) {
+	name := "xdg-open"
+	if runtime.GOOS == "darwin" {
+		name = "open"
+	}
+	cmd := exec.Command(name, u)
+	if cmd.Start() == nil {
+		go func() { _ = cmd.Wait() }()
+	}
+}
+
+func (a *app) tokenCommand() *cobra.Command {
+	var (
+		f           connFlags
+		asJSON      bool
+		showSecrets bool
+	)
+	c := &cobra.Command{
+		Use:   "token",
+		Short: "Print a valid access token, refreshing it if needed",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			s, err := a.openSession(&f)
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			ctx, cancel := interruptible(cmd.Context())
+			defer cancel()
+			t, err := s.source.TokenContext(ctx)
+			if err != nil {
+				return tokenFailure(s, err)
+			}
+			if !asJSON {
+				fmt.Fprintln(a.stdout, t.AccessToken)
+				return nil
+			}
+			out := struct {
+				AccessToken  string    `json:"access_token"`
+				TokenType    string    `json:"token_type"`
+				Expiry       time.Time `json:"expiry,omitzero"`
+				Scopes       []string  `json:"scopes"`
+				RefreshToken string    `json:"refresh_token,omitempty"`
+			}{t.AccessToken, t.Type(), t.Expiry, t.Scopes, ""}
+			if out.Scopes == nil {
+				out.Scopes = []string{}
+			}
+			if showSecrets {
+				out.RefreshToken = t.RefreshToken
+			}
+			enc := json.NewEncoder(a.stdout)
+			enc.SetIndent("", "  ")
+			return enc.Encode(out)
+		},
+	}
+	f.bind(c)
+	c.Flags().BoolVar(&asJSON, "json", false, "print the token and its metadata as JSON")
+	c.Flags().BoolVar(&showSecrets, "show-secrets", false, "with --json, include the refresh token")
+	return c
+}
+
+func (a *app) refreshCommand() *cobra.Command {
+	var f connFlags
+	c := &cobra.Command{
+		Use:   "refresh",
+		Short: "Refresh a connection's token now",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			s, err := a.openSession(&f)
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			ctx, cancel := interruptible(cmd.Context())
+			defer cancel()
+			// A new process has no token in hand, and Source.Refresh treats
+			// a stored token other than the one in hand as another worker's
+			// fresh refresh. So take the stored token first (renewing it if
+			// it is stale), then force a refresh unless that just happened.
+			before, err := s.store.Get(ctx, s.conn.Key())
+			if err != nil && !errors.Is(err, store.ErrNotFound) {
+				return &exitError{code: exitFailed, err: err}
+			}
+			t, err := s.source.TokenContext(ctx)
+			if err == nil && t.AccessToken == before.Token.AccessToken {
+				t, err = s.source.Refresh(ctx)
+			}
+			if err != nil {
+				return tokenFailure(s, err)
+			}
+			fmt.Fprintf(a.stdout, "refreshed %s: %s\n", s.describe(), expiresIn(t, time.Now()))
+			return nil
+		},
+	}
+	f.bind(c)
+	return c
+}
+
+func (a *app) revokeCommand() *cobra.Command {
+	var f connFlags
+	c := &cobra.Command{
+		Use:   "revoke",
+		Short: "Revoke a connection's tokens at the provider and forget them",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			s, err := a.openSession(&f)
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			ctx, cancel := interruptible(cmd.Context())
+			defer cancel()
+			key := s.conn.Key()
+			rec, err := s.store.Get(ctx, key)
+			if errors.Is(err, store.ErrNotFound) {
+				return &exitError{code: exitFailed, err: fmt.Errorf("connection %s has no stored tokens; nothing to revoke", key)}
+			} else if err != nil {
+				return &exitError{code: exitFailed, err: err}
+			}
+			// The refresh token first: revoking it ends the whole grant at
+			// most providers, so a failure after it leaves nothing usable.
+			flow := s.source.Flow()
+			if err := flow.Revoke(ctx, rec.Token.RefreshToken, "refresh_token"); err != nil {
+				return &exitError{code: exitFailed, err: fmt.Errorf("%w; the stored tokens were kept, run revoke again", err)}
+			}
+			if err := flow.Revoke(ctx, rec.Token.AccessToken, "access_token"); err != nil {
+				return &exitError{code: exitFailed, err: fmt.Errorf("%w; the stored tokens were kept, run revoke again", err)}
+			}
+			if err := s.store.Delete(ctx, key); err != nil {
+				return &exitError{code: exitFailed, err: fmt.Errorf("the tokens were revoked but removing them from the store failed: %w", err)}
+			}
+			how := "revoked at the provider and removed from the store"
+			if s.conn.Definition.Auth.OAuth.RevokeURI == nil {
+				how = "removed from the store (the definition has no revoke URI, so the provider was not told)"
+			}
+			fmt.Fprintf(a.stdout, "revoked %s: tokens %s\n", s.describe(), how)
+			return nil
+		},
+	}
+	f.bind(c)
+	return c
+}
+
+func (a *app) connectionsCommand() *cobra.Command {
+	var f connFlags
+	c := &cobra.Command{
+		Use:   "connections",
+		Short: "List the connections in the store",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			st, err := f.openStore("")
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			recs, err := st.List(cmd.Context())
+			if err != nil {
+				return &exitError{code: exitFailed, err: err}
+			}
+			now := time.Now()
+			tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "ID\tDEFINITION\tSTATUS\tEXPIRES IN\tREASON")
+			for _, r := range recs {
+				exp := "-"
+				switch {
+				case r.Token.AccessToken == "":
+				case r.Token.Expiry.IsZero():
+					exp = "never"
+				case !r.Token.Expiry.After(now):
+					exp = "expired"
+				default:
+					exp = strings.TrimPrefix(expiresIn(r.Token, now), "token expires in ")
+				}
+				reason := r.Reason
+				if reason == "" {
+					reason = "-"
+				}
+				status := string(r.Status)
+				if status == "" {
+					status = "-"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.ID, r.Definition, status, exp, reason)
+			}
+			return tw.Flush()
+		},
+	}
+	f.bindStore(c)
+	return c
+}
