@@ -65,7 +65,8 @@ func TestSealRoundTrip(t *testing.T) {
 			if want := 1 + 12 + len(tc.plain) + 16; len(sealed) != want {
 				t.Errorf("sealed length = %d, want %d (version, nonce, ciphertext, tag)", len(sealed), want)
 			}
-			if len(tc.plain) > 0 && bytes.Contains(sealed, tc.plain) {
+			// A short plaintext turns up in random bytes by chance; only a long one proves anything.
+			if len(tc.plain) >= 8 && bytes.Contains(sealed, tc.plain) {
 				t.Error("sealed value contains the plaintext")
 			}
 			got, err := s.Open(sealed, tc.ad)
