@@ -402,18 +402,7 @@ func (a *app) refreshCommand() *cobra.Command {
 			defer s.Close()
 			ctx, cancel := interruptible(cmd.Context())
 			defer cancel()
-			// A new process has no token in hand, and Source.Refresh treats
-			// a stored token other than the one in hand as another worker's
-			// fresh refresh. So take the stored token first (renewing it if
-			// it is stale), then force a refresh unless that just happened.
-			before, err := s.store.Get(ctx, s.conn.Key())
-			if err != nil && !errors.Is(err, store.ErrNotFound) {
-				return &exitError{code: exitFailed, err: err}
-			}
-			t, err := s.source.TokenContext(ctx)
-			if err == nil && t.AccessToken == before.Token.AccessToken {
-				t, err = s.source.Refresh(ctx)
-			}
+			t, err := s.source.Refresh(ctx)
 			if err != nil {
 				return tokenFailure(s, err)
 			}
