@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/santhosh-tekuri/jsonschema/v5"
 	"gopkg.in/yaml.v3"
 
 	"github.com/connector-engine/connector/templates"
@@ -97,6 +98,8 @@ type builder struct {
 	origin     map[*yaml.Node]string
 	ds         *diags
 	def        *Definition
+
+	inputSchemas map[string]*jsonschema.Schema // compiled action input schemas by their JSON, shared within one Parse
 }
 
 func (b *builder) report(sev Severity, pointer, msg string) {
@@ -172,6 +175,8 @@ func (b *builder) build() *Definition {
 	d.Headers = b.buildParams(&r.Request.Headers, "/request/headers")
 	d.Query = b.buildParams(&r.Request.Query, "/request/query")
 	b.checkURLVars()
+	b.buildRequestPolicy()
+	b.buildActions()
 	return d
 }
 
@@ -315,9 +320,12 @@ func (b *builder) buildEnvironments(r *raw) {
 // Where each builtin placeholder has a value. Fields have values everywhere,
 // but secret fields never go into URLs shown to a browser.
 type scope struct {
-	name    string
-	allowed uint32 // bit i: builtin var i
-	browser bool   // the expanded URL is shown to the user's browser
+	name     string
+	allowed  uint32 // bit i: builtin var i
+	browser  bool   // the expanded URL is shown to the user's browser
+	relative bool   // a path relative to the base URL, not an absolute URL
+	action   bool   // an action's template: inputs are placeholders too
+	hints    map[int]string
 }
 
 func bits(vs ...int) uint32 {
@@ -336,6 +344,11 @@ var (
 	scopeRefresh  = scope{name: "the refresh request", allowed: bits(VarClientID, VarClientSecret, VarRedirectURI, VarScope, VarRefreshToken, VarBaseURL, VarLoginURL)}
 	scopeRevoke   = scope{name: "the revocation request", allowed: bits(VarClientID, VarClientSecret, VarBaseURL, VarLoginURL)}
 	scopeRequests = scope{name: "API requests", allowed: bits(VarClientID, VarBaseURL)}
+	scopeActions  = scope{name: "actions", action: true, allowed: bits(VarClientID), hints: map[int]string{
+		VarBaseURL:  "an action's path is already relative to the base URL (and can reach no other host); start it with /",
+		VarLoginURL: "actions call the API under the base URL, never the login host",
+	}}
+	scopeActionPath = scope{name: scopeActions.name, action: true, allowed: scopeActions.allowed, hints: scopeActions.hints, relative: true}
 )
 
 // whereAvailable explains, for a placeholder that has no value here, where it does.
@@ -356,20 +369,44 @@ var whereAvailable = [NumBuiltinVars]string{
 // compile compiles a template and checks that every placeholder it uses has
 // a value where the template is used. It returns nil on error.
 func (b *builder) compile(pointer, src string, kind templates.Kind, sc scope) *templates.Template {
+	return b.compileWith(pointer, src, kind, sc, b.def.vars)
+}
+
+// offsetReporter returns a function that reports a finding at a byte offset
+// of the scalar at pointer (or at the scalar itself for offset -1), so that it
+// points at the placeholder concerned.
+func (b *builder) offsetReporter(pointer string) func(sev Severity, off int, msg string) {
 	_, node := nodeAt(b.root, pointer)
-	at := func(off int, msg string) {
+	return func(sev Severity, off int, msg string) {
 		if node == nil {
-			b.errorf(pointer, "%s", msg)
+			b.report(sev, pointer, msg)
 			return
 		}
 		line, col := scalarColumn(node, off)
-		b.add(Diagnostic{Severity: SeverityError, File: b.fileOf(node), Line: line, Column: col, Field: pointerField(pointer), Message: msg})
+		b.add(Diagnostic{Severity: sev, File: b.fileOf(node), Line: line, Column: col, Field: pointerField(pointer), Message: msg})
 	}
-	t, err := templates.Compile(src, kind, b.def.vars)
+}
+
+// compileWith is compile against other placeholders than the definition's
+// own: an action's, which adds its inputs.
+func (b *builder) compileWith(pointer, src string, kind templates.Kind, sc scope, vars *templates.Vars) *templates.Template {
+	report := b.offsetReporter(pointer)
+	at := func(off int, msg string) { report(SeverityError, off, msg) }
+	if sc.relative {
+		if msg := relativePathProblem(src); msg != "" {
+			at(-1, msg)
+			return nil
+		}
+	}
+	t, err := templates.Compile(src, kind, vars)
 	if err != nil {
 		var te *templates.Error
 		if errors.As(err, &te) {
-			at(te.Offset, te.Msg)
+			msg := te.Msg
+			if sc.action && strings.HasPrefix(msg, "unknown placeholder ") {
+				msg = unknownActionPlaceholder(te.Placeholder, vars, sc)
+			}
+			at(te.Offset, msg)
 		} else {
 			at(-1, err.Error())
 		}
@@ -379,9 +416,13 @@ func (b *builder) compile(pointer, src string, kind templates.Kind, sc scope) *t
 	for _, p := range t.Placeholders() {
 		switch {
 		case p.Var < NumBuiltinVars && sc.allowed&(1<<p.Var) == 0:
-			at(p.Offset, fmt.Sprintf("${%s} has no value in %s: %s", p.Name, sc.name, whereAvailable[p.Var]))
+			why := whereAvailable[p.Var]
+			if sc.hints[p.Var] != "" {
+				why = sc.hints[p.Var]
+			}
+			at(p.Offset, fmt.Sprintf("${%s} has no value in %s: %s", p.Name, sc.name, why))
 			ok = false
-		case p.Var >= NumBuiltinVars && sc.browser && b.def.vars.Flags(p.Var)&templates.Secret != 0:
+		case p.Var >= NumBuiltinVars && sc.browser && vars.Flags(p.Var)&templates.Secret != 0:
 			at(p.Offset, fmt.Sprintf("${%s} is a secret field and this URL is shown to the user's browser; send it in the token request instead", p.Name))
 			ok = false
 		case p.Var == VarCodeChallenge && !b.pkce():
@@ -389,7 +430,7 @@ func (b *builder) compile(pointer, src string, kind templates.Kind, sc scope) *t
 			ok = false
 		}
 	}
-	if kind == templates.URL {
+	if kind == templates.URL && !sc.relative {
 		if msg := urlShapeProblem(t); msg != "" {
 			at(-1, msg)
 			ok = false
@@ -399,6 +440,36 @@ func (b *builder) compile(pointer, src string, kind templates.Kind, sc scope) *t
 		return nil
 	}
 	return t
+}
+
+// unknownActionPlaceholder words an unknown placeholder of an action,
+// suggesting only names that have a value there.
+func unknownActionPlaceholder(name string, vars *templates.Vars, sc scope) string {
+	var usable []string
+	for i := range vars.Len() {
+		if i >= NumBuiltinVars || sc.allowed&(1<<i) != 0 {
+			usable = append(usable, vars.Name(i))
+		}
+	}
+	if s := suggest(name, usable); s != "" {
+		return fmt.Sprintf("unknown placeholder ${%s}; did you mean ${%s}?", name, s)
+	}
+	return fmt.Sprintf("unknown placeholder ${%s}: an action's placeholders are its inputs (declare %s under input.properties), the definition's fields and ${ClientId}", name, name)
+}
+
+// relativePathProblem checks an action's path: it is resolved against the
+// environment's base URL, so it must be an absolute path and nothing that
+// could name another host.
+func relativePathProblem(src string) string {
+	switch {
+	case !strings.HasPrefix(src, "/"):
+		return fmt.Sprintf("an action's path is relative to the environment's base URL and starts with /, as in /rest/v1.0/projects; not %q", src)
+	case strings.HasPrefix(src, "//"):
+		return "a path starting with // names another host; an action's path starts with a single /"
+	case strings.Contains(src, "#"):
+		return "a fragment (#...) is never sent to the server; remove it"
+	}
+	return ""
 }
 
 func (b *builder) fileOf(n *yaml.Node) string {

@@ -1,8 +1,11 @@
 // Package definitions owns connection definitions: the YAML format in which
 // an admin describes how to reach a SaaS API (hosts, environments, the fields
 // a connection needs, the OAuth flow and its URIs), loading it with precise
-// diagnostics, and the validated, compiled Definition the engine runs from.
-// It also ships the built-in (Procore) definitions.
+// diagnostics, and the validated, compiled Definition the engine runs from:
+// its templates compiled, its retry, rate-limit and pagination policy, and
+// its actions (named API calls whose inputs are checked against a JSON Schema
+// and rendered into escaped requests). It also ships the built-in (Procore)
+// definitions.
 package definitions
 
 import (
@@ -58,6 +61,11 @@ type Definition struct {
 	Fields  []Field // in file order
 	Headers []Param // sent with every API request
 	Query   []Param // added to every API request's query
+
+	Retry      Retry       // when failed API requests are tried again; defaults filled in
+	RateLimit  RateLimit   // the API's rate-limit headers, if it sends them
+	Pagination *Pagination // request.pagination: how listings page by default; nil when not declared
+	Actions    []*Action   // the declared API calls, sorted by Name
 
 	vars *templates.Vars
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/santhosh-tekuri/jsonschema/v5"
 	"gopkg.in/yaml.v3"
 )
 
@@ -276,6 +277,9 @@ func Parse(base *Set, files ...File) (*Set, error) {
 		return t
 	}
 
+	// Definitions that extend another repeat its input schemas; compiling
+	// each once keeps loading the built-ins fast.
+	inputSchemas := map[string]*jsonschema.Schema{}
 	for _, p := range docs {
 		tree := resolveTree(p)
 		if tree == nil || p.ambiguous {
@@ -285,7 +289,7 @@ func Parse(base *Set, files ...File) (*Set, error) {
 			validateSchema(withoutKey(tree, "extends", set.origin), set.origin, ds, false)
 		}
 		before := len(ds.list)
-		b := &builder{self: p.file.Path, root: tree, origin: set.origin, ds: ds}
+		b := &builder{self: p.file.Path, root: tree, origin: set.origin, ds: ds, inputSchemas: inputSchemas}
 		if p.extends != "" {
 			b.extendsKey, _ = mapGet(p.root, "extends")
 		}

@@ -21,6 +21,9 @@ auth:
     token_request_uri: https://auth.acme.test/token
 `
 
+// withActions is minimal with a CompanyId field, ending in "actions:" (line 12).
+const withActions = minimal + "fields:\n  CompanyId: {type: integer}\nactions:\n"
+
 func parse(t *testing.T, files ...definitions.File) (*definitions.Set, []definitions.Diagnostic) {
 	t.Helper()
 	set, err := definitions.Parse(definitions.Builtin(), files...)
@@ -111,6 +114,58 @@ func TestRules(t *testing.T) {
 		{"no warn: secret in url moved to body", strings.Replace(minimal, "/token", "/token?s=${ClientSecret}", 1), "", "", "", ""},
 		{"no warn: secret in url moved to basic", strings.Replace(strings.Replace(minimal, "/token", "/token?s=${ClientSecret}", 1), "    version: V2", "    version: V2\n    token_request: {params: query, client_auth: basic}", 1), "", "", "", ""},
 		{"second document", minimal + "---\nname: b\n", "error", "10:1", "", "a second YAML document"},
+
+		// request.retry, request.rate_limit, request.pagination
+		{"max_wait not a duration", minimal + "request:\n  retry: {max_wait: soon}\n", "error", "11:21", "request.retry.max_wait", `"soon" is not a positive duration`},
+		{"max_attempts below 1", minimal + "request:\n  retry: {max_attempts: 0}\n", "error", "11:25", "request.retry.max_attempts", "must be >= 1"},
+		{"idempotency header name", minimal + "request:\n  retry: {idempotency_header: 'Idem Token'}\n", "error", "11:31", "request.retry.idempotency_header", "has the wrong form"},
+		{"reset without reset_header", minimal + "request:\n  rate_limit: {reset: unix}\n", "error", "11:23", "request.rate_limit.reset", "there is no reset_header"},
+		{"remaining without reset_header", minimal + "request:\n  rate_limit: {remaining_header: X-Left}\n", "error", "11:34", "request.rate_limit.remaining_header", "add reset_header"},
+		{"reset enum", minimal + "request:\n  rate_limit: {reset_header: X-Reset, reset: epoch}\n", "error", "11:46", "request.rate_limit.reset", `must be one of "unix", "seconds"`},
+		{"pagination needs style", minimal + "request:\n  pagination: {size: 10}\n", "error", "11:3", "request.pagination.style", `missing required key "style"`},
+		{"pagination style none at top", minimal + "request:\n  pagination: {style: none}\n", "error", "11:23", "request.pagination.style", "style none is for actions"},
+		{"cursor without cursor_path", minimal + "request:\n  pagination: {style: cursor, cursor_param: c}\n", "error", "11:3", "request.pagination", "style cursor needs cursor_path"},
+		{"cursor without cursor_param", minimal + "request:\n  pagination: {style: cursor, cursor_path: meta.next}\n", "error", "11:3", "request.pagination", "style cursor needs cursor_param"},
+		{"offset without offset_param", minimal + "request:\n  pagination: {style: offset}\n", "error", "11:3", "request.pagination", "style offset needs offset_param"},
+		{"key of another style", minimal + "request:\n  pagination: {style: link, page_param: p}\n", "error", "11:29", "request.pagination.page_param", "page_param applies to style page only, and this pagination's style is link"},
+		{"size without size_param", minimal + "request:\n  pagination: {style: page, size: 50}\n", "error", "11:35", "request.pagination.size", "size needs size_param"},
+		{"items path", minimal + "request:\n  pagination: {style: link, items: 'a..b'}\n", "error", "11:36", "request.pagination.items", "has the wrong form"},
+		{"pagination unknown key", minimal + "request:\n  pagination: {style: page, per_page: 5}\n", "error", "11:29", "request.pagination.per_page", "allowed here:"},
+		{"link pagination with size", minimal + "request:\n  pagination: {style: link, size_param: per_page, size: 100}\n", "", "", "", ""},
+
+		// actions
+		{"action name", withActions + "  ListThings:\n    path: /x\n", "error", "13:3", "actions.ListThings", "has the wrong form"},
+		{"action unknown key", withActions + "  a:\n    path: /x\n    methd: POST\n", "error", "15:5", "actions.a.methd", `did you mean "method"?`},
+		{"action needs path", withActions + "  a:\n    method: GET\n", "error", "13:3", "actions.a.path", `missing required key "path"`},
+		{"action method enum", withActions + "  a:\n    path: /x\n    method: get\n", "error", "15:13", "actions.a.method", `must be one of "GET"`},
+		{"path not starting with slash", withActions + "  a:\n    path: rest/x\n", "error", "14:11", "actions.a.path", "starts with /"},
+		{"path with a host", withActions + "  a:\n    path: https://evil.test/x\n", "error", "14:11", "actions.a.path", "starts with /"},
+		{"path with two slashes", withActions + "  a:\n    path: //evil.test/x\n", "error", "14:11", "actions.a.path", "names another host"},
+		{"path with fragment", withActions + "  a:\n    path: /x#top\n", "error", "14:11", "actions.a.path", "a fragment"},
+		{"unknown placeholder in path", withActions + "  a:\n    path: /x/${idd}\n    input:\n      required: [id]\n      properties: {id: {type: integer}}\n", "error", "14:14", "actions.a.path", "unknown placeholder ${idd}; did you mean ${id}?"},
+		{"BaseUrl in path", withActions + "  a:\n    path: /x/${BaseUrl}\n", "error", "14:14", "actions.a.path", "${BaseUrl} has no value in actions: an action's path is already relative to the base URL"},
+		{"ClientSecret in query", withActions + "  a:\n    path: /x\n    query: {s: '${ClientSecret}'}\n", "error", "15:17", "actions.a.query.s", "${ClientSecret} has no value in actions"},
+		{"optional input in path", withActions + "  a:\n    path: /x/${id}\n    input:\n      properties: {id: {type: integer}}\n", "error", "14:14", "actions.a.path", "input id is optional and a path cannot leave it out"},
+		{"input with default in path", withActions + "  a:\n    path: /x/${v}\n    input:\n      properties: {v: {type: string, default: v2}}\n", "", "", "", ""},
+		{"field in path", withActions + "  a:\n    path: /companies/${CompanyId}/x\n", "", "", "", ""},
+		{"input named like a field", withActions + "  a:\n    path: /x\n    query: {c: '${companyId}'}\n    input:\n      properties: {companyId: {type: integer}}\n", "error", "17:20", "actions.a.input.properties.companyId", "taken by the field CompanyId"},
+		{"input named like a builtin", withActions + "  a:\n    path: /x\n    input:\n      properties:\n        state: {}\n", "error", "17:9", "actions.a.input.properties.state", "taken by the builtin placeholder ${State}"},
+		{"inputs differing in case", withActions + "  a:\n    path: /x/${id}/${ID}\n    input:\n      required: [id, ID]\n      properties: {id: {}, ID: {}}\n", "error", "17:28", "actions.a.input.properties.ID", "differs from input \"id\" only in letter case"},
+		{"input name pattern", withActions + "  a:\n    path: /x\n    input:\n      properties:\n        'project id': {}\n", "error", "17:9", "actions.a.input.properties.project id", "has the wrong form"},
+		{"input type must be object", withActions + "  a:\n    path: /x\n    input: {type: array}\n", "error", "15:19", "actions.a.input.type", `must be "object"`},
+		{"invalid input schema", withActions + "  a:\n    path: /x\n    query: {q: '${q}'}\n    input:\n      properties:\n        q: {type: strng}\n", "error", "18:19", "actions.a.input.properties.q.type", "not a valid JSON Schema: must be one of \"array\""},
+		{"invalid input regex", withActions + "  a:\n    path: /x\n    query: {q: '${q}'}\n    input:\n      properties:\n        q: {pattern: '('}\n", "error", "18:22", "actions.a.input.properties.q.pattern", "not a valid JSON Schema"},
+		{"input schema reaching out", withActions + "  a:\n    path: /x\n    query: {q: '${q}'}\n    input:\n      properties:\n        q: {$ref: 'file:///etc/passwd'}\n", "error", "16:5", "actions.a.input", "an input schema must be self-contained"},
+		{"required input not declared", withActions + "  a:\n    path: /x\n    input:\n      required: [nme]\n", "error", "16:18", "actions.a.input.required[0]", `"nme" is required but is not among input.properties`},
+		{"GET with body", withActions + "  a:\n    path: /x\n    body: {a: 1}\n", "error", "15:5", "actions.a.body", "a GET request carries no body"},
+		{"unknown placeholder in body", withActions + "  a:\n    method: POST\n    path: /x\n    body: {a: {b: 'x ${nam}'}}\n    input:\n      properties: {name: {}}\n", "error", "16:22", "actions.a.body.a.b", "unknown placeholder ${nam}; did you mean ${name}?"},
+		{"pagination default without request.pagination", withActions + "  a:\n    path: /x\n    pagination: default\n", "error", "15:17", "actions.a.pagination", "request.pagination, which this definition does not declare"},
+		{"pagination word", withActions + "  a:\n    path: /x\n    pagination: always\n", "error", "15:17", "actions.a.pagination", `must be one of "default", "none"`},
+		{"action pagination without style", withActions + "  a:\n    path: /x\n    pagination: {items: data}\n", "error", "15:5", "actions.a.pagination", "pagination needs a style"},
+		{"style none takes only items", withActions + "  a:\n    path: /x\n    pagination: {style: none, items: files, size: 5}\n", "error", "15:45", "actions.a.pagination.size", "size applies to styles page, link, cursor and offset only, and this pagination's style is none"},
+		{"warn: unused input", withActions + "  a:\n    path: /x\n    input:\n      properties:\n        q: {}\n", "warning", "17:9", "actions.a.input.properties.q", "input q is used neither in the path, the query nor the body"},
+		{"warn: secret in action url", minimal + "fields:\n  Key: {secret: true}\nactions:\n  a:\n    path: /x\n    query: {k: '${Key}'}\n", "warning", "15:5", "actions.a.query", "${Key} is a secret field and travels in the URL"},
+		{"secret in action body is fine", minimal + "fields:\n  Key: {secret: true}\nactions:\n  a:\n    method: POST\n    path: /x\n    body: {k: '${Key}'}\n", "", "", "", ""},
 		{"alias bomb", "a: &a [x,x,x,x,x,x,x,x,x,x]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a,*a]\nc: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b,*b]\nd: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c,*c]\ne: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d,*d]\nf: [*e,*e,*e,*e,*e,*e,*e,*e,*e,*e]\n", "error", "1:1", "", "too many nodes"},
 	}
 	for _, r := range rows {

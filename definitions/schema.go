@@ -144,6 +144,8 @@ func friendly(keyword, msg string) string {
 		return msg
 	case "enum":
 		return strings.Replace(msg, "value must be one of ", "must be one of ", 1)
+	case "const":
+		return strings.Replace(msg, "value must be ", "must be ", 1)
 	case "pattern":
 		return strings.Replace(msg, "does not match pattern", "has the wrong form; it must match", 1)
 	case "minLength":

@@ -212,6 +212,45 @@ func TestExpansions(t *testing.T) {
 	}
 }
 
+// TestActions checks GitHub's declared calls, inherited by the Enterprise
+// Server definition: link pagination, escaped path values, typed bodies.
+func TestActions(t *testing.T) {
+	set := load(t)
+	for _, tt := range []struct{ name, base string }{{"github", ""}, {"github-enterprise-server", "https://github.acme.example"}} {
+		d, err := set.Lookup(tt.name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p := d.Pagination; p == nil || p.Style != definitions.PageLink || p.SizeParam != "per_page" || p.Size != 100 {
+			t.Errorf("%s: pagination %+v", tt.name, p)
+		}
+		if d.RateLimit.ResetHeader != "x-ratelimit-reset" || d.Retry.IdempotencyHeader != "" {
+			t.Errorf("%s: rate limit %+v, retry %+v", tt.name, d.RateLimit, d.Retry)
+		}
+		var assign map[string]string
+		if tt.base != "" {
+			assign = map[string]string{"ServerUrl": tt.base}
+		}
+		vals, err := d.Values("", assign)
+		if err != nil {
+			t.Fatal(err)
+		}
+		list, err := d.Action("list_issues")
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := list.Render(vals, map[string]any{"owner": "octo cat", "repo": "../hello", "issue_state": "all"})
+		if err != nil || r.Path != "/repos/octo%20cat/..%2Fhello/issues?state=all" || list.Pagination == nil {
+			t.Errorf("%s list_issues: %+v %v", tt.name, r, err)
+		}
+		create, _ := d.Action("create_issue")
+		r, err = create.Render(vals, map[string]any{"owner": "o", "repo": "r", "title": "Bug", "labels": []string{"bug"}})
+		if err != nil || r.Method != "POST" || string(r.Body) != `{"title":"Bug","labels":["bug"]}` {
+			t.Errorf("%s create_issue: %+v %s %v", tt.name, r, r.Body, err)
+		}
+	}
+}
+
 // TestFieldRules checks the anchored patterns and types of the per-tenant
 // host fields: a value naming another host must be refused.
 func TestFieldRules(t *testing.T) {

@@ -1,0 +1,256 @@
+package definitions
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Retry says when a failed API request is tried again (request.retry).
+type Retry struct {
+	MaxAttempts       int           // attempts in all, the first included; >= 1 (1: no retries)
+	MaxWait           time.Duration // the longest single wait (Retry-After, rate-limit reset)
+	IdempotencyHeader string        // header carrying a per-call key; "" means POST and PATCH are never retried
+}
+
+// Retry defaults, used when request.retry leaves them out.
+const (
+	DefaultMaxAttempts = 4
+	DefaultMaxWait     = 60 * time.Second
+)
+
+// RateLimit names the API's rate-limit headers (request.rate_limit). Empty
+// header names mean the API sends none.
+type RateLimit struct {
+	RemainingHeader string
+	ResetHeader     string
+	Reset           string // how ResetHeader reads: ResetUnix (the default) or ResetSeconds
+}
+
+// How a rate-limit reset header reads.
+const (
+	ResetUnix    = "unix"    // epoch seconds
+	ResetSeconds = "seconds" // seconds from now
+)
+
+// PageStyle is how a listing moves from page to page.
+type PageStyle string
+
+const (
+	PageNone   PageStyle = ""       // one request; Items still says where the items are (YAML: style: none)
+	PagePage   PageStyle = "page"   // a page number parameter (PageParam, from FirstPage)
+	PageLink   PageStyle = "link"   // the Link header's rel="next" URL
+	PageCursor PageStyle = "cursor" // a cursor read from the body at CursorPath, sent as CursorParam
+	PageOffset PageStyle = "offset" // an offset parameter (OffsetParam), advanced by the items received
+)
+
+// Pagination is a pagination style and its parameters (request.pagination,
+// or an action's pagination).
+type Pagination struct {
+	Style       PageStyle
+	PageParam   string // page: the page number parameter (default "page")
+	SizeParam   string // the page size (limit) parameter; "" when none is sent
+	Size        int    // the page size asked for; 0 leaves it to the API
+	FirstPage   int    // page: the first page's number (default 1)
+	TotalHeader string // header with the total item count, if any
+	Items       string // dotted path of the items array in the body; "" when the body is the array
+	CursorPath  string // cursor: dotted path of the next cursor in the body
+	CursorParam string // cursor: the query parameter carrying it
+	OffsetParam string // offset: the offset parameter
+	TotalPath   string // dotted path of the total item count in the body, if any
+}
+
+// The pagination keys and the styles each applies to (nil: every style).
+var paginationKeys = map[string][]PageStyle{
+	"style":        nil,
+	"page_param":   {PagePage},
+	"first_page":   {PagePage},
+	"size_param":   {PagePage, PageLink, PageCursor, PageOffset},
+	"size":         {PagePage, PageLink, PageCursor, PageOffset},
+	"total_header": {PagePage, PageLink, PageCursor, PageOffset},
+	"total_path":   {PagePage, PageLink, PageCursor, PageOffset},
+	"items":        nil,
+	"cursor_path":  {PageCursor},
+	"cursor_param": {PageCursor},
+	"offset_param": {PageOffset},
+}
+
+type rawPagination struct {
+	Style       string `yaml:"style"`
+	PageParam   string `yaml:"page_param"`
+	FirstPage   int    `yaml:"first_page"`
+	SizeParam   string `yaml:"size_param"`
+	Size        int    `yaml:"size"`
+	TotalHeader string `yaml:"total_header"`
+	TotalPath   string `yaml:"total_path"`
+	Items       string `yaml:"items"`
+	CursorPath  string `yaml:"cursor_path"`
+	CursorParam string `yaml:"cursor_param"`
+	OffsetParam string `yaml:"offset_param"`
+}
+
+// buildRequestPolicy reads request.retry, request.rate_limit and
+// request.pagination, filling in defaults.
+func (b *builder) buildRequestPolicy() {
+	d := b.def
+	d.Retry = Retry{MaxAttempts: DefaultMaxAttempts, MaxWait: DefaultMaxWait}
+	if n := b.given("/request/retry"); n != nil {
+		var rr struct {
+			MaxAttempts       int    `yaml:"max_attempts"`
+			MaxWait           string `yaml:"max_wait"`
+			IdempotencyHeader string `yaml:"idempotency_header"`
+		}
+		_ = n.Decode(&rr) // type errors come from the schema
+		if rr.MaxAttempts >= 1 {
+			d.Retry.MaxAttempts = rr.MaxAttempts
+		}
+		if rr.MaxWait != "" {
+			if dur, err := time.ParseDuration(rr.MaxWait); err != nil || dur <= 0 {
+				b.errorf("/request/retry/max_wait", "%q is not a positive duration such as 30s, 90s or 2m", rr.MaxWait)
+			} else {
+				d.Retry.MaxWait = dur
+			}
+		}
+		d.Retry.IdempotencyHeader = rr.IdempotencyHeader
+	}
+
+	d.RateLimit = RateLimit{Reset: ResetUnix}
+	if n := b.given("/request/rate_limit"); n != nil {
+		var rl struct {
+			RemainingHeader string `yaml:"remaining_header"`
+			ResetHeader     string `yaml:"reset_header"`
+			Reset           string `yaml:"reset"`
+		}
+		_ = n.Decode(&rl)
+		d.RateLimit.RemainingHeader, d.RateLimit.ResetHeader = rl.RemainingHeader, rl.ResetHeader
+		if rl.Reset != "" {
+			d.RateLimit.Reset = rl.Reset
+		}
+		switch {
+		case rl.Reset != "" && rl.ResetHeader == "":
+			b.errorf("/request/rate_limit/reset", "reset says how reset_header reads, but there is no reset_header; add it or remove reset")
+		case rl.RemainingHeader != "" && rl.ResetHeader == "":
+			b.errorf("/request/rate_limit/remaining_header", "with remaining_header but no reset_header the engine cannot tell how long to wait when nothing remains; add reset_header")
+		}
+	}
+
+	if n := b.given("/request/pagination"); n != nil {
+		d.Pagination = b.buildPagination("/request/pagination", n, nil, false)
+	}
+}
+
+// buildPagination reads a pagination mapping. An action's (action set) may
+// leave out the style: it is then merged over base, the definition's default,
+// as it is when it names base's style; a different style starts afresh.
+func (b *builder) buildPagination(ptr string, n *yaml.Node, base *Pagination, action bool) *Pagination {
+	n = resolve(n)
+	if n == nil || n.Kind != yaml.MappingNode {
+		return nil // the schema reported it
+	}
+	var rp rawPagination
+	_ = n.Decode(&rp)
+	given := map[string]bool{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		given[n.Content[i].Value] = true
+	}
+
+	p := &Pagination{}
+	merged := false
+	switch {
+	case rp.Style == "none" && !action:
+		b.errorf(ptr+"/style", "style none is for actions; a definition without default pagination leaves request.pagination out")
+		return nil
+	case rp.Style == "" && base == nil:
+		if action { // request.pagination's missing style is the schema's to report
+			b.errorf(ptr, "pagination needs a style (page, link, cursor, offset or none): request.pagination declares none to start from")
+		}
+		return nil
+	case base != nil && (rp.Style == "" || PageStyle(rp.Style) == base.Style):
+		*p = *base
+		merged = true
+	case rp.Style != "none":
+		p.Style = PageStyle(rp.Style)
+	}
+
+	ok := true
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k := n.Content[i].Value
+		styles, known := paginationKeys[k]
+		if !known || styles == nil || slices.Contains(styles, p.Style) {
+			continue
+		}
+		var names []string
+		for _, s := range styles {
+			names = append(names, string(s))
+		}
+		style := string(p.Style)
+		if style == "" {
+			style = "none"
+		}
+		b.reportAt(SeverityError, n.Content[i], pointerField(ptr+"/"+escapePointer(k)), fmt.Sprintf("%s applies to %s only, and this pagination's style is %s; remove it", k, styleList(names), style))
+		ok = false
+	}
+
+	set := func(key string, dst *string, v string) {
+		if given[key] {
+			*dst = v
+		}
+	}
+	set("page_param", &p.PageParam, rp.PageParam)
+	set("size_param", &p.SizeParam, rp.SizeParam)
+	set("total_header", &p.TotalHeader, rp.TotalHeader)
+	set("total_path", &p.TotalPath, rp.TotalPath)
+	set("items", &p.Items, rp.Items)
+	set("cursor_path", &p.CursorPath, rp.CursorPath)
+	set("cursor_param", &p.CursorParam, rp.CursorParam)
+	set("offset_param", &p.OffsetParam, rp.OffsetParam)
+	if given["size"] {
+		p.Size = rp.Size
+	}
+	if given["first_page"] {
+		p.FirstPage = rp.FirstPage
+	}
+
+	switch p.Style {
+	case PagePage:
+		if p.PageParam == "" {
+			p.PageParam = "page"
+		}
+		if !given["first_page"] && !merged {
+			p.FirstPage = 1
+		}
+	case PageCursor:
+		if p.CursorPath == "" {
+			b.errorf(ptr, "style cursor needs cursor_path, the dotted path of the next cursor in the body (such as meta.next_cursor)")
+			ok = false
+		}
+		if p.CursorParam == "" {
+			b.errorf(ptr, "style cursor needs cursor_param, the query parameter that sends the cursor back (such as cursor)")
+			ok = false
+		}
+	case PageOffset:
+		if p.OffsetParam == "" {
+			b.errorf(ptr, "style offset needs offset_param, the query parameter of the offset (such as offset)")
+			ok = false
+		}
+	}
+	if p.Size > 0 && p.SizeParam == "" {
+		b.errorf(ptr+"/size", "size needs size_param, the query parameter that asks for it (such as per_page or limit)")
+		ok = false
+	}
+	if !ok {
+		return nil
+	}
+	return p
+}
+
+// styleList words style names: "style page", "styles page and link".
+func styleList(names []string) string {
+	if len(names) == 1 {
+		return "style " + names[0]
+	}
+	return "styles " + strings.Join(names[:len(names)-1], ", ") + " and " + names[len(names)-1]
+}
