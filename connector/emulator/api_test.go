@@ -75,14 +75,15 @@ func TestCompanyIDRule(t *testing.T) {
 		{"projects, header truncated to 32 bits", "GET", "/rest/v1.0/projects?company_id=" + demoCompany,
 			strconv.FormatInt(emulator.SecondCompanyID&0xffffffff, 10), "", 403, "forbidden"},
 		{"projects, unknown company", "GET", "/rest/v1.0/projects?company_id=42", "42", "", 403, "forbidden"},
-		{"projects, header and query differ", "GET", "/rest/v1.0/projects?company_id=" + secondCompany, demoCompany, "", 400, "company_mismatch"},
+		{"projects, header and query differ", "GET", "/rest/v1.0/projects?company_id=" + secondCompany, demoCompany, "", 403, "company_mismatch"},
 		{"projects without company_id", "GET", "/rest/v1.0/projects", demoCompany, "", 400, "missing_company_id"},
 		{"company projects", "GET", "/rest/v1.0/companies/" + demoCompany + "/projects", demoCompany, "", 200, ""},
 		{"company projects without header", "GET", "/rest/v1.0/companies/" + demoCompany + "/projects", "", "", 400, "missing_company_id"},
-		{"company projects, path and header differ", "GET", "/rest/v1.0/companies/" + demoCompany + "/projects", secondCompany, "", 400, "company_mismatch"},
+		{"company projects, path and header differ", "GET", "/rest/v1.0/companies/" + demoCompany + "/projects", secondCompany, "", 403, "company_mismatch"},
 		{"project", "GET", "/rest/v1.0/projects/562949954000001", demoCompany, "", 200, ""},
 		{"project without header", "GET", "/rest/v1.0/projects/562949954000001", "", "", 400, "missing_company_id"},
-		{"project of another company", "GET", "/rest/v1.0/projects/562949954000001", secondCompany, "", 404, "not_found"},
+		{"project of another of the user's companies", "GET", "/rest/v1.0/projects/562949954000001", secondCompany, "", 403, "company_mismatch"},
+		{"unknown project", "GET", "/rest/v1.0/projects/562949954999999", demoCompany, "", 404, "not_found"},
 		{"create project without header", "POST", "/rest/v1.0/projects", "", `{"company_id":` + demoCompany + `,"project":{"name":"X"}}`, 400, "missing_company_id"},
 	}
 	e := newEnv(t)
@@ -226,10 +227,10 @@ func TestCreateProject(t *testing.T) {
 	}{
 		{"created", `{"company_id":` + demoCompany + `,"project":{"name":"Eastside Garage","project_number":"E-1"}}`, 201, ""},
 		{"company id as string", `{"company_id":"` + demoCompany + `","project":{"name":"String Id Tower"}}`, 201, ""},
-		{"blank name", `{"company_id":` + demoCompany + `,"project":{"name":"  "}}`, 422, "validation_failed"},
+		{"blank name", `{"company_id":` + demoCompany + `,"project":{"name":"  "}}`, 422, ""},
 		{"no project", `{"company_id":` + demoCompany + `}`, 400, "missing_project"},
 		{"no company_id", `{"project":{"name":"X"}}`, 400, "missing_company_id"},
-		{"other company than the header", `{"company_id":` + secondCompany + `,"project":{"name":"X"}}`, 400, "company_mismatch"},
+		{"other company than the header", `{"company_id":` + secondCompany + `,"project":{"name":"X"}}`, 403, "company_mismatch"},
 		{"not JSON", `name=X`, 400, "invalid_json"},
 	}
 	e := newEnv(t)
@@ -240,6 +241,12 @@ func TestCreateProject(t *testing.T) {
 			resp, body := e.api(http.MethodPost, "/rest/v1.0/projects", tb.AccessToken, demoCompany, tt.body)
 			if resp.StatusCode != tt.wantStatus {
 				t.Fatalf("status %d, want %d; body %s", resp.StatusCode, tt.wantStatus, body)
+			}
+			if tt.wantStatus == http.StatusUnprocessableEntity {
+				if got := decode[validationErrors](t, body); len(got.Errors["name"]) != 1 || got.Errors["name"][0] != "can't be blank" {
+					t.Errorf("422 body %s: want errors.name [\"can't be blank\"]", body)
+				}
+				return
 			}
 			if tt.wantCode != "" {
 				if got := decode[apiError](t, body); got.Error.Code != tt.wantCode {

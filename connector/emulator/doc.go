@@ -8,14 +8,62 @@
 // redirect URI and PKCE challenge; rotating single-use refresh tokens whose
 // reuse revokes the whole grant; the Procore-Company-Id rule; paginated lists;
 // per-token rate limits — and faults injected on demand (failed or lost token
-// responses).
+// responses, failed API requests, expired access tokens).
 //
-// The API serves GET /rest/v1.0/me and /rest/v1.0/companies, the project
-// list by query (?company_id=) and by path (/companies/{id}/projects), one
-// project, and project creation. Routes live in one table (apiRoutes) so
-// more resources can be added beside them. Seed data: the user Jim Builder
-// (DemoUserID) in two companies whose ids exceed 32 bits, DemoCompanyID
-// with DemoProjectCount projects so that lists span several pages.
+// The API serves, with Procore's v1 JSON shapes (routes in one table,
+// apiRoutes):
+//
+//   - GET /rest/v1.0/me, GET /rest/v1.0/companies
+//   - projects: GET /rest/v1.0/projects?company_id=, GET
+//     /rest/v1.0/companies/{company_id}/projects, GET /rest/v1.0/projects/{id},
+//     POST /rest/v1.0/projects {"company_id","project":{"name",...}}
+//   - company users (v1.3): GET and POST /rest/v1.3/companies/{company_id}/users
+//     ({"user":{...}}, last_name and email_address required), GET .../users/{id},
+//     PATCH .../users/{id}/invite
+//   - GET /rest/v1.0/projects/{project_id}/users
+//   - vendors: GET /rest/v1.0/vendors?company_id=, POST /rest/v1.0/vendors
+//     {"company_id","vendor":{"name",...}}
+//   - timecard entries: GET and POST /rest/v1.0/projects/{project_id}/timecard_entries
+//     ({"timecard_entry":{"hours","date",...}})
+//   - RFIs: GET and POST /rest/v1.0/projects/{project_id}/rfis
+//     ({"rfi":{"subject","question":{"body"}}}), GET .../rfis/{id}
+//   - GET /rest/v1.1/projects/{project_id}/submittals
+//   - documents: GET /rest/v1.0/folders?project_id= (the root folder with
+//     its folders and files arrays), GET /rest/v1.0/folders/{id}?project_id=
+//   - webhooks, in memory per company: GET and POST /rest/v1.0/webhooks/hooks,
+//     GET and DELETE .../hooks/{hook_id}, GET and POST .../hooks/{hook_id}/triggers,
+//     DELETE .../triggers/{id}, GET .../hooks/{hook_id}/deliveries
+//
+// Lists page with page and per_page (at most 100) and answer Total,
+// Per-Page and Link (first, prev, next, last); webhook hooks and triggers
+// come as one array, as on Procore. Creates answer 201 with the object,
+// deletes 204; an unknown id is a 404 {"error":{"code":"not_found",...}}; a
+// missing required field a 422 {"errors":{"field":["can't be blank"]}}; a
+// body that is not JSON a 400. A company id in the path, the query or the
+// body that is not the Procore-Company-Id header's, or a project of
+// another of the user's companies, is a 403. Every answer (but those of
+// FailAPIRequests) carries X-Rate-Limit-Limit, -Remaining and -Reset; over
+// the limit, 429 with Retry-After.
+//
+// A POST or PATCH with an Idempotency-Token header (IdempotencyHeader) is
+// done once: a repeat with the same token gets the first answer again, so
+// clients may retry them.
+//
+// Creating a project, RFI, timecard entry or vendor raises a "create"
+// event of resource Projects, RFIs, Timecard Entries or Vendors; each hook
+// of the company with a matching trigger gets a delivery in Procore's v2
+// payload format, POSTed before the create answers when the destination
+// is a loopback address (and recorded as failed, not sent, otherwise).
+//
+// Seed data: the user Jim Builder (DemoUserID) in two companies whose ids
+// exceed 32 bits; DemoCompanyID with DemoProjectCount projects so that
+// lists span several pages, a directory, vendors, and per project RFIs,
+// submittals, timecard entries and folders; Config.Seed sizes them.
+//
+// Faults for client tests: FailTokenRequests and DropTokenResponses on the
+// token endpoint; FailAPIRequests (any status with chosen headers, e.g.
+// 503 + Retry-After) and ExpireAccessTokens (Procore's expired-token 401)
+// on the API; SetRateLimit; Stats counts API requests per route.
 //
 // A refresh rotates the refresh token and also revokes the access token it
 // was issued with, the stricter of the readings Procore's documentation

@@ -94,9 +94,10 @@ func (s *Server) issueLocked(g *grant, withRefresh bool, now time.Time) tokenRes
 	return resp
 }
 
-// sweepLocked forgets expired consents and codes, at most once a minute.
-// Tokens are kept: an expired access token must still be told apart from an
-// unknown one, and a used refresh token must still be recognised on reuse.
+// sweepLocked forgets expired consents, codes and idempotent answers, at
+// most once a minute. Tokens are kept: an expired access token must still
+// be told apart from an unknown one, and a used refresh token must still be
+// recognised on reuse.
 func (s *Server) sweepLocked(now time.Time) {
 	if now.Sub(s.swept) < time.Minute {
 		return
@@ -112,6 +113,7 @@ func (s *Server) sweepLocked(now time.Time) {
 			delete(s.codes, id)
 		}
 	}
+	s.sweepIdempotencyLocked(now)
 }
 
 // PKCE (RFC 7636) methods.

@@ -280,6 +280,11 @@ type apiError struct {
 	} `json:"error"`
 }
 
+// validationErrors is Procore's 422 body.
+type validationErrors struct {
+	Errors map[string][]string `json:"errors"`
+}
+
 func decode[T any](t testing.TB, raw []byte) T {
 	t.Helper()
 	var v T
@@ -298,4 +303,92 @@ func readAll(resp *http.Response) string {
 func decodeInto(resp *http.Response, v any) error {
 	defer resp.Body.Close()
 	return json.NewDecoder(resp.Body).Decode(v)
+}
+
+// apiWith is api with extra request headers.
+func (e *env) apiWith(method, path, token, companyID, body string, extra http.Header) (*http.Response, []byte) {
+	e.t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, e.base+path, rd)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	if companyID != "" {
+		req.Header.Set("Procore-Company-Id", companyID)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for k, vs := range extra {
+		req.Header[k] = vs
+	}
+	return e.do(req)
+}
+
+// walk follows a paged list from path through its Link rel="next" headers
+// to the end, checking Total, Per-Page, the Link rels and the rate-limit
+// headers of every page, and returns every item and the number of pages.
+func (e *env) walk(t *testing.T, path, token, companyID string) ([]map[string]any, int) {
+	t.Helper()
+	var items []map[string]any
+	pages, total := 0, -1
+	for next := e.base + path; next != ""; {
+		if !strings.HasPrefix(next, e.base+"/") {
+			t.Fatalf("Link URL %s is not absolute on %s", next, e.base)
+		}
+		resp, body := e.api(http.MethodGet, strings.TrimPrefix(next, e.base), token, companyID, "")
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET %s: status %d, body %s", next, resp.StatusCode, body)
+		}
+		pages++
+		n, err := strconv.Atoi(resp.Header.Get("Total"))
+		if err != nil || (total >= 0 && n != total) || resp.Header.Get("Per-Page") == "" {
+			t.Fatalf("GET %s: Total %q (before %d), Per-Page %q", next, resp.Header.Get("Total"), total, resp.Header.Get("Per-Page"))
+		}
+		total = n
+		if resp.Header.Get("X-Rate-Limit-Remaining") == "" {
+			t.Errorf("GET %s: no X-Rate-Limit-Remaining", next)
+		}
+		l := links(t, resp.Header)
+		if l["first"] == "" || l["last"] == "" || (pages > 1) != (l["prev"] != "") {
+			t.Errorf("GET %s: page %d has links %v", next, pages, l)
+		}
+		page := decode[[]map[string]any](t, body)
+		if page == nil {
+			t.Fatalf("GET %s: body %s is not a JSON array", next, body)
+		}
+		items = append(items, page...)
+		next = l["next"]
+		if pages > 10000 {
+			t.Fatal("the Link headers never end")
+		}
+	}
+	if len(items) != total {
+		t.Errorf("GET %s: walked %d items, Total says %d", path, len(items), total)
+	}
+	return items, pages
+}
+
+// id reads a JSON number id from a decoded object.
+func id(t testing.TB, v map[string]any) string {
+	t.Helper()
+	n, ok := v["id"].(float64)
+	if !ok {
+		t.Fatalf("object %v has no numeric id", v)
+	}
+	return strconv.FormatInt(int64(n), 10)
+}
+
+// serviceToken gets a client_credentials access token (ServiceAccountUserID).
+func (e *env) serviceToken() string {
+	e.t.Helper()
+	status, tb, raw := e.postToken(url.Values{"grant_type": {"client_credentials"}, "client_id": {svcID}, "client_secret": {svcSecret}})
+	if status != http.StatusOK {
+		e.t.Fatalf("client_credentials: status %d, body %s", status, raw)
+	}
+	return tb.AccessToken
 }

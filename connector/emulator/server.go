@@ -48,6 +48,8 @@ type Config struct {
 	// Issuer, when set, is sent as iss in every authorization response
 	// (RFC 9207). SetIssuer changes it later, e.g. to the URL Start returns.
 	Issuer string
+	// Seed sizes the API's seed data; the zero value gives the Demo* counts.
+	Seed Seed
 }
 
 // Stats counts what the emulator has seen since New.
@@ -69,6 +71,19 @@ type Stats struct {
 	RateLimited int
 	// APIRequests counts every request to /rest/..., rejected ones included.
 	APIRequests int
+	// APIRequestsByRoute counts the same requests by "METHOD pattern" of
+	// their route, e.g. "POST /rest/v1.0/projects/{project_id}/rfis"; a
+	// request that matches no route counts under "METHOD path".
+	APIRequestsByRoute map[string]int
+	// FailedAPIRequests counts API requests failed by FailAPIRequests, and
+	// ExpiredAccessTokens the tokens expired by ExpireAccessTokens.
+	FailedAPIRequests   int
+	ExpiredAccessTokens int
+	// IdempotentReplays counts POST and PATCH requests answered from an
+	// earlier request with the same Idempotency-Token.
+	IdempotentReplays int
+	// WebhookDeliveries counts recorded webhook deliveries, sent or not.
+	WebhookDeliveries int
 	// FailedTokenRequests and DroppedTokenResponses count injected faults.
 	FailedTokenRequests   int
 	DroppedTokenResponses int
@@ -92,6 +107,10 @@ type Server struct {
 	failN    int       // token requests still to fail (FailTokenRequests)
 	failCode int
 	dropN    int // token responses still to drop (DropTokenResponses)
+	apiFail  apiFault
+	expireN  int // API requests still to find their token expired (ExpireAccessTokens)
+	idem     map[idemKey]*idemEntry
+	hooks    *http.Client // sends webhook deliveries, to loopback addresses only
 
 	lifeMu  sync.Mutex // guards the fields below, which Start and Close use
 	httpSrv *http.Server
@@ -104,8 +123,8 @@ const (
 	defaultRateWindow    = time.Hour
 )
 
-// New returns a Server with the seed data (two companies, DemoProjectCount
-// projects in the first). It panics if two clients share an ID or one has
+// New returns a Server with the seed data (two companies, cfg.Seed.Projects
+// projects in the first, see Seed). It panics if two clients share an ID or one has
 // none, as that is a programming error in the caller.
 func New(cfg Config) *Server {
 	if cfg.TokenLifetime <= 0 {
@@ -126,8 +145,10 @@ func New(cfg Config) *Server {
 		codes:    make(map[string]*authCode),
 		access:   make(map[string]*accessToken),
 		refresh:  make(map[string]*refreshToken),
-		data:     seedData(),
-		stats:    Stats{TokenRequests: make(map[string]int)},
+		data:     seedData(cfg.Seed.withDefaults()),
+		stats:    Stats{TokenRequests: make(map[string]int), APIRequestsByRoute: make(map[string]int)},
+		idem:     make(map[idemKey]*idemEntry),
+		hooks:    newHookClient(),
 	}
 	for _, c := range cfg.Clients {
 		if c.ID == "" {
@@ -265,6 +286,7 @@ func (s *Server) Stats() Stats {
 	defer s.mu.Unlock()
 	st := s.stats
 	st.TokenRequests = maps.Clone(s.stats.TokenRequests)
+	st.APIRequestsByRoute = maps.Clone(s.stats.APIRequestsByRoute)
 	return st
 }
 
