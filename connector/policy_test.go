@@ -1,0 +1,149 @@
+package connector
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestPolicyDecide(t *testing.T) {
+	now := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
+	procore := &Policy{
+		MaxAttempts: 4, MaxWait: time.Minute, IdempotencyHeader: "Idempotency-Token",
+		RemainingHeader: "X-Rate-Limit-Remaining", ResetHeader: "X-Rate-Limit-Reset",
+		BackoffMin: 100 * time.Millisecond, BackoffMax: time.Second,
+	}
+	github := &Policy{MaxAttempts: 3, MaxWait: time.Minute, RemainingHeader: "X-Ratelimit-Remaining", ResetHeader: "X-Ratelimit-Reset", ResetDelta: true, BackoffMin: 100 * time.Millisecond, BackoffMax: time.Second}
+	dialErr := &net.OpError{Op: "dial", Net: "tcp", Err: errors.New("connection refused")}
+	resetErr := &net.OpError{Op: "read", Net: "tcp", Err: errors.New("connection reset by peer")}
+
+	type want struct {
+		retry   bool
+		wait    time.Duration // exact when waitMax is 0
+		waitMax time.Duration // for jittered backoff: 0 < wait <= waitMax
+		err     string        // a *WaitError whose message contains this
+	}
+	tests := []struct {
+		name    string
+		policy  *Policy
+		method  string
+		header  http.Header // on the request
+		attempt int
+		status  int
+		resp    http.Header
+		err     error
+		cancel  bool
+		want    want
+	}{
+		{name: "200 is final", method: "GET", status: 200, want: want{}},
+		{name: "404 is final", method: "GET", status: 404, want: want{}},
+		{name: "429 with Retry-After seconds", method: "GET", status: 429, resp: http.Header{"Retry-After": {"7"}}, want: want{retry: true, wait: 7 * time.Second}},
+		{name: "429 with Retry-After date", method: "GET", status: 429, resp: http.Header{"Retry-After": {now.Add(20 * time.Second).Format(http.TimeFormat)}}, want: want{retry: true, wait: 20 * time.Second}},
+		{name: "429 with a Retry-After date in the past", method: "GET", status: 429, resp: http.Header{"Retry-After": {now.Add(-time.Hour).Format(http.TimeFormat)}}, want: want{retry: true, wait: 0}},
+		{name: "429 with X-Rate-Limit-Reset only (unix seconds)", method: "GET", status: 429, resp: http.Header{"X-Rate-Limit-Reset": {strconv.FormatInt(now.Add(12*time.Second).Unix(), 10)}}, want: want{retry: true, wait: 12 * time.Second}},
+		{name: "429 with x-ratelimit-reset as delta seconds", policy: github, method: "GET", status: 429, resp: http.Header{"X-Ratelimit-Reset": {"3"}}, want: want{retry: true, wait: 3 * time.Second}},
+		{name: "Retry-After wins over the reset header", method: "GET", status: 429, resp: http.Header{"Retry-After": {"2"}, "X-Rate-Limit-Reset": {strconv.FormatInt(now.Add(50*time.Second).Unix(), 10)}}, want: want{retry: true, wait: 2 * time.Second}},
+		{name: "429 without any hint backs off", method: "GET", status: 429, attempt: 2, want: want{retry: true, waitMax: 200 * time.Millisecond}},
+		{name: "Retry-After over the cap fails fast", method: "GET", status: 429, resp: http.Header{"Retry-After": {"7200"}}, want: want{err: "Retry-After asks to wait 2h0m0s, longer than the 1m0s"}},
+		{name: "reset over the cap fails fast", method: "GET", status: 429, resp: http.Header{"X-Rate-Limit-Reset": {strconv.FormatInt(now.Add(time.Hour).Unix(), 10)}}, want: want{err: "X-Rate-Limit-Reset asks to wait 1h0m0s"}},
+		{name: "503 with Retry-After", method: "GET", status: 503, resp: http.Header{"Retry-After": {"1"}}, want: want{retry: true, wait: time.Second}},
+		{name: "503 backs off exponentially", method: "GET", status: 503, attempt: 3, want: want{retry: true, waitMax: 400 * time.Millisecond}},
+		{name: "500 on GET", method: "GET", status: 500, want: want{retry: true, waitMax: 100 * time.Millisecond}},
+		{name: "502 on DELETE", method: "DELETE", status: 502, want: want{retry: true, waitMax: 100 * time.Millisecond}},
+		{name: "504 on PUT", method: "PUT", status: 504, want: want{retry: true, waitMax: 100 * time.Millisecond}},
+		{name: "501 is final", method: "GET", status: 501, want: want{}},
+		{name: "POST without idempotency key: 503 not retried", method: "POST", status: 503, resp: http.Header{"Retry-After": {"1"}}, want: want{}},
+		{name: "POST without idempotency key: 429 not retried", method: "POST", status: 429, want: want{}},
+		{name: "POST without idempotency key: connection reset not retried", method: "POST", err: resetErr, want: want{}},
+		{name: "POST with idempotency key: 503 retried", method: "POST", header: http.Header{"Idempotency-Token": {"k1"}}, status: 503, resp: http.Header{"Retry-After": {"1"}}, want: want{retry: true, wait: time.Second}},
+		{name: "PATCH with idempotency key: reset retried", method: "PATCH", header: http.Header{"Idempotency-Token": {"k1"}}, err: resetErr, want: want{retry: true, waitMax: 100 * time.Millisecond}},
+		{name: "PATCH with a key but the definition names none", policy: github, method: "PATCH", header: http.Header{"Idempotency-Token": {"k1"}}, status: 503, want: want{}},
+		{name: "POST that never left (dial error) is retried", method: "POST", err: dialErr, want: want{retry: true, waitMax: 100 * time.Millisecond}},
+		{name: "GET connection reset retried", method: "GET", err: resetErr, want: want{retry: true, waitMax: 100 * time.Millisecond}},
+		{name: "last attempt is final", method: "GET", attempt: 4, status: 503, want: want{}},
+		{name: "context cancelled is final", method: "GET", status: 503, cancel: true, want: want{}},
+		{name: "context error is final", method: "GET", err: context.DeadlineExceeded, want: want{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := tt.policy
+			if p == nil {
+				p = procore
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			if tt.cancel {
+				cancel()
+			}
+			req, _ := http.NewRequestWithContext(ctx, tt.method, "https://api.example.com/x", nil)
+			for k, v := range tt.header {
+				req.Header[k] = v
+			}
+			var resp *http.Response
+			if tt.err == nil {
+				resp = &http.Response{StatusCode: tt.status, Header: tt.resp}
+				if resp.Header == nil {
+					resp.Header = http.Header{}
+				}
+			}
+			attempt := tt.attempt
+			if attempt == 0 {
+				attempt = 1
+			}
+			d := p.Decide(req, attempt, resp, tt.err, now)
+			if tt.want.err != "" {
+				var we *WaitError
+				if !errors.As(d.Err, &we) || !strings.Contains(d.Err.Error(), tt.want.err) {
+					t.Fatalf("Decide = %+v, want a WaitError containing %q", d, tt.want.err)
+				}
+				if d.Retry {
+					t.Fatal("a WaitError must not retry")
+				}
+				return
+			}
+			if d.Err != nil || d.Retry != tt.want.retry {
+				t.Fatalf("Decide = %+v, want retry=%v", d, tt.want.retry)
+			}
+			if !d.Retry {
+				return
+			}
+			if tt.want.waitMax > 0 {
+				if d.Wait <= 0 || d.Wait > tt.want.waitMax {
+					t.Fatalf("wait %v, want within (0, %v]", d.Wait, tt.want.waitMax)
+				}
+			} else if d.Wait != tt.want.wait {
+				t.Fatalf("wait %v, want %v", d.Wait, tt.want.wait)
+			}
+		})
+	}
+}
+
+func TestPolicyExhausted(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	p := &Policy{RemainingHeader: "X-Rate-Limit-Remaining", ResetHeader: "X-Rate-Limit-Reset"}
+	tests := []struct {
+		name      string
+		h         http.Header
+		exhausted bool
+		until     time.Time
+	}{
+		{"remaining 0 with reset", http.Header{"X-Rate-Limit-Remaining": {"0"}, "X-Rate-Limit-Reset": {"1800000030"}}, true, now.Add(30 * time.Second)},
+		{"remaining 5", http.Header{"X-Rate-Limit-Remaining": {"5"}, "X-Rate-Limit-Reset": {"1800000030"}}, false, time.Time{}},
+		{"remaining 0 without reset", http.Header{"X-Rate-Limit-Remaining": {"0"}}, false, time.Time{}},
+		{"garbage reset", http.Header{"X-Rate-Limit-Remaining": {"0"}, "X-Rate-Limit-Reset": {"soon"}}, false, time.Time{}},
+		{"no headers", http.Header{}, false, time.Time{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			until, ok := p.Exhausted(&http.Response{Header: tt.h}, now)
+			if ok != tt.exhausted || !until.Equal(tt.until) {
+				t.Fatalf("Exhausted = %v, %v; want %v, %v", until, ok, tt.until, tt.exhausted)
+			}
+		})
+	}
+}

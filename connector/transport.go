@@ -1,0 +1,342 @@
+package connector
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/connector-engine/connector/connector/token"
+)
+
+// The API transport is a chain of http.RoundTrippers, outermost first:
+//
+//	scope    resolves relative URLs against the API's base URL, refuses any
+//	         other host, adds the definition's headers and query; it copies
+//	         the caller's request once, and the layers below own that copy
+//	retry    the Policy: waits out rate limits, repeats what is safe to repeat
+//	auth     credentials (bearer token, Basic, API key); on a 401 with a
+//	         token, renews it once and replays the request
+//	base     an *http.Transport
+//
+// With a fresh cached token the chain does no I/O and no template work, and
+// allocates only the request copy and its header map.
+
+// scopeTransport confines credentials to one scheme and host.
+type scopeTransport struct {
+	conn    string   // the connection's key, for messages
+	base    *url.URL // scheme, host and path prefix of the API
+	headers []header // the definition's headers, expanded once
+	query   string   // the definition's query parameters, encoded once
+	next    http.RoundTripper
+}
+
+type header struct {
+	key string   // canonical
+	val []string // shared by every request; never modified
+}
+
+func (t *scopeTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	r := new(http.Request)
+	*r = *req
+	if req.URL.Host == "" && req.URL.Scheme == "" {
+		u := *t.base
+		u.Path = t.base.Path + req.URL.Path
+		u.RawPath = ""
+		if req.URL.RawPath != "" {
+			u.RawPath = t.base.EscapedPath() + req.URL.RawPath
+		}
+		u.RawQuery = req.URL.RawQuery
+		r.URL, r.Host = &u, ""
+	} else if !sameOrigin(req.URL, t.base) {
+		closeBody(req)
+		return nil, &HostError{Connection: t.conn, URL: req.URL.Scheme + "://" + req.URL.Host, API: t.base.Scheme + "://" + t.base.Host}
+	}
+	if t.query != "" {
+		if r.URL == req.URL {
+			u := *req.URL
+			r.URL = &u
+		}
+		if r.URL.RawQuery == "" {
+			r.URL.RawQuery = t.query
+		} else {
+			r.URL.RawQuery += "&" + t.query
+		}
+	}
+	r.Header = make(http.Header, len(req.Header)+len(t.headers)+2)
+	for k, v := range req.Header {
+		r.Header[k] = v
+	}
+	for _, h := range t.headers {
+		if _, set := r.Header[h.key]; !set {
+			r.Header[h.key] = h.val
+		}
+	}
+	if err := replayable(r); err != nil {
+		closeBody(req)
+		return nil, err
+	}
+	return t.next.RoundTrip(r)
+}
+
+// sameOrigin compares scheme, host and port, with default ports filled in.
+func sameOrigin(u, base *url.URL) bool {
+	return strings.EqualFold(u.Scheme, base.Scheme) &&
+		strings.EqualFold(u.Hostname(), base.Hostname()) &&
+		effectivePort(u) == effectivePort(base)
+}
+
+func effectivePort(u *url.URL) string {
+	if p := u.Port(); p != "" {
+		return p
+	}
+	if strings.EqualFold(u.Scheme, "http") {
+		return "80"
+	}
+	return "443"
+}
+
+// HostError is returned for a request to a host other than the connection's
+// API: its credentials are for that host alone.
+type HostError struct {
+	Connection string
+	URL        string // scheme and host the request was for
+	API        string // scheme and host of the connection's API
+}
+
+func (e *HostError) Error() string {
+	return fmt.Sprintf("connection %s: refusing to send credentials to %s: they belong to %s; use a plain http.Client for other hosts",
+		e.Connection, e.URL, e.API)
+}
+
+// maxReplayBody caps how much of a body without GetBody is kept in memory so
+// that the request can be sent again (a retry, or a replay after a 401).
+const maxReplayBody = 8 << 20
+
+// replayable makes sure a request's body can be sent again, by keeping it in
+// memory when the caller gave no GetBody. Bodies over maxReplayBody are sent
+// once: such a request is neither retried nor replayed.
+func replayable(r *http.Request) error {
+	if r.Body == nil || r.Body == http.NoBody || r.GetBody != nil {
+		return nil
+	}
+	data, err := io.ReadAll(io.LimitReader(r.Body, maxReplayBody+1))
+	if err != nil {
+		r.Body.Close()
+		return fmt.Errorf("reading the request body: %w", err)
+	}
+	if len(data) > maxReplayBody {
+		r.Body = struct {
+			io.Reader
+			io.Closer
+		}{io.MultiReader(bytes.NewReader(data), r.Body), r.Body}
+		return nil
+	}
+	r.Body.Close()
+	r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil }
+	r.Body, _ = r.GetBody()
+	return nil
+}
+
+// rewind gives r a fresh body for another attempt; false if it cannot.
+func rewind(r *http.Request) bool {
+	if r.Body == nil || r.Body == http.NoBody {
+		return true
+	}
+	if r.GetBody == nil {
+		return false
+	}
+	b, err := r.GetBody()
+	if err != nil {
+		return false
+	}
+	r.Body = b
+	return true
+}
+
+func closeBody(r *http.Request) {
+	if r.Body != nil {
+		r.Body.Close()
+	}
+}
+
+// discard drains a little of a response being thrown away, so that its
+// connection can be reused, and closes it.
+func discard(resp *http.Response) {
+	_, _ = io.CopyN(io.Discard, resp.Body, 64<<10)
+	resp.Body.Close()
+}
+
+// retryTransport carries out the Policy's decisions.
+type retryTransport struct {
+	policy *Policy
+	gate   atomic.Int64 // unix nanoseconds until which the rate limit is used up; 0 for none
+	next   http.RoundTripper
+}
+
+func (t *retryTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	ctx := r.Context()
+	p := t.policy
+	if p.IdempotencyHeader != "" && (r.Method == http.MethodPost || r.Method == http.MethodPatch) {
+		if len(r.Header[p.IdempotencyHeader]) == 0 {
+			r.Header[p.IdempotencyHeader] = []string{idempotencyKey()}
+		}
+	}
+	for attempt := 1; ; attempt++ {
+		if until := t.gate.Load(); until != 0 {
+			if wait := time.Until(time.Unix(0, until)); wait > 0 {
+				if wait > p.MaxWait {
+					closeBody(r)
+					return nil, &WaitError{Wait: wait, Source: p.ResetHeader, Max: p.MaxWait}
+				}
+				if err := sleep(ctx, wait); err != nil {
+					closeBody(r)
+					return nil, err
+				}
+			}
+		}
+		if attempt > 1 && !rewind(r) {
+			return nil, errors.New("the request body cannot be sent again")
+		}
+		resp, err := t.next.RoundTrip(r)
+		now := time.Now()
+		if err == nil && p.RemainingHeader != "" {
+			if until, ok := p.Exhausted(resp, now); ok {
+				t.gate.Store(until.UnixNano())
+			}
+		}
+		d := p.Decide(r, attempt, resp, err, now)
+		if d.Err != nil {
+			discard(resp)
+			return nil, d.Err
+		}
+		if !d.Retry || r.Body != nil && r.Body != http.NoBody && r.GetBody == nil {
+			return resp, err
+		}
+		if resp != nil {
+			discard(resp)
+		}
+		if err := sleep(ctx, d.Wait); err != nil {
+			return nil, err
+		}
+	}
+}
+
+func idempotencyKey() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// tokenSource is what the auth layer needs of a Source.
+type tokenSource interface {
+	TokenContext(ctx context.Context) (token.Token, error)
+	Reject(ctx context.Context, access string) (token.Token, error)
+}
+
+// bearerTransport sends a connection's OAuth access token.
+type bearerTransport struct {
+	src  tokenSource
+	last atomic.Pointer[bearer] // the header value of the last token, so a hit costs nothing
+	next http.RoundTripper
+}
+
+type bearer struct {
+	access string
+	value  []string
+}
+
+func (t *bearerTransport) header(tok token.Token) []string {
+	if b := t.last.Load(); b != nil && b.access == tok.AccessToken {
+		return b.value
+	}
+	b := &bearer{access: tok.AccessToken, value: []string{tok.Type() + " " + tok.AccessToken}}
+	t.last.Store(b)
+	return b.value
+}
+
+func (t *bearerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	ctx := r.Context()
+	tok, err := t.src.TokenContext(ctx)
+	if err != nil {
+		closeBody(r)
+		return nil, err
+	}
+	r.Header["Authorization"] = t.header(tok)
+	resp, err := t.next.RoundTrip(r)
+	if err != nil || resp.StatusCode != http.StatusUnauthorized {
+		return resp, err
+	}
+	// The token was refused before its time (revoked, or the clocks
+	// disagree): renew it once and replay. A second 401 is the answer.
+	if !rewind(r) {
+		return resp, nil
+	}
+	discard(resp)
+	renewed, err := t.src.Reject(ctx, tok.AccessToken)
+	if err != nil {
+		return nil, fmt.Errorf("the API refused the access token (401) and renewing it failed: %w", err)
+	}
+	r.Header["Authorization"] = t.header(renewed)
+	return t.next.RoundTrip(r)
+}
+
+// Reject tells the source that the API refused access (401): it returns a
+// renewed token, refreshing unless another worker already replaced the
+// refused one.
+func (s *Source) Reject(ctx context.Context, access string) (token.Token, error) {
+	return s.renew(ctx, access, true)
+}
+
+// staticTransport sends credentials that never change (Basic, API key).
+type staticTransport struct {
+	header string   // canonical header name, or "" for a query parameter
+	value  []string // the header value
+	query  string   // "name=value", escaped, for an API key in the query
+	next   http.RoundTripper
+}
+
+func (t *staticTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	if t.header != "" {
+		r.Header[t.header] = t.value
+	}
+	if t.query != "" {
+		u := *r.URL
+		if u.RawQuery == "" {
+			u.RawQuery = t.query
+		} else {
+			u.RawQuery += "&" + t.query
+		}
+		r.URL = &u
+	}
+	return t.next.RoundTrip(r)
+}
+
+// DefaultResponseHeaderTimeout bounds the wait for an API's answer to start.
+const DefaultResponseHeaderTimeout = 60 * time.Second
+
+// newBaseTransport returns the HTTP transport API calls go out on: bounded
+// dial, TLS handshake and time to first byte (the caller's context bounds the
+// rest), with enough idle connections for parallel calls to one host.
+func newBaseTransport(headerTimeout time.Duration) *http.Transport {
+	return &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           (&net.Dialer{Timeout: 15 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          256,
+		MaxIdleConnsPerHost:   64,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ExpectContinueTimeout: time.Second,
+		ResponseHeaderTimeout: headerTimeout,
+	}
+}
