@@ -88,16 +88,6 @@ func (s *Source) Refresh(ctx context.Context) (token.Token, error) {
 	return s.renew(ctx, stale, true)
 }
 
-// Invalidate is called when the API rejected access (401): the next call
-// renews unless another worker already has.
-func (s *Source) Invalidate(access string) {
-	s.mu.Lock()
-	if s.cached.AccessToken == access {
-		s.cached = token.Token{}
-	}
-	s.mu.Unlock()
-}
-
 // Store saves a token obtained by an authorization flow (connect), replacing
 // whatever the connection had and clearing any need for re-authorization.
 func (s *Source) Store(ctx context.Context, t *token.Token) error {

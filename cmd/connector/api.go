@@ -1,0 +1,495 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"iter"
+	"net/http"
+	"os"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/connector-engine/connector/connector"
+	"github.com/connector-engine/connector/connector/store"
+	"github.com/connector-engine/connector/definitions"
+)
+
+func (a *app) actionsCommand() *cobra.Command {
+	c := &cobra.Command{
+		Use:               "actions DEFINITION [ACTION]",
+		Short:             "List a definition's actions and their inputs",
+		Args:              cobra.RangeArgs(1, 2),
+		ValidArgsFunction: a.completeDefinitionNames,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			defs, err := a.definitions()
+			if err != nil {
+				return err
+			}
+			d, err := defs.Lookup(args[0])
+			if err != nil {
+				return usageErrorf("%w", err)
+			}
+			acts := d.Actions
+			if len(args) == 2 {
+				act, err := d.Action(args[1])
+				if err != nil {
+					return usageErrorf("%w", err)
+				}
+				acts = []*definitions.Action{act}
+			}
+			if len(acts) == 0 {
+				fmt.Fprintf(a.stdout, "definition %s declares no actions; 'connector request' calls any path\n", d.Name)
+				return nil
+			}
+			w := bufio.NewWriter(a.stdout)
+			defer w.Flush()
+			for i, act := range acts {
+				if i > 0 && len(args) == 2 {
+					fmt.Fprintln(w)
+				}
+				paged := ""
+				if act.Pagination != nil {
+					paged = "  (paged: --all fetches every page)"
+				}
+				fmt.Fprintf(w, "%s  %s %s%s\n", act.Name, act.Method, act.PathTemplate(), paged)
+				if act.Title != "" {
+					fmt.Fprintf(w, "    %s\n", act.Title)
+				}
+				for _, in := range act.Inputs {
+					req := "optional"
+					if in.Required {
+						req = "required"
+					}
+					line := fmt.Sprintf("    %s=%s (%s)", in.Name, strings.ToUpper(nonEmpty(in.Type, "any")), req)
+					if in.Description != "" {
+						line += "  " + in.Description
+					}
+					fmt.Fprintln(w, line)
+				}
+				if len(args) == 2 && len(act.Schema) > 0 {
+					var pretty bytes.Buffer
+					if json.Indent(&pretty, act.Schema, "    ", "  ") == nil {
+						fmt.Fprintf(w, "    input schema:\n    %s\n", pretty.String())
+					}
+				}
+			}
+			return nil
+		},
+	}
+	return c
+}
+
+func nonEmpty(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+// output says how listed items are written.
+type output struct {
+	format   string // json, ndjson or table
+	all      bool
+	progress bool
+}
+
+func (o *output) bind(c *cobra.Command) {
+	c.Flags().BoolVar(&o.all, "all", false, "fetch every page and write the items as they arrive")
+	c.Flags().StringVarP(&o.format, "output", "o", "json", "json, ndjson (one item a line) or table")
+	c.Flags().BoolVar(&o.progress, "progress", true, "with --all, report items fetched so far on stderr")
+}
+
+func (o *output) check() error {
+	switch o.format {
+	case "json", "ndjson", "table":
+		return nil
+	}
+	return usageErrorf("--output must be json, ndjson or table, not %q", o.format)
+}
+
+// apiSession opens a connection's API access. Connections without OAuth
+// need no token store.
+func (a *app) apiSession(f *connFlags) (*connector.API, func(), error) {
+	conn, loc, err := a.loadConnection(f)
+	if err != nil {
+		return nil, nil, err
+	}
+	if conn.Definition.Auth.OAuth == nil {
+		api, err := connector.NewAPI(conn, store.NewMemory(), nil)
+		if err != nil {
+			return nil, nil, &exitError{code: exitFailed, err: err}
+		}
+		return api, func() {}, nil
+	}
+	st, err := f.openStore(loc)
+	if err != nil {
+		return nil, nil, err
+	}
+	api, err := connector.NewAPI(conn, st, nil)
+	if err != nil {
+		st.Close()
+		return nil, nil, &exitError{code: exitFailed, err: err}
+	}
+	return api, func() { st.Close() }, nil
+}
+
+func (a *app) callCommand() *cobra.Command {
+	var (
+		f       connFlags
+		out     output
+		timeout time.Duration
+	)
+	c := &cobra.Command{
+		Use:   "call --connection FILE ACTION [input=value ...]",
+		Short: "Run one of the definition's actions",
+		Long: `call runs a declared action (see 'connector actions DEFINITION'). Inputs are
+name=value pairs; numbers, booleans, objects and arrays are written as in JSON
+(project='{"name":"Tower"}'). They are checked against the action's input
+schema before anything is sent. With --all a listing action fetches every page
+and writes items as they arrive.`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := out.check(); err != nil {
+				return err
+			}
+			kv := map[string]string{}
+			for _, arg := range args[1:] {
+				k, v, ok := strings.Cut(arg, "=")
+				if !ok || k == "" {
+					return usageErrorf("input %q is not name=value", arg)
+				}
+				if _, dup := kv[k]; dup {
+					return usageErrorf("input %s given twice", k)
+				}
+				kv[k] = v
+			}
+			api, closeFn, err := a.apiSession(&f)
+			if err != nil {
+				return err
+			}
+			defer closeFn()
+			act, err := api.Definition().Action(args[0])
+			if err != nil {
+				return usageErrorf("%w", err)
+			}
+			input, err := act.ParseInputs(kv)
+			if err != nil {
+				return usageErrorf("action %s: %w", act.Name, err)
+			}
+			ctx, cancel := interruptible(cmd.Context())
+			defer cancel()
+			ctx, cancelT := context.WithTimeout(ctx, timeout)
+			defer cancelT()
+			if out.all {
+				return a.writeItems(api.CallItems(ctx, act.Name, input, a.progress(&out)), &out)
+			}
+			resp, err := api.Call(ctx, act.Name, input)
+			if err != nil {
+				return &exitError{code: exitFailed, err: err}
+			}
+			return a.writeResponse(resp, act.Pagination, &out)
+		},
+	}
+	f.bind(c)
+	out.bind(c)
+	c.Flags().DurationVar(&timeout, "timeout", 10*time.Minute, "give up after this long")
+	return c
+}
+
+func (a *app) requestCommand() *cobra.Command {
+	var (
+		f       connFlags
+		out     output
+		data    string
+		headers []string
+		timeout time.Duration
+	)
+	c := &cobra.Command{
+		Use:   "request --connection FILE METHOD PATH",
+		Short: "Send any request to the connection's API",
+		Long: `request sends METHOD PATH (relative to the connection's base URL, e.g.
+/rest/v1.0/projects?company_id=1) with the connection's credentials and the
+definition's headers, retries and rate limits. -d sends a JSON body, inline or
+@file. With --all the definition's pagination fetches every page.`,
+		Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := out.check(); err != nil {
+				return err
+			}
+			method := strings.ToUpper(args[0])
+			switch method {
+			case "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS":
+			default:
+				return usageErrorf("method %q is not one of GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS", args[0])
+			}
+			r := connector.Request{Method: method, Path: args[1], Header: http.Header{}}
+			for _, h := range headers {
+				k, v, ok := strings.Cut(h, ":")
+				if !ok || strings.TrimSpace(k) == "" {
+					return usageErrorf("header %q is not 'Name: value'", h)
+				}
+				r.Header.Add(strings.TrimSpace(k), strings.TrimSpace(v))
+			}
+			if data != "" {
+				body, err := readData(data)
+				if err != nil {
+					return usageErrorf("-d: %w", err)
+				}
+				r.Body = body
+			}
+			api, closeFn, err := a.apiSession(&f)
+			if err != nil {
+				return err
+			}
+			defer closeFn()
+			ctx, cancel := interruptible(cmd.Context())
+			defer cancel()
+			ctx, cancelT := context.WithTimeout(ctx, timeout)
+			defer cancelT()
+			p := api.Definition().Pagination
+			if out.all {
+				if p == nil {
+					return usageErrorf("definition %s declares no request.pagination, so --all does not know how to page; drop --all or add pagination to the definition", api.Definition().Name)
+				}
+				return a.writeItems(api.Items(ctx, r, p, a.progress(&out)), &out)
+			}
+			resp, err := api.Do(ctx, r)
+			if err != nil {
+				return &exitError{code: exitFailed, err: err}
+			}
+			return a.writeResponse(resp, p, &out)
+		},
+	}
+	f.bind(c)
+	out.bind(c)
+	c.Flags().StringVarP(&data, "data", "d", "", "JSON body: inline, or @FILE (@- for stdin)")
+	c.Flags().StringArrayVarP(&headers, "header", "H", nil, "extra header 'Name: value'; repeatable")
+	c.Flags().DurationVar(&timeout, "timeout", 10*time.Minute, "give up after this long")
+	return c
+}
+
+// readData reads -d: inline JSON, @FILE or @- for stdin. It must be JSON.
+func readData(d string) ([]byte, error) {
+	var body []byte
+	switch {
+	case d == "@-":
+		b, err := io.ReadAll(io.LimitReader(os.Stdin, 64<<20))
+		if err != nil {
+			return nil, err
+		}
+		body = b
+	case strings.HasPrefix(d, "@"):
+		b, err := os.ReadFile(d[1:])
+		if err != nil {
+			return nil, err
+		}
+		body = b
+	default:
+		body = []byte(d)
+	}
+	if !json.Valid(body) {
+		var v any
+		err := json.Unmarshal(body, &v)
+		return nil, fmt.Errorf("the body is not valid JSON (%v)", err)
+	}
+	return body, nil
+}
+
+// progress returns the progress reporter for --all: on a terminal one line
+// rewritten in place, otherwise a line every ten pages.
+func (a *app) progress(o *output) func(connector.Progress) {
+	if !o.progress || !o.all {
+		return nil
+	}
+	tty := false
+	if f, ok := a.stderr.(*os.File); ok {
+		if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+			tty = true
+		}
+	}
+	return func(p connector.Progress) {
+		msg := fmt.Sprintf("%d items", p.Items)
+		if p.Total >= 0 {
+			msg = fmt.Sprintf("%d of %d items", p.Items, p.Total)
+		}
+		msg += fmt.Sprintf(", %d pages", p.Pages)
+		if tty {
+			fmt.Fprintf(a.stderr, "\r%s", msg)
+			if p.Total >= 0 && p.Items >= p.Total {
+				fmt.Fprintln(a.stderr)
+			}
+		} else if p.Pages%10 == 0 {
+			fmt.Fprintf(a.stderr, "progress: %s\n", msg)
+		}
+	}
+}
+
+// writeItems writes items as they arrive: NDJSON a line each, JSON as one
+// array streamed element by element, a table in blocks of a page.
+func (a *app) writeItems(items iter.Seq2[json.RawMessage, error], o *output) error {
+	w := bufio.NewWriter(a.stdout)
+	defer w.Flush()
+	n := 0
+	var tbl *table
+	for item, err := range items {
+		if err != nil {
+			if o.format == "json" && n > 0 {
+				fmt.Fprintln(w, "\n]")
+			}
+			w.Flush()
+			return &exitError{code: exitFailed, err: fmt.Errorf("after %d items: %w", n, err)}
+		}
+		switch o.format {
+		case "ndjson":
+			writeCompact(w, item)
+			w.WriteByte('\n')
+		case "json":
+			if n == 0 {
+				w.WriteString("[\n  ")
+			} else {
+				w.WriteString(",\n  ")
+			}
+			writeIndented(w, item, "  ")
+		case "table":
+			if tbl == nil {
+				tbl = newTable(w, item)
+			}
+			tbl.row(item)
+		}
+		n++
+		if n%100 == 0 {
+			if tbl != nil {
+				tbl.flush()
+			}
+			w.Flush()
+		}
+	}
+	switch {
+	case o.format == "json" && n == 0:
+		w.WriteString("[]\n")
+	case o.format == "json":
+		w.WriteString("\n]\n")
+	case tbl != nil:
+		tbl.flush()
+	}
+	return nil
+}
+
+// writeResponse writes one answer: its body as JSON, its items as NDJSON, or
+// its items as a table.
+func (a *app) writeResponse(resp *http.Response, p *definitions.Pagination, o *output) error {
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return &exitError{code: exitFailed, err: fmt.Errorf("reading the answer: %w", err)}
+	}
+	if len(bytes.TrimSpace(body)) == 0 {
+		fmt.Fprintf(a.stderr, "%d %s (no body)\n", resp.StatusCode, http.StatusText(resp.StatusCode))
+		return nil
+	}
+	if !json.Valid(body) {
+		_, _ = a.stdout.Write(body)
+		return nil
+	}
+	if o.format == "json" {
+		w := bufio.NewWriter(a.stdout)
+		writeIndented(w, body, "")
+		w.WriteByte('\n')
+		return w.Flush()
+	}
+	itemsPath := ""
+	if p != nil {
+		itemsPath = p.Items
+	}
+	return a.writeItems(connector.ItemsOf(body, itemsPath), o)
+}
+
+func writeCompact(w *bufio.Writer, item json.RawMessage) {
+	var b bytes.Buffer
+	if json.Compact(&b, item) != nil {
+		w.Write(item)
+		return
+	}
+	w.Write(b.Bytes())
+}
+
+func writeIndented(w *bufio.Writer, item json.RawMessage, prefix string) {
+	var b bytes.Buffer
+	if json.Indent(&b, item, prefix, "  ") != nil {
+		w.Write(item)
+		return
+	}
+	w.Write(b.Bytes())
+}
+
+// table writes items as aligned columns: the scalar fields of the first item.
+type table struct {
+	tw   *tabwriter.Writer
+	cols []string
+}
+
+func newTable(w io.Writer, first json.RawMessage) *table {
+	t := &table{tw: tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)}
+	var m map[string]any
+	if json.Unmarshal(first, &m) == nil {
+		for k, v := range m {
+			switch v.(type) {
+			case map[string]any, []any:
+			default:
+				t.cols = append(t.cols, k)
+			}
+		}
+		sort.Slice(t.cols, func(i, j int) bool {
+			// id first, then name-like columns, then the rest by name.
+			ri, rj := colRank(t.cols[i]), colRank(t.cols[j])
+			if ri != rj {
+				return ri < rj
+			}
+			return t.cols[i] < t.cols[j]
+		})
+		fmt.Fprintln(t.tw, strings.ToUpper(strings.Join(t.cols, "\t")))
+	}
+	return t
+}
+
+func colRank(c string) int {
+	switch c {
+	case "id":
+		return 0
+	case "name", "title", "subject", "login", "email_address":
+		return 1
+	}
+	return 2
+}
+
+func (t *table) row(item json.RawMessage) {
+	if t.cols == nil {
+		fmt.Fprintln(t.tw, string(item))
+		return
+	}
+	var m map[string]any
+	_ = json.Unmarshal(item, &m)
+	cells := make([]string, len(t.cols))
+	for i, c := range t.cols {
+		switch v := m[c].(type) {
+		case nil:
+			cells[i] = "-"
+		case string:
+			cells[i] = strings.NewReplacer("\t", " ", "\n", " ").Replace(v)
+		default:
+			b, _ := json.Marshal(v)
+			cells[i] = string(b)
+		}
+	}
+	fmt.Fprintln(t.tw, strings.Join(cells, "\t"))
+}
+
+func (t *table) flush() { _ = t.tw.Flush() }
