@@ -159,7 +159,12 @@ func (a *API) newRequest(ctx context.Context, r Request) (*http.Request, error) 
 	if r.Body != nil {
 		body = bytes.NewReader(r.Body)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, r.Path, body)
+	target := r.Path
+	if strings.HasPrefix(target, "/") && !strings.HasPrefix(target, "//") {
+		// Resolved here rather than by the transport so that errors name the real URL.
+		target = a.base.String() + target
+	}
+	req, err := http.NewRequestWithContext(ctx, method, target, body)
 	if err != nil {
 		return nil, fmt.Errorf("request %s %s: %w", method, r.Path, err)
 	}
