@@ -53,7 +53,7 @@ func (a *Action) Render(vals []string, input map[string]any) (*ActionRequest, er
 	for _, v := range a.pathVars {
 		if vs[v] == "" {
 			if iv := a.input(v); iv != nil {
-				return nil, &InputError{Problems: []string{fmt.Sprintf("input /%s: must not be empty: the path needs it", iv.name)}}
+				return nil, &InputError{Problems: []string{fmt.Sprintf("input %s: must not be empty: the path needs it", iv.name)}}
 			}
 			return nil, fmt.Errorf("the path needs ${%s}, which has no value; set the connection's %[1]s", a.vars.Name(v))
 		}
@@ -118,7 +118,7 @@ func (a *Action) prepare(input map[string]any) (map[string]any, error) {
 	var problems []string
 	for name := range in {
 		if !slices.ContainsFunc(a.inputs, func(iv inputVar) bool { return iv.name == name }) {
-			problems = append(problems, fmt.Sprintf("input /%s: %s", escapePointer(name), a.unknownInput(name)))
+			problems = append(problems, fmt.Sprintf("input %s: %s", name, a.unknownInput(name)))
 		}
 	}
 	applyDefaults(a.schemaDoc, in)
@@ -203,9 +203,9 @@ func (a *Action) inputProblems(ve *jsonschema.ValidationError) []string {
 	loc := ve.InstanceLocation
 	at := func(ptr, msg string) string {
 		if ptr == "" {
-			ptr = "/"
+			return "input: " + msg
 		}
-		return "input " + ptr + ": " + msg
+		return "input " + dotted(ptr) + ": " + msg
 	}
 	kw := ve.KeywordLocation[strings.LastIndex(ve.KeywordLocation, "/")+1:]
 	switch kw {
@@ -247,6 +247,24 @@ func (a *Action) inputProblems(ve *jsonschema.ValidationError) []string {
 		return []string{at(loc, strings.Replace(ve.Message, "does not match pattern", "has the wrong form; it must match", 1))}
 	}
 	return []string{at(loc, ve.Message)}
+}
+
+// dotted writes a JSON pointer the way call's inputs are written on the
+// command line: /rfi/question/body is rfi.question.body, /ids/0 is ids[0].
+func dotted(ptr string) string {
+	var b strings.Builder
+	for i, seg := range strings.Split(strings.TrimPrefix(ptr, "/"), "/") {
+		seg = strings.NewReplacer("~1", "/", "~0", "~").Replace(seg)
+		if _, err := strconv.Atoi(seg); err == nil && i > 0 {
+			b.WriteString("[" + seg + "]")
+			continue
+		}
+		if i > 0 {
+			b.WriteByte('.')
+		}
+		b.WriteString(seg)
+	}
+	return b.String()
 }
 
 // formatHints says what each asserted format looks like.

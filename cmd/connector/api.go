@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"iter"
@@ -56,7 +57,7 @@ func (a *app) actionsCommand() *cobra.Command {
 					fmt.Fprintln(w)
 				}
 				paged := ""
-				if act.Pagination != nil {
+				if act.Pagination != nil && act.Pagination.Style != definitions.PageNone {
 					paged = "  (paged: --all fetches every page)"
 				}
 				fmt.Fprintf(w, "%s  %s %s%s\n", act.Name, act.Method, act.PathTemplate(), paged)
@@ -181,8 +182,12 @@ and writes items as they arrive.`,
 				return usageErrorf("%w", err)
 			}
 			input, err := act.ParseInputs(kv)
+			if err == nil {
+				err = act.Validate(input) // here, so that bad input is a usage error and nothing is sent
+			}
 			if err != nil {
-				return usageErrorf("action %s: %w", act.Name, err)
+				return &exitError{code: exitUsage, err: fmt.Errorf("action %s: %w", act.Name, err),
+					hint: "connector actions " + api.Definition().Name + " " + act.Name}
 			}
 			ctx, cancel := interruptible(cmd.Context())
 			defer cancel()
@@ -262,6 +267,10 @@ definition's headers, retries and rate limits. -d sends a JSON body, inline or
 				return a.writeItems(api.Items(ctx, r, p, a.progress(&out)), &out)
 			}
 			resp, err := api.Do(ctx, r)
+			var he *connector.HostError
+			if errors.As(err, &he) {
+				return usageErrorf("%s is not on the connection's API host; request sends only to %s: give a path relative to it, such as /rest/v1.0/me", he.URL, he.API)
+			}
 			if err != nil {
 				return &exitError{code: exitFailed, err: err}
 			}
@@ -326,7 +335,7 @@ func (a *app) progress(o *output) func(connector.Progress) {
 			if p.Total >= 0 && p.Items >= p.Total {
 				fmt.Fprintln(a.stderr)
 			}
-		} else if p.Pages%10 == 0 {
+		} else if p.Pages%10 == 0 || (p.Total >= 0 && p.Items >= p.Total) {
 			fmt.Fprintf(a.stderr, "progress: %s\n", msg)
 		}
 	}

@@ -3,6 +3,7 @@
 package main
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -30,6 +31,7 @@ func main() {
 type exitError struct {
 	code int
 	err  error
+	hint string // what to run for help; "" means connector --help
 }
 
 func (e *exitError) Error() string {
@@ -69,7 +71,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		if ee.err != nil {
 			fmt.Fprintf(stderr, "connector: %v\n", ee.err)
 			if ee.code == exitUsage {
-				fmt.Fprintln(stderr, "Run 'connector --help' for usage.")
+				fmt.Fprintln(stderr, "Run '"+cmp.Or(ee.hint, "connector --help")+"' for usage.")
 			}
 		}
 		return ee.code
