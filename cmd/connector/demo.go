@@ -117,6 +117,7 @@ func (a *app) demo(ctx context.Context) error {
 		return err
 	}
 	conn := &connector.Connection{
+		ID:           "procore-demo", // kept when the company is chosen below
 		Definition:   def,
 		ClientID:     clientID,
 		ClientSecret: secret,
@@ -153,17 +154,106 @@ func (a *app) demo(ctx context.Context) error {
 	say("Exchanged the code for tokens and stored them sealed: access token expires in %s, refresh token %s",
 		time.Until(tok.Expiry).Round(time.Second), fingerprint(tok.RefreshToken))
 
-	// 5. API calls.
-	company, projects, total, err := listProjects(ctx, client, src, base)
+	// 5. API calls through the connection's client: the bearer token, the
+	// Procore-Company-Id header, retries, rate limits and pagination come
+	// from the definition.
+	api, err := connector.NewAPI(conn, st, &connector.APIOptions{Source: src})
 	if err != nil {
 		return err
 	}
-	say("GET /rest/v1.0/projects?company_id=%d: first page of %d projects out of %s", company, len(projects), total)
-	for _, p := range projects[:min(3, len(projects))] {
-		detail("- %s", p)
+	var me struct{ Name string }
+	if err := callJSON(ctx, api, "me", nil, &me); err != nil {
+		return err
+	}
+	var companies []struct {
+		ID   int64
+		Name string
+	}
+	if err := callJSON(ctx, api, "list_companies", nil, &companies); err != nil {
+		return err
+	}
+	if len(companies) == 0 {
+		return errors.New("the user has no companies")
+	}
+	company := companies[0]
+	say("Called me and list_companies: signed in as %s, %d companies; using %s (%d)", me.Name, len(companies), company.Name, company.ID)
+
+	// The company becomes a field of the connection; ID keeps the token record.
+	withCompany := *conn
+	withCompany.Fields = map[string]string{"CompanyId": strconv.FormatInt(company.ID, 10)}
+	if api, err = connector.NewAPI(&withCompany, st, &connector.APIOptions{Source: src}); err != nil {
+		return err
+	}
+	pageAll := func() (int, connector.Progress, error) {
+		var last connector.Progress
+		n := 0
+		for _, err := range api.CallItems(ctx, "list_projects", map[string]any{"status": "All"}, func(p connector.Progress) { last = p }) {
+			if err != nil {
+				return n, last, err
+			}
+			n++
+		}
+		return n, last, nil
+	}
+	n, pr, err := pageAll()
+	if err != nil {
+		return err
+	}
+	say("Paged through list_projects: %d projects in %d pages (Total header: %d)", n, pr.Pages, pr.Total)
+
+	var project struct {
+		ID   int64
+		Name string
+	}
+	err = callJSON(ctx, api, "create_project", map[string]any{"project": map[string]any{"name": "Demo Tower", "project_number": "DEMO-1"}}, &project)
+	if err != nil {
+		return err
+	}
+	say("Called create_project: project %d %q (sent with an Idempotency-Token, so a retried POST creates it once)", project.ID, project.Name)
+
+	// 6. Webhooks: a hook whose destination is a listener here, a trigger on
+	// project creation, and one event delivered.
+	events := make(chan string, 4)
+	hookLn, err := lc.Listen(ctx, "tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	hookSrv := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var ev struct {
+			ResourceName string `json:"resource_name"`
+			EventType    string `json:"event_type"`
+			ResourceID   int64  `json:"resource_id"`
+		}
+		_ = json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&ev)
+		select {
+		case events <- fmt.Sprintf("%s %s %d", ev.ResourceName, ev.EventType, ev.ResourceID):
+		default:
+		}
+	})}
+	go func() { _ = hookSrv.Serve(hookLn) }()
+	defer hookSrv.Close()
+	var hook, trigger struct{ ID int64 }
+	dest := "http://" + hookLn.Addr().String() + "/procore-events"
+	if err := callJSON(ctx, api, "create_webhook_hook", map[string]any{"hook": map[string]any{"namespace": "connector-demo", "destination_url": dest}}, &hook); err != nil {
+		return err
+	}
+	if err := callJSON(ctx, api, "create_webhook_trigger", map[string]any{"hook_id": hook.ID, "trigger": map[string]any{"resource_name": "Projects", "event_type": "create"}}, &trigger); err != nil {
+		return err
+	}
+	say("Registered webhook hook %d -> %s with trigger %d (Projects create)", hook.ID, dest, trigger.ID)
+	if err := callJSON(ctx, api, "create_project", map[string]any{"project": map[string]any{"name": "Demo Annex"}}, &project); err != nil {
+		return err
+	}
+	select {
+	case ev := <-events:
+		detail("created project %d; the emulator delivered the event: %s", project.ID, ev)
+	case <-time.After(5 * time.Second):
+		return errors.New("no webhook event arrived within 5s of creating a project")
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 
-	// 6. Expiry and refresh.
+	// 7. Expiry and refresh.
 	before, err := st.Get(ctx, conn.Key())
 	if err != nil {
 		return err
@@ -175,7 +265,7 @@ func (a *app) demo(ctx context.Context) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	t2, err := src.TokenContext(ctx)
+	n, pr, err = pageAll()
 	if err != nil {
 		return err
 	}
@@ -183,22 +273,29 @@ func (a *app) demo(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if after.Token.RefreshToken == before.Token.RefreshToken || after.Token.AccessToken != t2.AccessToken {
+	if after.Token.RefreshToken == before.Token.RefreshToken {
 		return errors.New("the refresh did not store a rotated refresh token")
 	}
-	say("TokenContext refreshed the expired token: refresh token rotated %s -> %s and persisted before use",
-		fingerprint(before.Token.RefreshToken), fingerprint(after.Token.RefreshToken))
+	say("Paged through list_projects again: %d projects in %d pages; the expired token was refreshed first, refresh token rotated %s -> %s and persisted before use",
+		n, pr.Pages, fingerprint(before.Token.RefreshToken), fingerprint(after.Token.RefreshToken))
 
-	company, projects, total, err = listProjects(ctx, client, src, base)
+	stats := emu.Stats()
+	say("Emulator saw %d code exchange, %d refresh, %d API requests, %d webhook delivery, %d grants revoked for reuse",
+		stats.CodeExchanges, stats.Refreshes, stats.APIRequests, stats.WebhookDeliveries, stats.GrantRevocations)
+	fmt.Fprintln(a.stdout, "Done: no secret was printed; the store and its key are deleted.")
+	return nil
+}
+
+// callJSON runs an action and decodes its answer into v.
+func callJSON(ctx context.Context, api *connector.API, action string, input map[string]any, v any) error {
+	resp, err := api.Call(ctx, action, input)
 	if err != nil {
 		return err
 	}
-	say("GET /rest/v1.0/projects?company_id=%d with the new token: first page of %d projects out of %s", company, len(projects), total)
-
-	stats := emu.Stats()
-	say("Emulator saw %d code exchange, %d refresh, %d API requests, %d grants revoked for reuse",
-		stats.CodeExchanges, stats.Refreshes, stats.APIRequests, stats.GrantRevocations)
-	fmt.Fprintln(a.stdout, "Done: no secret was printed; the store and its key are deleted.")
+	defer resp.Body.Close()
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 16<<20)).Decode(v); err != nil {
+		return fmt.Errorf("%s: decoding the answer: %w", action, err)
+	}
 	return nil
 }
 
@@ -274,62 +371,4 @@ func approve(ctx context.Context, client *http.Client, authURL string) error {
 		return fmt.Errorf("after approving, the callback answered HTTP %d", resp.StatusCode)
 	}
 	return nil
-}
-
-// listProjects calls the emulated Procore API the way an integration would:
-// the first company, then its projects, with that company in Procore-Company-Id.
-// It returns the company, the first page of project names and the total count.
-func listProjects(ctx context.Context, client *http.Client, src *connector.Source, base string) (int64, []string, string, error) {
-	var companies []struct {
-		ID int64 `json:"id"`
-	}
-	if _, err := getJSON(ctx, client, src, base+"/rest/v1.0/companies", "", &companies); err != nil {
-		return 0, nil, "", err
-	}
-	if len(companies) == 0 {
-		return 0, nil, "", errors.New("the user has no companies")
-	}
-	id := companies[0].ID
-	var projects []struct {
-		Name string `json:"name"`
-	}
-	cid := strconv.FormatInt(id, 10)
-	total, err := getJSON(ctx, client, src, base+"/rest/v1.0/projects?company_id="+cid, cid, &projects)
-	if err != nil {
-		return 0, nil, "", err
-	}
-	if total == "" {
-		total = strconv.Itoa(len(projects))
-	}
-	names := make([]string, len(projects))
-	for i, p := range projects {
-		names[i] = p.Name
-	}
-	return id, names, total, nil
-}
-
-// getJSON GETs u with the connection's token and decodes the answer into v;
-// it returns the response's Total header (Procore's count of all pages).
-func getJSON(ctx context.Context, client *http.Client, src *connector.Source, u, company string, v any) (string, error) {
-	t, err := src.TokenContext(ctx)
-	if err != nil {
-		return "", err
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	if err != nil {
-		return "", err
-	}
-	req.Header.Set("Authorization", t.Type()+" "+t.AccessToken)
-	if company != "" {
-		req.Header.Set("Procore-Company-Id", company)
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return "", fmt.Errorf("GET %s: HTTP %d", req.URL.Path, resp.StatusCode)
-	}
-	return resp.Header.Get("Total"), json.NewDecoder(io.LimitReader(resp.Body, 4<<20)).Decode(v)
 }
