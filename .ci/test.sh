@@ -16,5 +16,31 @@ if [ -n "$unformatted" ]; then
   echo "gofmt would change:" >&2; echo "$unformatted" >&2; exit 1
 fi
 
+echo "== chromium (cmd/connector's browser consent tests)"
+if [ -z "${CHROME_BIN:-}" ] && ! command -v chromium >/dev/null && ! command -v chromium-browser >/dev/null && ! command -v google-chrome >/dev/null; then
+  if command -v apt-get >/dev/null; then
+    sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  else
+    echo "test.sh: no Chromium found and no apt-get to install it; install Chromium or set CHROME_BIN (the browser tests fail without it under CI=true)" >&2
+  fi
+fi
+
+echo "== postgresql (the PostgreSQL store's tests: connector/internal/pgtest starts throwaway servers)"
+if [ -n "${PGTEST_BIN:-}" ]; then
+  echo "using PGTEST_BIN=$PGTEST_BIN"
+elif ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then
+  echo "found $(ls /usr/lib/postgresql/*/bin/postgres | tr '\n' ' ')"
+elif command -v apt-get >/dev/null; then
+  sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "installing postgresql with apt-get"
+  $sudo apt-get update -qq
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+  echo "installed $(ls /usr/lib/postgresql/*/bin/postgres | tr '\n' ' ')"
+else
+  echo "test.sh: no PostgreSQL server under /usr/lib/postgresql and no apt-get to install it; install PostgreSQL or set PGTEST_BIN (the store tests fail without it under CI=true)" >&2
+fi
+
 echo "== go test -race"
 go test -race -count=1 ./... 2>&1 | tee /tmp/connector-test.log

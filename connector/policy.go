@@ -81,9 +81,16 @@ type Decision struct {
 
 // Decide looks at the outcome of attempt (counted from 1) of req.
 func (p *Policy) Decide(req *http.Request, attempt int, resp *http.Response, err error, now time.Time) Decision {
-	if ctxErr := req.Context().Err(); ctxErr != nil {
-		return Decision{}
+	d := p.decide(req, attempt, resp, err, now)
+	if ctxErr := req.Context().Err(); ctxErr != nil && d.Retry {
+		// The caller gave up: an answer that was only worth retrying is
+		// not the result it waits for.
+		return Decision{Err: ctxErr}
 	}
+	return d
+}
+
+func (p *Policy) decide(req *http.Request, attempt int, resp *http.Response, err error, now time.Time) Decision {
 	if attempt >= p.MaxAttempts {
 		return Decision{}
 	}

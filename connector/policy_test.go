@@ -27,6 +27,7 @@ func TestPolicyDecide(t *testing.T) {
 		wait    time.Duration // exact when waitMax is 0
 		waitMax time.Duration // for jittered backoff: 0 < wait <= waitMax
 		err     string        // a *WaitError whose message contains this
+		ctxErr  error         // the context's error instead of a retry
 	}
 	tests := []struct {
 		name    string
@@ -66,7 +67,8 @@ func TestPolicyDecide(t *testing.T) {
 		{name: "POST that never left (dial error) is retried", method: "POST", err: dialErr, want: want{retry: true, waitMax: 100 * time.Millisecond}},
 		{name: "GET connection reset retried", method: "GET", err: resetErr, want: want{retry: true, waitMax: 100 * time.Millisecond}},
 		{name: "last attempt is final", method: "GET", attempt: 4, status: 503, want: want{}},
-		{name: "context cancelled is final", method: "GET", status: 503, cancel: true, want: want{}},
+		{name: "context cancelled: a retryable answer gives the context's error", method: "GET", status: 503, cancel: true, want: want{ctxErr: context.Canceled}},
+		{name: "context cancelled: a final answer is returned", method: "GET", status: 404, cancel: true, want: want{}},
 		{name: "context error is final", method: "GET", err: context.DeadlineExceeded, want: want{}},
 	}
 	for _, tt := range tests {
@@ -96,6 +98,12 @@ func TestPolicyDecide(t *testing.T) {
 				attempt = 1
 			}
 			d := p.Decide(req, attempt, resp, tt.err, now)
+			if tt.want.ctxErr != nil {
+				if d.Retry || !errors.Is(d.Err, tt.want.ctxErr) {
+					t.Fatalf("Decide = %+v, want Err %v", d, tt.want.ctxErr)
+				}
+				return
+			}
 			if tt.want.err != "" {
 				var we *WaitError
 				if !errors.As(d.Err, &we) || !strings.Contains(d.Err.Error(), tt.want.err) {

@@ -172,6 +172,9 @@ func closeBody(r *http.Request) {
 // discard drains a little of a response being thrown away, so that its
 // connection can be reused, and closes it.
 func discard(resp *http.Response) {
+	if resp == nil {
+		return
+	}
 	_, _ = io.CopyN(io.Discard, resp.Body, 64<<10)
 	resp.Body.Close()
 }
