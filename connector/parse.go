@@ -20,6 +20,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/connector-engine/connector/definitions"
+	"github.com/connector-engine/connector/templates"
 )
 
 // ConnectionOptions are the settings of a connection string or file that
@@ -365,7 +366,7 @@ func unknownProperty(p csPair, pairs []csPair, def *definitions.Definition) erro
 	msg := fmt.Sprintf("unknown property %q", p.name)
 	if s, ok := connStringAliases[normName(p.name)]; ok {
 		msg += fmt.Sprintf("; did you mean %s?", s)
-	} else if s := closestName(p.name, known); s != "" {
+	} else if s := templates.Closest(p.name, known); s != "" {
 		msg += fmt.Sprintf("; did you mean %s?", s)
 	}
 	return fmt.Errorf("%s (known: %s)", msg, strings.Join(known, ", "))
@@ -684,7 +685,7 @@ func (l *fileLoader) yamlProblems(err error) {
 		}
 		if sub := yamlUnknown.FindStringSubmatch(m); sub != nil {
 			msg := fmt.Sprintf("unknown key %q", sub[1])
-			if s := closestName(sub[1], connectionFileKeys()); s != "" {
+			if s := templates.Closest(sub[1], connectionFileKeys()); s != "" {
 				msg += fmt.Sprintf("; did you mean %s?", s)
 			}
 			l.problemf(line, "", "%s (known keys: %s)", msg, strings.Join(connectionFileKeys(), ", "))
@@ -825,40 +826,4 @@ func unwrapPathError(err error) error {
 
 func normName(s string) string {
 	return strings.ToLower(strings.NewReplacer("_", "", "-", "", " ", "").Replace(s))
-}
-
-// closestName returns the candidate s most likely misspells: the same name
-// but for case and separators, or one at most two edits away; "" if none.
-func closestName(s string, candidates []string) string {
-	best, bestDist := "", 3
-	for _, c := range candidates {
-		if normName(c) == normName(s) {
-			return c
-		}
-		if d := editDistance(normName(s), normName(c)); d < bestDist {
-			best, bestDist = c, d
-		}
-	}
-	return best
-}
-
-// editDistance is the Levenshtein distance between a and b, in bytes.
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }

@@ -14,6 +14,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/connector-engine/connector/schemas"
+	"github.com/connector-engine/connector/templates"
 )
 
 // compiledSchema is the definition schema, compiled once per process.
@@ -184,38 +185,5 @@ func allowedKeys(absKeywordLoc string) []string {
 	return keys
 }
 
-// suggest returns the candidate closest to s, if it is close enough to be
-// what the author meant.
-func suggest(s string, candidates []string) string {
-	best, bestD := "", 3
-	norm := func(x string) string { return strings.ToLower(strings.NewReplacer("_", "", "-", "").Replace(x)) }
-	for _, c := range candidates {
-		if norm(c) == norm(s) {
-			return c
-		}
-		if d := levenshtein(strings.ToLower(s), strings.ToLower(c)); d < bestD {
-			best, bestD = c, d
-		}
-	}
-	return best
-}
-
-func levenshtein(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
-}
+// suggest is the "did you mean" of every definition message.
+func suggest(s string, candidates []string) string { return templates.Closest(s, candidates) }
