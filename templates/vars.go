@@ -119,7 +119,6 @@ func (v *Vars) suggest(name string) []string {
 	return out
 }
 
-
 func isIdent(s string) bool {
 	if s == "" {
 		return false
