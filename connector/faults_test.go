@@ -70,7 +70,13 @@ func TestCallbackChecks(t *testing.T) {
 		}, false, true, "state does not match"},
 		{"access denied", func(a *Attempt) url.Values {
 			return url.Values{"state": {a.State}, "error": {"access_denied"}, "iss": {"https://issuer.test"}}
-		}, false, false, "the user denied access (access_denied)"},
+		}, false, false, "the user denied access (access_denied); nothing was stored, run the authorization again to connect"},
+		{"access denied, described in words", func(a *Attempt) url.Values {
+			return url.Values{"state": {a.State}, "error": {"access_denied"}, "error_description": {"The user denied access."}, "iss": {"https://issuer.test"}}
+		}, false, false, "the user denied access (access_denied); nothing was stored"},
+		{"other error", func(a *Attempt) url.Values {
+			return url.Values{"state": {a.State}, "error": {"temporarily_unavailable"}, "error_description": {"try again in a minute"}, "iss": {"https://issuer.test"}}
+		}, false, false, "the authorization was not granted (temporarily_unavailable): try again in a minute; nothing was stored"},
 		{"iss wrong", func(a *Attempt) url.Values {
 			return url.Values{"state": {a.State}, "code": {"c"}, "iss": {"https://evil.test"}}
 		}, false, false, "possible mix-up attack"},

@@ -143,14 +143,15 @@ type CallbackError struct {
 }
 
 func (e *CallbackError) Error() string {
-	msg := "the authorization was not granted: " + e.Code
+	msg := "the authorization was not granted (" + e.Code + ")"
 	if e.Code == "access_denied" {
 		msg = "the user denied access (access_denied)"
 	}
-	if e.Description != "" {
-		msg += ": " + e.Description
+	// Providers often repeat the code in words; say it once.
+	if d := strings.TrimSpace(e.Description); d != "" && !strings.Contains(strings.ToLower(msg), strings.ToLower(strings.TrimSuffix(d, "."))) {
+		msg += ": " + d
 	}
-	return msg
+	return msg + "; nothing was stored, run the authorization again to connect"
 }
 
 // ErrStateMismatch is returned when the callback's state is missing, wrong,
