@@ -23,6 +23,7 @@ import (
 	"github.com/connector-engine/connector/connector"
 	"github.com/connector-engine/connector/connector/store"
 	"github.com/connector-engine/connector/connector/store/filestore"
+	"github.com/connector-engine/connector/connector/store/pgstore"
 	"github.com/connector-engine/connector/connector/token"
 	"github.com/connector-engine/connector/definitions"
 )
@@ -35,9 +36,9 @@ type connFlags struct {
 
 func (f *connFlags) bindStore(c *cobra.Command) {
 	c.Flags().StringVar(&f.storePath, "store", "",
-		"the connection store file (default: $CONNECTOR_STORE, else ~/.local/state/connector/store.json)")
+		"the connection store: a file, or a postgres:// URL (default: $CONNECTOR_STORE, else ~/.local/state/connector/store.json)")
 	c.Flags().StringVar(&f.keys, "key-file", "",
-		"the key that seals tokens at rest (default: secret.key next to the store; $CONNECTOR_SECRET_KEY wins)")
+		"the key that seals tokens at rest (default: secret.key next to a store file; $CONNECTOR_SECRET_KEY wins)")
 }
 
 func (f *connFlags) bind(c *cobra.Command) {
@@ -104,12 +105,23 @@ func (a *app) loadConnection(f *connFlags) (*connector.Connection, string, error
 	return conn, opts.StoreLocation, nil
 }
 
-// openStore opens the file store: --store, else the location the connection
-// names, else the default path; the key file defaults to secret.key beside it.
-func (f *connFlags) openStore(fromConnection string) (*filestore.Store, error) {
+// openStore opens the store named by --store, else the location the
+// connection names, else $CONNECTOR_STORE or the default file: a PostgreSQL
+// store for a postgres:// URL, the file store otherwise. A file store's key
+// defaults to secret.key beside it; a PostgreSQL store is shared by hosts, so
+// its key must be given (--key-file or $CONNECTOR_SECRET_KEY).
+func (f *connFlags) openStore(fromConnection string) (store.Store, error) {
 	path := f.storePath
 	if path == "" {
 		path = fromConnection
+	}
+	if path == "" {
+		if env := os.Getenv(filestore.EnvStore); pgstore.IsURL(env) {
+			path = env
+		}
+	}
+	if pgstore.IsURL(path) {
+		return f.openPostgres(path)
 	}
 	if path == "" {
 		p, err := filestore.DefaultPath()
@@ -117,9 +129,6 @@ func (f *connFlags) openStore(fromConnection string) (*filestore.Store, error) {
 			return nil, &exitError{code: exitFailed, err: err}
 		}
 		path = p
-	}
-	if strings.HasPrefix(path, "postgres://") || strings.HasPrefix(path, "postgresql://") {
-		return nil, usageErrorf("the CLI keeps tokens in a store file; %s names a PostgreSQL store, which only the library opens. Pass --store FILE", "the store location")
 	}
 	keyFile := f.keys
 	if keyFile == "" {
@@ -130,6 +139,26 @@ func (f *connFlags) openStore(fromConnection string) (*filestore.Store, error) {
 		return nil, &exitError{code: exitFailed, err: err}
 	}
 	st, err := filestore.Open(path, sealer)
+	if err != nil {
+		return nil, &exitError{code: exitFailed, err: err}
+	}
+	return st, nil
+}
+
+// pgOpenTimeout bounds connecting to the database and migrating it.
+const pgOpenTimeout = 30 * time.Second
+
+func (f *connFlags) openPostgres(dsn string) (store.Store, error) {
+	if _, set := os.LookupEnv(store.EnvSecretKey); !set && f.keys == "" {
+		return nil, usageErrorf("the PostgreSQL store is shared by every host that uses it, so they must share the key that seals its tokens: set %s (make one with: openssl rand -base64 32) or pass --key-file", store.EnvSecretKey)
+	}
+	sealer, err := store.LoadSealer(f.keys)
+	if err != nil {
+		return nil, &exitError{code: exitFailed, err: err}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), pgOpenTimeout)
+	defer cancel()
+	st, err := pgstore.Open(ctx, dsn, sealer)
 	if err != nil {
 		return nil, &exitError{code: exitFailed, err: err}
 	}
