@@ -36,7 +36,7 @@ type connFlags struct {
 
 func (f *connFlags) bindStore(c *cobra.Command) {
 	c.Flags().StringVar(&f.storePath, "store", "",
-		"the connection store: a file, or a postgres:// URL (default: $CONNECTOR_STORE, else ~/.local/state/connector/store.json)")
+		"the connection store: a file, or a postgres:// URL (default: the connection's store setting, else $CONNECTOR_STORE, else $XDG_STATE_HOME/connector/store.json, else ~/.local/state/connector/store.json)")
 	c.Flags().StringVar(&f.keys, "key-file", "",
 		"the key that seals tokens at rest (default: secret.key next to a store file; $CONNECTOR_SECRET_KEY wins)")
 }
@@ -189,7 +189,11 @@ func (a *app) openSession(f *connFlags) (*session, error) {
 func tokenFailure(s *session, err error) error {
 	var nr *connector.NeedsReauthError
 	if errors.As(err, &nr) {
-		return &exitError{code: exitFailed, err: fmt.Errorf("connection %s: %w; run 'connector connect' with the same connection", s.conn.Key(), err)}
+		err = fmt.Errorf("connection %s: %w", s.conn.Key(), err)
+		if !strings.Contains(err.Error(), "connector connect") {
+			err = fmt.Errorf("%w; run 'connector connect' with the same connection", err)
+		}
+		return &exitError{code: exitFailed, err: err}
 	}
 	return &exitError{code: exitFailed, err: fmt.Errorf("connection %s: %w", s.conn.Key(), err)}
 }
@@ -235,6 +239,9 @@ credentials it fetches a token.`,
 				return err
 			}
 			defer s.Close()
+			if s.conn.Initiate == connector.InitiateOff {
+				return usageErrorf("connection %s has InitiateOAuth=OFF: it uses only the OAuthAccessToken it is given, so there is nothing to connect; use InitiateOAuth=GETANDREFRESH to run the flow", s.conn.Key())
+			}
 			ctx, cancel := interruptible(cmd.Context())
 			defer cancel()
 			ctx, cancelT := context.WithTimeout(ctx, timeout)

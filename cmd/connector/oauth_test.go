@@ -295,7 +295,9 @@ func TestCommandErrors(t *testing.T) {
 		{"unknown definition", []string{"token", "--connection-string", "Definition=nope;OAuthClientId=x", "--store", r.storePath}, 2, "--connection-string:"},
 		{"missing file", []string{"token", "--connection", filepath.Join(dir, "none.yaml"), "--store", r.storePath}, 1, "none.yaml"},
 		{"both", []string{"token", "--connection", "x", "--connection-string", "y"}, 2, "both --connection and --connection-string given"},
-		{"never connected", r.args("token"), 1, "has no token yet; run connector connect"},
+		{"never connected", r.args("token"), 1, "has no token yet; run connector connect\n"},
+		{"connect with InitiateOAuth=OFF", []string{"connect", "--connection-string", r.connString + ";InitiateOAuth=OFF;OAuthAccessToken=given-token", "--store", r.storePath, "--key-file", r.keyFile}, 2,
+			"has InitiateOAuth=OFF: it uses only the OAuthAccessToken it is given, so there is nothing to connect"},
 		{"emulate unknown", []string{"emulate", "jira"}, 2, `no emulator for "jira"`},
 	}
 	for _, row := range rows {
