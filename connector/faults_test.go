@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/connector-engine/connector/connector/store"
+	"github.com/connector-engine/connector/connector/token"
 	"github.com/connector-engine/connector/definitions"
 )
 
@@ -302,5 +303,38 @@ func TestStoreWriteFailureFailsClosed(t *testing.T) {
 	tok, err := src.TokenContext(context.Background())
 	if err == nil || !strings.Contains(err.Error(), "could not be stored, so it is not used") || tok.AccessToken != "" {
 		t.Fatalf("token %v err %v", tok, err)
+	}
+}
+
+// TestInvalidGrantRereadsTheStore: while this worker's refresh is at the
+// provider, another worker (whose lock was lost, in a database restart say)
+// rotates the token and stores it; this worker's invalid_grant then takes
+// the stored token instead of declaring the connection broken.
+func TestInvalidGrantRereadsTheStore(t *testing.T) {
+	st := store.NewMemory()
+	var key string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rec, err := st.Get(r.Context(), key)
+		if err != nil {
+			t.Error(err)
+		}
+		rec.Token = token.Token{AccessToken: "theirs", RefreshToken: "rt2", Expiry: time.Now().Add(time.Hour)}
+		rec.RefreshStarted = time.Time{}
+		if _, err := st.Put(r.Context(), rec); err != nil {
+			t.Error(err)
+		}
+		w.WriteHeader(400)
+		fmt.Fprint(w, `{"error":"invalid_grant","error_description":"refresh token already used"}`)
+	}))
+	defer srv.Close()
+	conn := &Connection{Definition: testDef(t, srv.URL), ClientID: "id", ClientSecret: "sec", RedirectURI: "http://127.0.0.1:1/cb", RefreshToken: "rt1"}
+	key = conn.Key()
+	src, _ := NewSource(conn, st)
+	tok, err := src.TokenContext(context.Background())
+	if err != nil || tok.AccessToken != "theirs" {
+		t.Fatalf("token %q, err %v; want the other worker's token", tok.AccessToken, err)
+	}
+	if rec, _ := st.Get(context.Background(), key); rec.Status != store.StatusConnected || rec.Token.RefreshToken != "rt2" {
+		t.Fatalf("stored %s with refresh token %q; want connected with rt2", rec.Status, rec.Token.RefreshToken)
 	}
 }

@@ -95,7 +95,8 @@ func (p *Policy) decide(req *http.Request, attempt int, resp *http.Response, err
 		return Decision{}
 	}
 	if err != nil {
-		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		var ce *credentialError
+		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ce) {
 			return Decision{}
 		}
 		if !notSent(err) && !p.Repeatable(req) {

@@ -70,6 +70,7 @@ func TestPolicyDecide(t *testing.T) {
 		{name: "context cancelled: a retryable answer gives the context's error", method: "GET", status: 503, cancel: true, want: want{ctxErr: context.Canceled}},
 		{name: "context cancelled: a final answer is returned", method: "GET", status: 404, cancel: true, want: want{}},
 		{name: "context error is final", method: "GET", err: context.DeadlineExceeded, want: want{}},
+		{name: "no token (needs re-authorization) is final", method: "GET", err: &credentialError{&NeedsReauthError{Reason: "revoked"}}, want: want{}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http/httptrace"
+	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/oauth2"
@@ -43,6 +46,11 @@ type Source struct {
 	mu     sync.Mutex
 	cached token.Token
 }
+
+// ReasonLostRefresh is the Reason of a connection whose refresh may have
+// been sent but whose outcome was never recorded.
+const ReasonLostRefresh = "an earlier refresh was interrupted after its request may have reached the provider; if the provider rotated the refresh token, " +
+	"the answer was lost, and presenting the old refresh token again would make it revoke the grant. Authorize the connection again (connector connect)"
 
 // DefaultMargin is the default proactive refresh margin.
 const DefaultMargin = 2 * time.Minute
@@ -131,13 +139,25 @@ func (s *Source) locked(ctx context.Context, change func(rec store.Record, found
 }
 
 func (s *Source) renew(ctx context.Context, stale string, force bool) (token.Token, error) {
-	v, err, _ := s.group.Do(s.conn.Key(), func() (any, error) {
+	// Only callers asking the same thing share a flight: one that rejects
+	// a token (force) must not be handed the answer of one that merely
+	// found its cached token old, which may be that very token.
+	key := s.conn.Key() + "\x00" + strconv.FormatBool(force) + "\x00" + stale
+	// DoChan, not Do: a caller whose context ends returns at once, while a
+	// refresh already sent runs to the end and records its outcome (see
+	// renewLocked), for the callers still waiting and for the store.
+	ch := s.group.DoChan(key, func() (any, error) {
 		return s.renewLocked(ctx, stale, force)
 	})
-	if err != nil {
-		return token.Token{}, err
+	select {
+	case r := <-ch:
+		if r.Err != nil {
+			return token.Token{}, r.Err
+		}
+		return r.Val.(token.Token), nil
+	case <-ctx.Done():
+		return token.Token{}, fmt.Errorf("connection %s: waiting for the token: %w", s.conn.Key(), context.Cause(ctx))
 	}
-	return v.(token.Token), nil
 }
 
 func (s *Source) renewLocked(ctx context.Context, stale string, force bool) (token.Token, error) {
@@ -156,7 +176,10 @@ func (s *Source) renewLocked(ctx context.Context, stale string, force bool) (tok
 	defer cancel()
 	unlock, err := s.store.Lock(lctx, key)
 	if err != nil {
-		return token.Token{}, fmt.Errorf("connection %s: waiting for another refresh: %w", key, err)
+		if errors.Is(err, store.ErrLockTimeout) {
+			return token.Token{}, fmt.Errorf("connection %s: waiting for another refresh: %w", key, err)
+		}
+		return token.Token{}, fmt.Errorf("connection %s: taking the lock to refresh: %w", key, err)
 	}
 	defer unlock()
 
@@ -189,37 +212,66 @@ func (s *Source) renewLocked(ctx context.Context, stale string, force bool) (tok
 	var grant func(context.Context) (*token.Token, error)
 	switch {
 	case s.flow.o.GrantType == definitions.GrantClientCredentials:
-		grant = s.flow.ClientCredentials
+		grant = s.flow.ClientCredentials // consumes nothing: an interrupted one is simply asked again
 	case rec.Token.RefreshToken == "" && rec.Token.AccessToken == "":
 		return token.Token{}, &NeedsReauthError{Reason: "the connection has no token yet; run connector connect"}
+	case !rec.RefreshStarted.IsZero():
+		// An earlier refresh may have been sent and its outcome was never
+		// recorded (the process died, or the answer was lost). If the
+		// provider rotated the refresh token, presenting the old one again
+		// is a replay, which a rotating provider answers by revoking the
+		// whole grant (RFC 9700 4.14.2). Nothing the client holds tells
+		// whether it did, so the engine stops here and asks for a person.
+		rec.Status, rec.Reason, rec.RefreshStarted = store.StatusNeedsReauth, ReasonLostRefresh, time.Time{}
+		if _, err := s.store.Put(ctx, rec); err != nil {
+			return token.Token{}, fmt.Errorf("connection %s: recording that it needs authorizing again: %w", key, err)
+		}
+		return token.Token{}, &NeedsReauthError{Reason: ReasonLostRefresh}
 	default:
 		rt := rec.Token.RefreshToken
 		grant = func(ctx context.Context) (*token.Token, error) { return s.flow.Refresh(ctx, rt) }
 	}
 
 	// Mark the refresh in flight, durably, before the provider can act on it.
-	interrupted := !rec.RefreshStarted.IsZero()
 	rec.RefreshStarted = s.Now()
 	if rec, err = s.store.Put(ctx, rec); err != nil {
 		return token.Token{}, fmt.Errorf("connection %s: recording the refresh before sending it: %w", key, err)
 	}
+	// From here on the caller's cancellation must not cut the refresh short:
+	// a request abandoned after it was sent leaves a refresh token that may
+	// be burnt. The request and the recording of its outcome run to the
+	// end, bounded by LockTimeout (the flow bounds each attempt as well).
+	ctx, cancelSend := context.WithTimeout(context.WithoutCancel(ctx), s.LockTimeout)
+	defer cancelSend()
+	var sent atomic.Bool // a request was written whole: the provider may have acted on it
+	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{WroteRequest: func(w httptrace.WroteRequestInfo) {
+		if w.Err == nil {
+			sent.Store(true)
+		}
+	}})
 	nt, gerr := grant(ctx)
 	if gerr != nil {
 		var te *TokenError
 		var nr *NeedsReauthError
 		switch {
 		case errors.As(gerr, &te) && te.Code == "invalid_grant":
-			reason := fmt.Sprintf("the provider rejected the refresh token (%s)", te.Error())
-			if interrupted {
-				reason = "an earlier refresh was interrupted after it was sent; the provider rotated the refresh token and its answer was lost. Authorize the connection again"
+			// Re-read first: if another worker rotated the token meanwhile
+			// (its lock was lost, say, in a database restart), the refusal
+			// is about a token this one should not have held.
+			if cur, err := s.store.Get(ctx, key); err == nil && cur.Version != rec.Version &&
+				cur.Status == store.StatusConnected && cur.Token.RefreshToken != rec.Token.RefreshToken && cur.Token.Valid(s.Now(), 0) {
+				s.setCached(cur.Token)
+				return cur.Token, nil
 			}
+			reason := fmt.Sprintf("the provider rejected the refresh token (%s)", te.Error())
 			rec.Status, rec.Reason, rec.RefreshStarted = store.StatusNeedsReauth, reason, time.Time{}
 		case errors.As(gerr, &nr):
 			rec.Status, rec.Reason, rec.RefreshStarted = store.StatusNeedsReauth, nr.Reason, time.Time{}
 		default:
 			var re *RequestError
-			if !errors.As(gerr, &re) {
-				// The provider answered: nothing was consumed.
+			if !errors.As(gerr, &re) || !sent.Load() {
+				// The provider answered, or never got the request (it
+				// could not be connected to): nothing was consumed.
 				rec.RefreshStarted = time.Time{}
 			}
 			// Otherwise the answer was lost: keep the marker, so the next

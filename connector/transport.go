@@ -272,7 +272,7 @@ func (t *bearerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	tok, err := t.src.TokenContext(ctx)
 	if err != nil {
 		closeBody(r)
-		return nil, err
+		return nil, &credentialError{err}
 	}
 	r.Header["Authorization"] = t.header(tok)
 	resp, err := t.next.RoundTrip(r)
@@ -287,11 +287,19 @@ func (t *bearerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	discard(resp)
 	renewed, err := t.src.Reject(ctx, tok.AccessToken)
 	if err != nil {
-		return nil, fmt.Errorf("the API refused the access token (401) and renewing it failed: %w", err)
+		return nil, &credentialError{fmt.Errorf("the API refused the access token (401) and renewing it failed: %w", err)}
 	}
 	r.Header["Authorization"] = t.header(renewed)
 	return t.next.RoundTrip(r)
 }
+
+// credentialError is a failure to obtain credentials for a request, which
+// was therefore not sent. The token source has its own retries and locks;
+// repeating the request would only repeat them.
+type credentialError struct{ err error }
+
+func (e *credentialError) Error() string { return e.err.Error() }
+func (e *credentialError) Unwrap() error { return e.err }
 
 // Reject tells the source that the API refused access (401): it returns a
 // renewed token, refreshing unless another worker already replaced the

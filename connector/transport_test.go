@@ -473,3 +473,29 @@ func TestStaticSchemes(t *testing.T) {
 		})
 	}
 }
+
+// failingSource is a token source that cannot produce a token.
+type failingSource struct{ calls atomic.Int32 }
+
+func (f *failingSource) TokenContext(context.Context) (token.Token, error) {
+	f.calls.Add(1)
+	return token.Token{}, &NeedsReauthError{Reason: "the grant was revoked"}
+}
+
+func (f *failingSource) Reject(ctx context.Context, _ string) (token.Token, error) {
+	return f.TokenContext(ctx)
+}
+
+// TestNoTokenIsNotRetried: when no token can be had, the request fails at
+// once with the source's error; retrying would only ask the source again.
+func TestNoTokenIsNotRetried(t *testing.T) {
+	src := &failingSource{}
+	rt := &retryTransport{policy: &Policy{MaxAttempts: 4, MaxWait: time.Minute, BackoffMin: time.Millisecond, BackoffMax: time.Millisecond},
+		next: &bearerTransport{src: src, next: http.DefaultTransport}}
+	req, _ := http.NewRequest(http.MethodGet, "http://127.0.0.1:9/x", nil)
+	_, err := rt.RoundTrip(req)
+	var nr *NeedsReauthError
+	if !errors.As(err, &nr) || src.calls.Load() != 1 {
+		t.Fatalf("err = %v after %d token requests; want NeedsReauthError after 1", err, src.calls.Load())
+	}
+}
