@@ -116,7 +116,7 @@ func TestCallbackChecks(t *testing.T) {
 
 func TestParseTokenResponse(t *testing.T) {
 	m := &definitions.TokenResponse{AccessToken: "access_token", RefreshToken: "refresh_token", TokenType: "token_type",
-		ExpiresIn: "expires_in", Scope: "scope", CreatedAt: "created_at", DefaultExpiresIn: time.Hour}
+		ExpiresIn: "expires_in", Scope: "scope", CreatedAt: "created_at", DefaultExpiresIn: 90 * time.Minute}
 	at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	rows := []struct {
 		name, ctype, body string
@@ -125,8 +125,9 @@ func TestParseTokenResponse(t *testing.T) {
 	}{
 		{"procore", "application/json", `{"access_token":"a","token_type":"bearer","expires_in":5400,"refresh_token":"r","created_at":1767225600}`, 5400 * time.Second, ""},
 		{"expires_in string", "application/json", `{"access_token":"a","expires_in":"60"}`, time.Minute, ""},
-		{"expires_in null uses default", "application/json", `{"access_token":"a","expires_in":null}`, time.Hour, ""},
-		{"expires_in missing uses default", "application/json", `{"access_token":"a"}`, time.Hour, ""},
+		{"expires_in null uses default", "application/json", `{"access_token":"a","expires_in":null}`, 90 * time.Minute, ""},
+		{"expires_in 0 uses default", "application/json", `{"access_token":"a","expires_in":0}`, 90 * time.Minute, ""},
+		{"expires_in missing uses default", "application/json", `{"access_token":"a"}`, 90 * time.Minute, ""},
 		{"expires_in huge is capped", "application/json", `{"access_token":"a","expires_in":1e300}`, maxLifetime, ""},
 		{"expires_in negative", "application/json", `{"access_token":"a","expires_in":-5}`, 0, "is negative"},
 		{"expires_in garbage", "application/json", `{"access_token":"a","expires_in":"soon"}`, 0, `"soon" is not a number`},
@@ -138,7 +139,7 @@ func TestParseTokenResponse(t *testing.T) {
 		{"html", "text/html", `<html>login</html>`, 0, "HTML, not JSON"},
 		{"empty", "application/json", ``, 0, "is empty"},
 		{"truncated json", "application/json", `{"access_token":"a"`, 0, "not valid JSON"},
-		{"form encoded (GitHub)", "application/x-www-form-urlencoded", `access_token=a&scope=repo%2Cuser&token_type=bearer`, time.Hour, ""},
+		{"form encoded (GitHub)", "application/x-www-form-urlencoded", `access_token=a&scope=repo%2Cuser&token_type=bearer`, 90 * time.Minute, ""},
 		{"unknown fields ignored", "application/json", `{"access_token":"a","x":{"y":[1]}}`, 0, ""},
 	}
 	for _, r := range rows {

@@ -2,6 +2,7 @@ package connector
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -74,7 +75,10 @@ func parseTokenResponse(contentType string, body []byte, m *definitions.TokenRes
 		lifetime = time.Duration(math.Min(secs, maxLifetime.Seconds()) * float64(time.Second))
 	}
 	if lifetime <= 0 {
-		lifetime = definitions.DefaultTokenLifetime
+		// expires_in 0 names no usable lifetime (some servers truncate a
+		// sub-second remainder to it): assume the definition's default, as
+		// for a missing one, and let a 401 renew the token earlier.
+		lifetime = cmp.Or(m.DefaultExpiresIn, definitions.DefaultTokenLifetime)
 	}
 	tok.Expiry = requested.Add(lifetime)
 	if raw := lookupPath(fields, m.CreatedAt); raw != nil {
