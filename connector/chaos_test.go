@@ -189,6 +189,8 @@ func TestChaosKillDuringRefresh(t *testing.T) {
 		worksWithMarker         int                // a fresh process worked although a refresh was in doubt
 		windowsHit, windowsMiss int
 		childStops              int // children that ended on their own: every connection needed re-authorization
+		consumed                int // of needReauth: the stored refresh token had been used at the provider
+		unconsumed              = map[string]int{}
 	)
 	for i := range kills {
 		fault := faults[i%len(faults)]
@@ -230,6 +232,7 @@ func TestChaosKillDuringRefresh(t *testing.T) {
 			}
 		}
 
+		quiesce(t, emu)
 		before := emu.Stats()
 		for _, id := range cfg.ConnIDs {
 			rec, err := st.Get(context.Background(), id)
@@ -242,6 +245,13 @@ func TestChaosKillDuringRefresh(t *testing.T) {
 				worksWithMarker++
 			case !works:
 				needReauth[fault]++
+				// Was the stored refresh token really consumed (a lost
+				// answer), or did the request never reach the provider?
+				if used, issued := emu.RefreshTokenUsed(rec.Token.RefreshToken); !issued || used {
+					consumed++
+				} else {
+					unconsumed[fault]++
+				}
 			}
 			if id == doubtful {
 				switch fault {
@@ -315,6 +325,29 @@ func TestChaosKillDuringRefresh(t *testing.T) {
 		kills, time.Since(started).Round(time.Millisecond), childStops, windowsHit, windowsMiss, stats.Refreshes, stats.DroppedTokenResponses)
 	t.Logf("connections found needing re-authorization (lost-refresh reason): %d, by the fault of the iteration: %v; %d times a fresh process worked while a refresh was in doubt (that connection needs re-authorization at its next refresh); %d code exchanges",
 		total, needReauth, worksWithMarker, stats.CodeExchanges)
+	t.Logf("of those found during the loop, %d had their refresh token consumed at the provider (the rotated answer died with the process: no client can recover it) and %d had not (killed before the request reached the provider; by fault: %v), which the engine cannot tell apart without asking the provider",
+		consumed, total-needReauth["final"]-consumed, unconsumed)
+}
+
+// quiesce waits until the emulator has finished the requests of the child
+// just killed: a request sent before the kill is still processed (that is
+// how a refresh's answer gets lost), and counting must wait for it. A
+// request still in the socket when the count is read would be missed, so
+// the count must stay at zero for a while.
+func quiesce(t *testing.T, emu *emulator.Server) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for idle := 0; idle < 3; {
+		if time.Now().After(deadline) {
+			t.Fatalf("the emulator is still handling %d requests 10s after the child died", emu.InFlight())
+		}
+		time.Sleep(10 * time.Millisecond)
+		if emu.InFlight() == 0 {
+			idle++
+		} else {
+			idle = 0
+		}
+	}
 }
 
 // startChaosChild starts a chaos child whose stdout lines arrive on lines.

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -92,8 +93,9 @@ type Stats struct {
 // Server is a Procore emulator. It is an http.Handler and is safe for
 // concurrent use; all state lives in memory behind one mutex.
 type Server struct {
-	cfg     Config
-	handler http.Handler
+	cfg      Config
+	handler  http.Handler
+	inFlight atomic.Int64
 
 	mu       sync.Mutex
 	clients  map[string]*Client
@@ -179,8 +181,15 @@ func New(cfg Config) *Server {
 
 // ServeHTTP answers for both the login host and the API host.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.inFlight.Add(1)
+	defer s.inFlight.Add(-1)
 	s.handler.ServeHTTP(w, r)
 }
+
+// InFlight is the number of requests being handled now. A test that killed
+// a client waits for it to reach 0 before reading Stats: the server goes on
+// with a request whose sender died.
+func (s *Server) InFlight() int { return int(s.inFlight.Load()) }
 
 // Start listens on addr, which must be a loopback address such as
 // "127.0.0.1:0", and serves until ctx ends or Close is called. It returns
@@ -278,6 +287,20 @@ func (s *Server) DropTokenResponses(n int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.dropN = max(n, 0)
+}
+
+// RefreshTokenUsed reports whether the emulator issued the refresh token rt
+// and whether it has since been used (rotated away). It lets a test tell a
+// refresh whose answer was lost, which consumed the token, from one that
+// never reached the provider.
+func (s *Server) RefreshTokenUsed(rt string) (used, issued bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, ok := s.refresh[rt]
+	if !ok {
+		return false, false
+	}
+	return r.used, true
 }
 
 // Stats returns a copy of the counters.
