@@ -142,14 +142,19 @@ func (p *Policy) Repeatable(req *http.Request) bool {
 // Exhausted reports, from a response, until when the rate limit is used up:
 // the remaining header reads 0 and the reset header says when it refills.
 func (p *Policy) Exhausted(resp *http.Response, now time.Time) (time.Time, bool) {
-	if p.RemainingHeader == "" {
-		return time.Time{}, false
-	}
-	v := resp.Header[p.RemainingHeader]
-	if len(v) == 0 || v[0] != "0" {
+	if !p.used(resp) {
 		return time.Time{}, false
 	}
 	return p.reset(resp, now)
+}
+
+// used reports whether resp says no requests are left in the window.
+func (p *Policy) used(resp *http.Response) bool {
+	if p.RemainingHeader == "" {
+		return false
+	}
+	v := resp.Header[p.RemainingHeader]
+	return len(v) > 0 && v[0] == "0"
 }
 
 func (p *Policy) reset(resp *http.Response, now time.Time) (time.Time, bool) {
