@@ -107,6 +107,44 @@ func (s *Sealer) OpenToken(id string, sealed []byte) (token.Token, error) {
 // use it to tell a user which key to check.
 func (s *Sealer) KeySource() string { return s.source }
 
+// keyName names the key for a person: where it came from, when known.
+func (s *Sealer) keyName() string {
+	switch s.source {
+	case "":
+		return "the secret key (" + EnvSecretKey + ", or the key file)"
+	case EnvSecretKey:
+		return "the key in " + EnvSecretKey
+	default:
+		return "the key in " + s.source
+	}
+}
+
+// OpenStoredToken opens the token a store kept for connection id. When it
+// cannot be decrypted, the error names the connection, where (the store and
+// its file or database) and which key to check, and still matches ErrUnseal.
+func (s *Sealer) OpenStoredToken(id string, sealed []byte, where string) (token.Token, error) {
+	tok, err := s.OpenToken(id, sealed)
+	if errors.Is(err, ErrUnseal) {
+		return token.Token{}, &unsealError{
+			msg: fmt.Sprintf("%s: the token of connection %q cannot be decrypted: %s differs from the key it was written with, or the stored data was altered; use the original key, or delete the connection and authorize it again",
+				where, id, s.keyName()),
+			err: err,
+		}
+	}
+	if err != nil {
+		return token.Token{}, fmt.Errorf("%s: connection %q: %w", where, id, err)
+	}
+	return tok, nil
+}
+
+type unsealError struct {
+	msg string
+	err error
+}
+
+func (e *unsealError) Error() string { return e.msg }
+func (e *unsealError) Unwrap() error { return e.err }
+
 // String describes the Sealer without its key.
 func (s Sealer) String() string {
 	if s.source == "" {

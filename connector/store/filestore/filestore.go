@@ -306,16 +306,9 @@ func (s *Store) Close() error {
 // open turns a record read from the file into a store.Record, unsealing its
 // token.
 func (s *Store) open(fr fileRecord) (store.Record, error) {
-	tok, err := s.sealer.OpenToken(fr.ID, fr.SealedToken)
-	if errors.Is(err, store.ErrUnseal) {
-		return store.Record{}, &keyError{
-			msg: fmt.Sprintf("filestore: the token of connection %q in %s cannot be decrypted: %s differs from the key it was written with, or the file was altered; use the original key, or delete the connection and authorize it again",
-				fr.ID, s.path, s.keyName()),
-			err: err,
-		}
-	}
+	tok, err := s.sealer.OpenStoredToken(fr.ID, fr.SealedToken, "filestore "+s.path)
 	if err != nil {
-		return store.Record{}, fmt.Errorf("filestore: connection %q in %s: %w", fr.ID, s.path, err)
+		return store.Record{}, err
 	}
 	return store.Record{
 		ID:             fr.ID,
@@ -328,24 +321,3 @@ func (s *Store) open(fr fileRecord) (store.Record, error) {
 		UpdatedAt:      fr.UpdatedAt,
 	}, nil
 }
-
-func (s *Store) keyName() string {
-	switch src := s.sealer.KeySource(); src {
-	case "":
-		return "the secret key (" + store.EnvSecretKey + ", or the key file)"
-	case store.EnvSecretKey:
-		return "the key in " + store.EnvSecretKey
-	default:
-		return "the key in " + src
-	}
-}
-
-// keyError says which record failed to open and which key to check, and
-// still matches store.ErrUnseal.
-type keyError struct {
-	msg string
-	err error
-}
-
-func (e *keyError) Error() string { return e.msg }
-func (e *keyError) Unwrap() error { return e.err }

@@ -536,16 +536,9 @@ func (s *Store) Close() error {
 
 // open turns a row into a store.Record, unsealing its token.
 func (s *Store) open(r row) (store.Record, error) {
-	tok, err := s.sealer.OpenToken(r.id, r.sealed)
-	if errors.Is(err, store.ErrUnseal) {
-		return store.Record{}, &opError{
-			msg: fmt.Sprintf("pgstore: the token of connection %q in %s cannot be decrypted: %s differs from the key it was written with, or the row was altered; use the original key, or delete the connection and authorize it again",
-				r.id, s.desc, s.keyName()),
-			err: err,
-		}
-	}
+	tok, err := s.sealer.OpenStoredToken(r.id, r.sealed, "pgstore "+s.desc)
 	if err != nil {
-		return store.Record{}, fmt.Errorf("pgstore: connection %q in %s: %w", r.id, s.desc, err)
+		return store.Record{}, err
 	}
 	rec := store.Record{
 		ID:         r.id,
@@ -560,15 +553,4 @@ func (s *Store) open(r row) (store.Record, error) {
 		rec.RefreshStarted = r.refreshStarted.UTC()
 	}
 	return rec, nil
-}
-
-func (s *Store) keyName() string {
-	switch src := s.sealer.KeySource(); src {
-	case "":
-		return "the secret key (" + store.EnvSecretKey + ", or the key file)"
-	case store.EnvSecretKey:
-		return "the key in " + store.EnvSecretKey
-	default:
-		return "the key in " + src
-	}
 }
