@@ -267,6 +267,35 @@ func (f *Flow) Revoke(ctx context.Context, tok string, hint string) error {
 	return nil
 }
 
+// CanIntrospect reports whether the definition names an introspection URI.
+func (f *Flow) CanIntrospect() bool { return f.o.IntrospectionURI != nil }
+
+// Introspect asks the provider whether tok (of the kind hint names, such as
+// "refresh_token") is active (RFC 7662). It changes nothing at the provider,
+// so it is retried like any safe request. An answer without a boolean
+// "active" is an error, never taken for either.
+func (f *Flow) Introspect(ctx context.Context, tok, hint string) (bool, error) {
+	if f.o.IntrospectionURI == nil {
+		return false, fmt.Errorf("definition %s has no introspection_uri", f.def.Name)
+	}
+	std := [][2]string{{"token", tok}, {"token_type_hint", hint}}
+	resp, body, err := f.send(ctx, f.o.IntrospectionURI, f.vals, std, true, true)
+	if err != nil {
+		return false, fmt.Errorf("introspecting a token of connection %s: %w", f.conn.Key(), f.redact(err, tok))
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		return false, f.tokenError("introspection", resp, body, tok)
+	}
+	var answer struct {
+		Active *bool `json:"active"`
+	}
+	if err := json.Unmarshal(body, &answer); err != nil || answer.Active == nil {
+		return false, fmt.Errorf("introspecting a token of connection %s: the answer (HTTP %d) has no boolean \"active\"", f.conn.Key(), resp.StatusCode)
+	}
+	return *answer.Active, nil
+}
+
 // tokenRequest sends one token request shaped as the definition says and
 // parses the answer. extra is one more secret to redact from errors.
 func (f *Flow) tokenRequest(ctx context.Context, what string, t *templates.Template, vals []string, std [][2]string, idempotent bool, extra string) (*token.Token, error) {
@@ -303,7 +332,7 @@ const maxBody = 1 << 20
 // the standard ones it lacks go where token_request.params says; the client
 // authenticates in the body or with HTTP Basic, never both. Revocation is
 // always a form POST (RFC 7009 2.1), whatever the token requests look like.
-func (f *Flow) send(ctx context.Context, t *templates.Template, vals []string, std [][2]string, idempotent, revocation bool) (*http.Response, []byte, error) {
+func (f *Flow) send(ctx context.Context, t *templates.Template, vals []string, std [][2]string, idempotent, formPost bool) (*http.Response, []byte, error) {
 	raw, err := t.Expand(vals)
 	if err != nil {
 		return nil, nil, fmt.Errorf("expanding %s: %w", t.Redacted(vals), err)
@@ -317,7 +346,7 @@ func (f *Flow) send(ctx context.Context, t *templates.Template, vals []string, s
 		setDefault(params, kv[0], kv[1])
 	}
 	tr := f.o.TokenRequest
-	if revocation {
+	if formPost { // revocation and introspection are form POSTs (RFC 7009 2.1, RFC 7662 2.1)
 		tr.Method, tr.Params = http.MethodPost, definitions.ParamsForm
 	}
 	var basic bool

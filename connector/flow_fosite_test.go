@@ -3,7 +3,9 @@ package connector_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"sync"
@@ -213,5 +215,111 @@ func TestConcurrentRefreshOneAtATime(t *testing.T) {
 	}
 	if s := srv.Stats(); s.Refreshes != 1 || s.RefreshReuseDetected != 0 {
 		t.Errorf("stats %+v", s)
+	}
+}
+
+// TestInterruptedRefreshResolvedByIntrospection: with an introspection_uri
+// the engine asks the provider, instead of assuming the worst, whether a
+// refresh interrupted after its in-flight marker consumed the refresh
+// token. Unconsumed (the process died before sending): the refresh goes
+// on. Consumed (the answer was lost): the connection needs authorizing
+// again, and the used token is never presented, so fosite sees no reuse.
+func TestInterruptedRefreshResolvedByIntrospection(t *testing.T) {
+	srv := fositeServer(t, fositeserver.Options{RequirePKCE: true})
+	def := fositeDefinition(t, srv.URL, "    introspection_uri: ${BaseUrl}/oauth/introspect\n    token_request: {client_auth: basic}\n")
+	conn := &connector.Connection{Definition: def, ClientID: clientID, ClientSecret: clientSecret, RedirectURI: redirectURI}
+	st := store.NewMemory()
+	ctx := context.Background()
+	src, err := connector.NewSource(conn, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	attempt, err := src.Flow().AuthCodeURL()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := src.Flow().Exchange(ctx, attempt, approve(t, attempt.URL))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := src.Store(ctx, tok); err != nil {
+		t.Fatal(err)
+	}
+
+	// A process stored the marker and died before sending.
+	rec, _ := st.Get(ctx, conn.Key())
+	rec.RefreshStarted = time.Now()
+	if _, err := st.Put(ctx, rec); err != nil {
+		t.Fatal(err)
+	}
+	fresh, _ := connector.NewSource(conn, st)
+	nt, err := fresh.Refresh(ctx)
+	if err != nil {
+		t.Fatalf("refresh after an interrupted one that never reached the provider: %v", err)
+	}
+	if s := srv.Stats(); s.Introspections != 1 || s.Refreshes != 1 || s.RefreshReuseDetected != 0 {
+		t.Fatalf("stats %+v; want 1 introspection, 1 refresh, no reuse", s)
+	}
+	if rec, _ := st.Get(ctx, conn.Key()); rec.Token.RefreshToken != nt.RefreshToken || !rec.RefreshStarted.IsZero() {
+		t.Fatal("the refresh's outcome was not stored, or the marker was kept")
+	}
+
+	// The provider carries out a refresh and its answer is lost.
+	srv.DropNextTokenResponses(1)
+	if _, err := fresh.Refresh(ctx); !errors.As(err, new(*connector.RequestError)) {
+		t.Fatalf("refresh with a dropped answer: %v", err)
+	}
+	again, _ := connector.NewSource(conn, st)
+	_, err = again.Refresh(ctx)
+	var nr *connector.NeedsReauthError
+	if !errors.As(err, &nr) || nr.Reason != connector.ReasonRefreshConsumed {
+		t.Fatalf("refresh after a lost answer: %v; want NeedsReauthError with ReasonRefreshConsumed", err)
+	}
+	if s := srv.Stats(); s.Introspections != 2 || s.Refreshes != 2 || s.RefreshReuseDetected != 0 {
+		t.Fatalf("stats %+v; want 2 introspections, 2 refreshes, no reuse", s)
+	}
+}
+
+// TestIntrospectionAnswers: only a boolean "active" is an answer.
+func TestIntrospectionAnswers(t *testing.T) {
+	for _, tt := range []struct {
+		name, body string
+		status     int
+		active     bool
+		err        string
+	}{
+		{"active", `{"active":true,"token_type":"refresh_token"}`, 200, true, ""},
+		{"inactive", `{"active":false}`, 200, false, ""},
+		{"no active", `{"token_type":"refresh_token"}`, 200, false, `has no boolean "active"`},
+		{"active as a string", `{"active":"true"}`, 200, false, `has no boolean "active"`},
+		{"html", `<html>login</html>`, 200, false, `has no boolean "active"`},
+		{"unauthorized", `{"error":"invalid_client"}`, 401, false, "invalid_client"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if err := r.ParseForm(); err != nil || r.PostForm.Get("token") != "the-refresh-token" || r.PostForm.Get("token_type_hint") != "refresh_token" {
+					t.Errorf("introspection request %v", r.PostForm)
+				}
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(tt.status)
+				fmt.Fprint(w, tt.body)
+			}))
+			defer srv.Close()
+			def := fositeDefinition(t, srv.URL, "    introspection_uri: ${BaseUrl}/introspect\n")
+			f, err := connector.NewFlow(&connector.Connection{Definition: def, ClientID: clientID, ClientSecret: clientSecret, RedirectURI: redirectURI})
+			if err != nil {
+				t.Fatal(err)
+			}
+			active, err := f.Introspect(context.Background(), "the-refresh-token", "refresh_token")
+			if tt.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.err) || strings.Contains(err.Error(), "the-refresh-token") {
+					t.Fatalf("err = %v, want one containing %q and not the token", err, tt.err)
+				}
+				return
+			}
+			if err != nil || active != tt.active {
+				t.Fatalf("active %v, err %v; want %v", active, err, tt.active)
+			}
+		})
 	}
 }

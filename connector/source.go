@@ -52,6 +52,12 @@ type Source struct {
 const ReasonLostRefresh = "an earlier refresh was interrupted after its request may have reached the provider; if the provider rotated the refresh token, " +
 	"the answer was lost, and presenting the old refresh token again would make it revoke the grant. Authorize the connection again (connector connect)"
 
+// ReasonRefreshConsumed is the Reason of a connection whose interrupted
+// refresh the provider confirms it carried out (introspection says the old
+// refresh token is no longer active): the rotated answer was lost.
+const ReasonRefreshConsumed = "an earlier refresh was interrupted after the provider had carried it out (it reports the old refresh token inactive), so the rotated token was lost. " +
+	"Authorize the connection again (connector connect)"
+
 // DefaultMargin is the default proactive refresh margin.
 const DefaultMargin = 2 * time.Minute
 
@@ -220,13 +226,27 @@ func (s *Source) renewLocked(ctx context.Context, stale string, force bool) (tok
 		// recorded (the process died, or the answer was lost). If the
 		// provider rotated the refresh token, presenting the old one again
 		// is a replay, which a rotating provider answers by revoking the
-		// whole grant (RFC 9700 4.14.2). Nothing the client holds tells
-		// whether it did, so the engine stops here and asks for a person.
-		rec.Status, rec.Reason, rec.RefreshStarted = store.StatusNeedsReauth, ReasonLostRefresh, time.Time{}
+		// whole grant (RFC 9700 4.14.2). Only the provider knows whether it
+		// did: ask it when the definition says how (introspection), else
+		// stop here and ask for a person.
+		reason := ReasonLostRefresh
+		if s.flow.CanIntrospect() {
+			active, err := s.flow.Introspect(ctx, rec.Token.RefreshToken, "refresh_token")
+			if err != nil {
+				return token.Token{}, fmt.Errorf("connection %s: an earlier refresh was interrupted, and asking the provider whether its refresh token is still unused failed (the connection is left as it was; try again): %w", key, err)
+			}
+			if active {
+				rt := rec.Token.RefreshToken // never reached the provider: safe to send
+				grant = func(ctx context.Context) (*token.Token, error) { return s.flow.Refresh(ctx, rt) }
+				break
+			}
+			reason = ReasonRefreshConsumed
+		}
+		rec.Status, rec.Reason, rec.RefreshStarted = store.StatusNeedsReauth, reason, time.Time{}
 		if _, err := s.store.Put(ctx, rec); err != nil {
 			return token.Token{}, fmt.Errorf("connection %s: recording that it needs authorizing again: %w", key, err)
 		}
-		return token.Token{}, &NeedsReauthError{Reason: ReasonLostRefresh}
+		return token.Token{}, &NeedsReauthError{Reason: reason}
 	default:
 		rt := rec.Token.RefreshToken
 		grant = func(ctx context.Context) (*token.Token, error) { return s.flow.Refresh(ctx, rt) }

@@ -38,6 +38,7 @@ type raw struct {
 			TokenRequestURI string   `yaml:"token_request_uri"`
 			RefreshURI      string   `yaml:"refresh_uri"`
 			RevokeURI       string   `yaml:"revoke_uri"`
+			IntrospectURI   string   `yaml:"introspection_uri"`
 			Scopes          []string `yaml:"scopes"`
 			ScopeSeparator  string   `yaml:"scope_separator"`
 			PKCE            *bool    `yaml:"pkce"`
@@ -337,14 +338,15 @@ func bits(vs ...int) uint32 {
 }
 
 var (
-	scopeHosts    = scope{name: "base and login URLs"}
-	scopeAuthz    = scope{name: "the authorization request", browser: true, allowed: bits(VarClientID, VarRedirectURI, VarState, VarScope, VarCodeChallenge, VarBaseURL, VarLoginURL)}
-	scopeCode     = scope{name: "the code exchange", allowed: bits(VarClientID, VarClientSecret, VarRedirectURI, VarScope, VarCodeVerifier, VarCode, VarBaseURL, VarLoginURL)}
-	scopeClient   = scope{name: "the client-credentials token request", allowed: bits(VarClientID, VarClientSecret, VarScope, VarBaseURL, VarLoginURL)}
-	scopeRefresh  = scope{name: "the refresh request", allowed: bits(VarClientID, VarClientSecret, VarRedirectURI, VarScope, VarRefreshToken, VarBaseURL, VarLoginURL)}
-	scopeRevoke   = scope{name: "the revocation request", allowed: bits(VarClientID, VarClientSecret, VarBaseURL, VarLoginURL)}
-	scopeRequests = scope{name: "API requests", allowed: bits(VarClientID, VarBaseURL)}
-	scopeActions  = scope{name: "actions", action: true, allowed: bits(VarClientID), hints: map[int]string{
+	scopeHosts      = scope{name: "base and login URLs"}
+	scopeAuthz      = scope{name: "the authorization request", browser: true, allowed: bits(VarClientID, VarRedirectURI, VarState, VarScope, VarCodeChallenge, VarBaseURL, VarLoginURL)}
+	scopeCode       = scope{name: "the code exchange", allowed: bits(VarClientID, VarClientSecret, VarRedirectURI, VarScope, VarCodeVerifier, VarCode, VarBaseURL, VarLoginURL)}
+	scopeClient     = scope{name: "the client-credentials token request", allowed: bits(VarClientID, VarClientSecret, VarScope, VarBaseURL, VarLoginURL)}
+	scopeRefresh    = scope{name: "the refresh request", allowed: bits(VarClientID, VarClientSecret, VarRedirectURI, VarScope, VarRefreshToken, VarBaseURL, VarLoginURL)}
+	scopeRevoke     = scope{name: "the revocation request", allowed: bits(VarClientID, VarClientSecret, VarBaseURL, VarLoginURL)}
+	scopeIntrospect = scope{name: "the introspection request", allowed: scopeRevoke.allowed}
+	scopeRequests   = scope{name: "API requests", allowed: bits(VarClientID, VarBaseURL)}
+	scopeActions    = scope{name: "actions", action: true, allowed: bits(VarClientID), hints: map[int]string{
 		VarBaseURL:  "an action's path is already relative to the base URL (and can reach no other host); start it with /",
 		VarLoginURL: "actions call the API under the base URL, never the login host",
 	}}
@@ -353,7 +355,7 @@ var (
 
 // whereAvailable explains, for a placeholder that has no value here, where it does.
 var whereAvailable = [NumBuiltinVars]string{
-	VarClientSecret:  "the client secret is never sent to the browser or API calls; use it in token_request_uri, refresh_uri or revoke_uri",
+	VarClientSecret:  "the client secret is never sent to the browser or API calls; use it in token_request_uri, refresh_uri, revoke_uri or introspection_uri",
 	VarState:         "state exists only in the authorization request (initiate_uri or authorize_uri)",
 	VarCodeChallenge: "the PKCE challenge exists only in the authorization request (initiate_uri or authorize_uri)",
 	VarCodeVerifier:  "the PKCE verifier exists only in the code exchange (token_request_uri of a code flow)",
@@ -603,7 +605,7 @@ func (d *Definition) templates() []*templates.Template {
 		}
 	}
 	if o := d.Auth.OAuth; o != nil {
-		add(o.InitiateURI, o.AuthorizeURI, o.TokenRequestURI, o.RefreshURI, o.RevokeURI)
+		add(o.InitiateURI, o.AuthorizeURI, o.TokenRequestURI, o.RefreshURI, o.RevokeURI, o.IntrospectionURI)
 	}
 	if a := d.Auth.Basic; a != nil {
 		add(a.Username, a.Password)
@@ -759,13 +761,16 @@ func (b *builder) buildOAuth(r *raw) {
 	if ro.RevokeURI != "" {
 		o.RevokeURI = b.compile(p+"/revoke_uri", ro.RevokeURI, templates.URL, scopeRevoke)
 	}
+	if ro.IntrospectURI != "" {
+		o.IntrospectionURI = b.compile(p+"/introspection_uri", ro.IntrospectURI, templates.URL, scopeIntrospect)
+	}
 
 	// A secret in a URL that is sent as written ends up in proxy and server logs.
 	if o.TokenRequest.Params == ParamsQuery {
 		for _, u := range []struct {
 			field string
 			t     *templates.Template
-		}{{"token_request_uri", o.TokenRequestURI}, {"refresh_uri", o.RefreshURI}, {"revoke_uri", o.RevokeURI}} {
+		}{{"token_request_uri", o.TokenRequestURI}, {"refresh_uri", o.RefreshURI}, {"revoke_uri", o.RevokeURI}, {"introspection_uri", o.IntrospectionURI}} {
 			if u.t == nil {
 				continue
 			}

@@ -98,6 +98,11 @@ type OAuth struct {
 	TokenRequestURI *templates.Template // exchanges a code, or gets a client-credentials token
 	RefreshURI      *templates.Template // V2: exchanges a refresh token; nil means the token endpoint
 	RevokeURI       *templates.Template // optional: RFC 7009 revocation
+	// IntrospectionURI is optional: RFC 7662 introspection. With it, a
+	// refresh interrupted after it may have been sent is resolved by asking
+	// whether the refresh token is still active, instead of assuming it
+	// was consumed.
+	IntrospectionURI *templates.Template
 
 	Scopes         []string
 	ScopeSeparator string

@@ -67,7 +67,7 @@ func (d *Definition) Values(env string, assign map[string]string) ([]string, err
 func (d *Definition) URI(key string) (*templates.Template, bool) {
 	o := d.Auth.OAuth
 	switch key {
-	case "initiate_uri", "authorize_uri", "token_request_uri", "refresh_uri", "revoke_uri":
+	case "initiate_uri", "authorize_uri", "token_request_uri", "refresh_uri", "revoke_uri", "introspection_uri":
 		if o == nil {
 			return nil, false
 		}
@@ -83,12 +83,14 @@ func (d *Definition) URI(key string) (*templates.Template, bool) {
 		return o.RefreshURI, o.RefreshURI != nil
 	case "revoke_uri":
 		return o.RevokeURI, o.RevokeURI != nil
+	case "introspection_uri":
+		return o.IntrospectionURI, o.IntrospectionURI != nil
 	}
 	return nil, false
 }
 
 // URIKeys are the keys URI accepts.
-var URIKeys = []string{"initiate_uri", "authorize_uri", "token_request_uri", "refresh_uri", "revoke_uri"}
+var URIKeys = []string{"initiate_uri", "authorize_uri", "token_request_uri", "refresh_uri", "revoke_uri", "introspection_uri"}
 
 // Compile compiles a template of the caller's against this definition's
 // placeholders, for ad-hoc rendering. It has no per-URI restrictions.

@@ -155,6 +155,22 @@ func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
 	s.provider.WriteRevocationResponse(ctx, w, err)
 }
 
+func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+
+	s.stats.Introspections++
+	ir, err := s.provider.NewIntrospectionRequest(ctx, r, new(fosite.DefaultSession))
+	if err != nil {
+		// An unknown, used or expired token becomes {"active":false}; bad
+		// client credentials a 401.
+		s.provider.WriteIntrospectionError(ctx, w, err)
+		return
+	}
+	s.provider.WriteIntrospectionResponse(ctx, w, ir)
+}
+
 // meResponse is the body of a successful /api/me.
 type meResponse struct {
 	Sub      string `json:"sub"` // alice, or the client for a client_credentials token

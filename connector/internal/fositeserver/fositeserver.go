@@ -89,6 +89,7 @@ type Stats struct {
 	RefreshReuseDetected    int
 	ClientCredentialsGrants int // client_credentials grants that issued a token
 	Revocations             int // revocation requests answered 200
+	Introspections          int // introspection requests answered
 	APIRequests             int // every request to /api/me
 	API401s                 int // /api/me requests refused for want of a valid access token
 }
@@ -98,6 +99,7 @@ type Stats struct {
 //	GET  /oauth/authorize  auto-approves for alice; 303 to the redirect URI
 //	POST /oauth/token      authorization_code, refresh_token, client_credentials
 //	POST /oauth/revoke     RFC 7009
+//	POST /oauth/introspect RFC 7662, the client authenticating with Basic
 //	GET  /api/me           bearer-protected: 200 {"sub":...} or 401
 type Server struct {
 	URL string // http://127.0.0.1:PORT
@@ -260,6 +262,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("/oauth/authorize", s.handleAuthorize)
 	mux.HandleFunc("/oauth/token", s.handleToken)
 	mux.HandleFunc("/oauth/revoke", s.handleRevoke)
+	mux.HandleFunc("/oauth/introspect", s.handleIntrospect)
 	mux.HandleFunc("/api/me", s.handleMe)
 	return mux
 }
