@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"testing"
+
+	"github.com/connector-engine/connector/connector/store/storetest"
 )
 
 // benchStore holds n connections, as a small integration platform would.
@@ -11,7 +13,7 @@ func benchStore(b *testing.B, n int) *Store {
 	b.Helper()
 	s := newStore(b)
 	for i := range n {
-		if _, err := s.Put(context.Background(), record(fmt.Sprintf("conn-%03d", i))); err != nil {
+		if _, err := s.Put(context.Background(), storetest.Record(fmt.Sprintf("conn-%03d", i))); err != nil {
 			b.Fatal(err)
 		}
 	}

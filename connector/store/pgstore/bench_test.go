@@ -8,6 +8,7 @@ import (
 
 	"github.com/connector-engine/connector/connector"
 	"github.com/connector-engine/connector/connector/store"
+	"github.com/connector-engine/connector/connector/store/storetest"
 	"github.com/connector-engine/connector/connector/token"
 )
 
@@ -16,7 +17,7 @@ func benchStore(b *testing.B, n int) *Store {
 	b.Helper()
 	s, _ := newStore(b)
 	for i := range n {
-		if _, err := s.Put(context.Background(), record(fmt.Sprintf("conn-%03d", i))); err != nil {
+		if _, err := s.Put(context.Background(), storetest.Record(fmt.Sprintf("conn-%03d", i))); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -1,19 +1,15 @@
 package pgstore
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"errors"
-	"fmt"
-	"os"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/connector-engine/connector/connector/internal/pgtest"
 	"github.com/connector-engine/connector/connector/store"
+	"github.com/connector-engine/connector/connector/store/storetest"
 )
 
 // While the server is down every call fails at once with an error saying
@@ -22,9 +18,9 @@ import (
 func TestServerRestart(t *testing.T) {
 	c := pgtest.New(t)
 	url := c.CreateDatabase(t, "restart")
-	s := openStore(t, url, newSealer(t))
+	s := openStore(t, url, storetest.NewSealer(t))
 	ctx := context.Background()
-	before, err := s.Put(ctx, record("conn-1"))
+	before, err := s.Put(ctx, storetest.Record("conn-1"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,93 +93,6 @@ func TestServerRestart(t *testing.T) {
 		t.Fatalf("Lock after the restart: %v", err)
 	}
 	if err := again(); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// The holder process test runs this test binary again as a helper process
-// that takes a lock and waits to be killed.
-const (
-	envHelper    = "PGSTORE_TEST_HELPER"
-	envHelperURL = "PGSTORE_TEST_URL"
-)
-
-// TestHelperProcess is not a test: it is the body of the helper process, and
-// returns at once when run as part of the suite.
-func TestHelperProcess(t *testing.T) {
-	if os.Getenv(envHelper) != "hold" {
-		return
-	}
-	if err := hold(); err != nil {
-		fmt.Fprintln(os.Stderr, "helper:", err)
-		os.Exit(1)
-	}
-	os.Exit(0)
-}
-
-func hold() error {
-	sealer, err := store.LoadSealer("") // the key comes in CONNECTOR_SECRET_KEY
-	if err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	s, err := Open(ctx, os.Getenv(envHelperURL), sealer)
-	if err != nil {
-		return err
-	}
-	if _, err := s.Lock(ctx, "held"); err != nil {
-		return err
-	}
-	fmt.Println("locked")
-	time.Sleep(time.Hour) // until killed
-	return errors.New("was not killed")
-}
-
-// A process that dies holding a lock (SIGKILL: no deferred unlock runs)
-// releases it: its sessions' sockets close and the server ends them.
-func TestLockReleasedWhenHolderProcessKilled(t *testing.T) {
-	s, url := newStore(t)
-	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$", "-test.count=1")
-	cmd.Env = append(os.Environ(), envHelper+"=hold", envHelperURL+"="+url,
-		store.EnvSecretKey+"=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=")
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	killed := false
-	defer func() {
-		if !killed {
-			cmd.Process.Kill()
-			cmd.Wait()
-		}
-	}()
-	line, err := bufio.NewReader(out).ReadString('\n')
-	if strings.TrimSpace(line) != "locked" {
-		t.Fatalf("helper said %q (%v); stderr:\n%s", line, err, stderr.String())
-	}
-	short, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
-	defer cancel()
-	if _, err := s.Lock(short, "held"); !errors.Is(err, store.ErrLockTimeout) {
-		t.Fatalf("Lock while another process holds it: %v; want ErrLockTimeout", err)
-	}
-	if err := cmd.Process.Kill(); err != nil {
-		t.Fatal(err)
-	}
-	cmd.Wait()
-	killed = true
-	ctx, cancel2 := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel2()
-	unlock, err := s.Lock(ctx, "held")
-	if err != nil {
-		t.Fatalf("Lock after the holder was killed: %v", err)
-	}
-	if err := unlock(); err != nil {
 		t.Fatal(err)
 	}
 }
