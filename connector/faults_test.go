@@ -339,3 +339,35 @@ func TestInvalidGrantRereadsTheStore(t *testing.T) {
 		t.Fatalf("stored %s with refresh token %q; want connected with rt2", rec.Status, rec.Token.RefreshToken)
 	}
 }
+
+// TestRefreshOutlivesALostLock: while this worker's refresh is at the
+// provider, its lock is lost and another worker, finding the refresh in
+// flight, marks the connection as needing re-authorization. The rotated
+// token this worker then receives is the grant's only continuation: it is
+// stored over that verdict instead of being thrown away.
+func TestRefreshOutlivesALostLock(t *testing.T) {
+	st := store.NewMemory()
+	var key string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rec, err := st.Get(r.Context(), key)
+		if err != nil {
+			t.Error(err)
+		}
+		rec.Status, rec.Reason, rec.RefreshStarted = store.StatusNeedsReauth, ReasonLostRefresh, time.Time{}
+		if _, err := st.Put(r.Context(), rec); err != nil {
+			t.Error(err)
+		}
+		fmt.Fprint(w, `{"access_token":"fresh","refresh_token":"rt2","expires_in":3600}`)
+	}))
+	defer srv.Close()
+	conn := &Connection{Definition: testDef(t, srv.URL), ClientID: "id", ClientSecret: "sec", RedirectURI: "http://127.0.0.1:1/cb", RefreshToken: "rt1"}
+	key = conn.Key()
+	src, _ := NewSource(conn, st)
+	tok, err := src.TokenContext(context.Background())
+	if err != nil || tok.AccessToken != "fresh" {
+		t.Fatalf("token %q, err %v; want the fresh token", tok.AccessToken, err)
+	}
+	if rec, _ := st.Get(context.Background(), key); rec.Status != store.StatusConnected || rec.Token.RefreshToken != "rt2" || !rec.RefreshStarted.IsZero() {
+		t.Fatalf("stored %s with refresh token %q; want connected with rt2 and no marker", rec.Status, rec.Token.RefreshToken)
+	}
+}

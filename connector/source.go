@@ -305,9 +305,22 @@ func (s *Source) renewLocked(ctx context.Context, stale string, force bool) (tok
 		}
 		return token.Token{}, gerr
 	}
+	presented := rec.Token.RefreshToken
 	rec.Token = *nt
 	rec.Status, rec.Reason, rec.RefreshStarted = store.StatusConnected, "", time.Time{}
 	saved, err := s.store.Put(ctx, rec)
+	if errors.Is(err, store.ErrConflict) && presented != "" {
+		// The lock was lost while held (a database restart ends the
+		// session holding it) and another worker wrote meanwhile, say to
+		// give up on the refresh it found in flight. If the record still
+		// holds the refresh token this refresh presented, nobody rotated
+		// it since: the token in hand is the grant's only continuation.
+		if cur, gerr := s.store.Get(ctx, key); gerr == nil && cur.Token.RefreshToken == presented {
+			cur.Token = *nt
+			cur.Status, cur.Reason, cur.RefreshStarted = store.StatusConnected, "", time.Time{}
+			saved, err = s.store.Put(ctx, cur)
+		}
+	}
 	if err != nil {
 		// Fail closed: using a token whose refresh token is not stored would
 		// lose the grant at the next refresh.
