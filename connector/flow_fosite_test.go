@@ -65,6 +65,25 @@ func approve(t *testing.T, authURL string) url.Values {
 	return loc.Query()
 }
 
+// connectFosite runs the code flow of src against the fosite server, which
+// approves at once, and stores the token.
+func connectFosite(t *testing.T, src *connector.Source) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	attempt, err := src.Flow().AuthCodeURL()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := src.Flow().Exchange(ctx, attempt, approve(t, attempt.URL))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := src.Store(ctx, tok); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func fositeServer(t *testing.T, opts fositeserver.Options) *fositeserver.Server {
 	opts.Clients = []fositeserver.Client{{ID: clientID, Secret: clientSecret, RedirectURIs: []string{redirectURI}, Scopes: []string{"read"}}}
 	return fositeserver.Start(t, opts)
@@ -234,17 +253,7 @@ func TestInterruptedRefreshResolvedByIntrospection(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	attempt, err := src.Flow().AuthCodeURL()
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok, err := src.Flow().Exchange(ctx, attempt, approve(t, attempt.URL))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := src.Store(ctx, tok); err != nil {
-		t.Fatal(err)
-	}
+	connectFosite(t, src)
 
 	// A process stored the marker and died before sending.
 	rec, _ := st.Get(ctx, conn.Key())

@@ -770,23 +770,11 @@ func TestStormFositeFilestore(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
 	src, err := connector.NewSource(helperConnection(t, cfg, ""), st)
 	if err != nil {
 		t.Fatal(err)
 	}
-	attempt, err := src.Flow().AuthCodeURL()
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok, err := src.Flow().Exchange(ctx, attempt, approve(t, attempt.URL))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := src.Store(ctx, tok); err != nil {
-		t.Fatal(err)
-	}
+	connectFosite(t, src)
 	cfg.Path, cfg.Goroutines, cfg.Duration, cfg.Margin = "/api/me", stormGoroutines, stormDuration(t), stormMargin
 
 	s := &storm{cfg: cfg, stores: repeat(path, stormProcs), key: key}
