@@ -350,7 +350,15 @@ func authorize(ctx context.Context, flow *connector.Flow, ln net.Listener, path 
 		}),
 	}
 	go func() { _ = srv.Serve(ln) }()
-	defer srv.Close()
+	defer func() {
+		// Shutdown, not Close: the browser is still being sent the page
+		// that says the authorization arrived when its callback is handed over.
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		if srv.Shutdown(ctx) != nil {
+			srv.Close()
+		}
+	}()
 
 	show(attempt.URL)
 	select {
