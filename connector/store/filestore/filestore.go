@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/connector-engine/connector/connector/store"
+	"github.com/connector-engine/connector/connector/store/internal/flock"
 )
 
 // EnvStore names the environment variable that chooses the store: a file path
@@ -101,12 +102,12 @@ func Open(path string, sealer *store.Sealer) (*Store, error) {
 // tidy removes what a crashed writer left, if the store lock is free now; it
 // is housekeeping, so it never waits and ignores failures.
 func (s *Store) tidy() {
-	f, err := openLockFile(s.lockPath)
+	f, err := flock.Open(s.lockPath)
 	if err != nil {
 		return
 	}
 	defer f.Close()
-	if busy, err := tryLock(f); err == nil && !busy {
+	if busy, err := flock.TryLock(f); err == nil && !busy {
 		removeTemps(s.path)
 	}
 }
@@ -215,7 +216,7 @@ func (s *Store) Put(ctx context.Context, r store.Record) (store.Record, error) {
 }
 
 // Delete removes the record for id; a missing record is not an error. The
-// connection's lock file stays (see openLockFile).
+// connection's lock file stays (see flock.Open).
 func (s *Store) Delete(ctx context.Context, id string) error {
 	if err := s.usable(ctx); err != nil {
 		return err
@@ -234,12 +235,12 @@ func (s *Store) Delete(ctx context.Context, id string) error {
 // when change reports a change the new file replaces the old before the lock
 // is released.
 func (s *Store) update(ctx context.Context, change func(*fileData) (bool, error)) error {
-	lf, err := openLockFile(s.lockPath)
+	lf, err := flock.Open(s.lockPath)
 	if err != nil {
 		return fmt.Errorf("filestore: opening the store lock: %w", err)
 	}
 	defer lf.Close() // closing releases the flock
-	if err := waitLock(ctx, lf); err != nil {
+	if err := flock.Wait(ctx, lf); err != nil {
 		return fmt.Errorf("filestore: waiting for the lock of %s: %w", s.path, err)
 	}
 	f, err := readFile(s.path)
@@ -264,18 +265,18 @@ func (s *Store) update(ctx context.Context, change func(*fileData) (bool, error)
 // calls in one process exclude each other too: each opens the file anew, and
 // flock locks belong to the open file, not the process.
 func (s *Store) Lock(ctx context.Context, id string) (unlock func() error, err error) {
-	// The context is checked by waitLock, so that an ended context always
+	// The context is checked by flock.Wait, so that an ended context always
 	// gives ErrLockTimeout, whether it ended before or during the wait.
 	if err := s.usable(context.Background()); err != nil {
 		return nil, err
 	}
 	// Hashing gives every id, whatever its characters, a safe file name.
 	sum := sha256.Sum256([]byte(id))
-	f, err := openLockFile(filepath.Join(s.locksDir, hex.EncodeToString(sum[:])+".lock"))
+	f, err := flock.Open(filepath.Join(s.locksDir, hex.EncodeToString(sum[:])+".lock"))
 	if err != nil {
 		return nil, fmt.Errorf("filestore: opening the lock of connection %q: %w", id, err)
 	}
-	if err := waitLock(ctx, f); err != nil {
+	if err := flock.Wait(ctx, f); err != nil {
 		f.Close()
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("filestore: connection %q: %w (%w)", id, store.ErrLockTimeout, err)
@@ -286,7 +287,7 @@ func (s *Store) Lock(ctx context.Context, id string) (unlock func() error, err e
 	var uerr error
 	return func() error {
 		once.Do(func() {
-			uerr = unlockFile(f)
+			uerr = flock.Unlock(f)
 			if cerr := f.Close(); uerr == nil && cerr != nil {
 				uerr = fmt.Errorf("filestore: unlocking connection %q: %w", id, cerr)
 			}

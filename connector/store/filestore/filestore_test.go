@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/connector-engine/connector/connector/store"
+	"github.com/connector-engine/connector/connector/store/internal/flock"
 	"github.com/connector-engine/connector/connector/store/storetest"
 )
 
@@ -251,12 +252,12 @@ func TestCrashLeftoversRemoved(t *testing.T) {
 func TestStoreLockHonoursContext(t *testing.T) {
 	s := newStore(t)
 	// Hold the store lock as another writer would.
-	f, err := openLockFile(s.lockPath)
+	f, err := flock.Open(s.lockPath)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	if busy, err := tryLock(f); busy || err != nil {
+	if busy, err := flock.TryLock(f); busy || err != nil {
 		t.Fatalf("tryLock = %v, %v", busy, err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)

@@ -1,6 +1,6 @@
 //go:build unix
 
-package filestore
+package flock
 
 import (
 	"errors"
@@ -8,12 +8,9 @@ import (
 	"syscall"
 )
 
-// tryLock takes an exclusive flock on f without blocking; busy reports that
-// another open file description holds it. flock locks belong to the
-// open file description, so they exclude other opens of the same file in
-// this process as well as in others, and the kernel drops them when the
-// holder dies.
-func tryLock(f *os.File) (busy bool, err error) {
+// TryLock takes an exclusive lock on f without blocking; busy reports that
+// another open file description holds it.
+func TryLock(f *os.File) (busy bool, err error) {
 	for {
 		err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
 		switch {
@@ -29,8 +26,8 @@ func tryLock(f *os.File) (busy bool, err error) {
 	}
 }
 
-// unlockFile drops the flock; closing f would too.
-func unlockFile(f *os.File) error {
+// Unlock drops the lock; closing f would too.
+func Unlock(f *os.File) error {
 	for {
 		err := syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
 		if !errors.Is(err, syscall.EINTR) {
