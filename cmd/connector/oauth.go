@@ -24,6 +24,7 @@ import (
 	"github.com/connector-engine/connector/connector/store"
 	"github.com/connector-engine/connector/connector/store/filestore"
 	"github.com/connector-engine/connector/connector/store/pgstore"
+	"github.com/connector-engine/connector/connector/store/sqlitestore"
 	"github.com/connector-engine/connector/connector/token"
 	"github.com/connector-engine/connector/definitions"
 )
@@ -36,7 +37,7 @@ type connFlags struct {
 
 func (f *connFlags) bindStore(c *cobra.Command) {
 	c.Flags().StringVar(&f.storePath, "store", "",
-		"the connection store: a file, or a postgres:// URL (default: the connection's store setting, else $CONNECTOR_STORE, else $XDG_STATE_HOME/connector/store.json, else ~/.local/state/connector/store.json)")
+		"the connection store: a file, a sqlite:///path/to/file.db URL, or a postgres:// URL (default: the connection's store setting, else $CONNECTOR_STORE, else $XDG_STATE_HOME/connector/store.json, else ~/.local/state/connector/store.json)")
 	c.Flags().StringVar(&f.keys, "key-file", "",
 		"the key that seals tokens at rest (default: secret.key next to a store file; $CONNECTOR_SECRET_KEY wins)")
 }
@@ -107,8 +108,8 @@ func (a *app) loadConnection(f *connFlags) (*connector.Connection, string, error
 
 // openStore opens the store named by --store, else the location the
 // connection names, else $CONNECTOR_STORE or the default file: a PostgreSQL
-// store for a postgres:// URL, the file store otherwise. A file store's key
-// defaults to secret.key beside it; a PostgreSQL store is shared by hosts, so
+// store for a postgres:// URL, the SQLite store for a sqlite:// URL, the file
+// store otherwise. A file or SQLite store's key defaults to secret.key beside it; a PostgreSQL store is shared by hosts, so
 // its key must be given (--key-file or $CONNECTOR_SECRET_KEY).
 func (f *connFlags) openStore(fromConnection string) (store.Store, error) {
 	path := f.storePath
@@ -116,12 +117,20 @@ func (f *connFlags) openStore(fromConnection string) (store.Store, error) {
 		path = fromConnection
 	}
 	if path == "" {
-		if env := os.Getenv(filestore.EnvStore); pgstore.IsURL(env) {
+		if env := os.Getenv(filestore.EnvStore); pgstore.IsURL(env) || sqlitestore.IsURL(env) {
 			path = env
 		}
 	}
 	if pgstore.IsURL(path) {
 		return f.openPostgres(path)
+	}
+	sqlite := sqlitestore.IsURL(path)
+	if sqlite {
+		p, err := sqlitestore.PathFromURL(path)
+		if err != nil {
+			return nil, usageErrorf("%w", err)
+		}
+		path = p
 	}
 	if path == "" {
 		p, err := filestore.DefaultPath()
@@ -138,7 +147,12 @@ func (f *connFlags) openStore(fromConnection string) (store.Store, error) {
 	if err != nil {
 		return nil, &exitError{code: exitFailed, err: err}
 	}
-	st, err := filestore.Open(path, sealer)
+	var st store.Store
+	if sqlite {
+		st, err = sqlitestore.Open(path, sealer)
+	} else {
+		st, err = filestore.Open(path, sealer)
+	}
 	if err != nil {
 		return nil, &exitError{code: exitFailed, err: err}
 	}

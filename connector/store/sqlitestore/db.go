@@ -45,6 +45,9 @@ func OpenDB(path string) (*sql.DB, error) {
 	if err := mkdir(filepath.Dir(path)); err != nil {
 		return nil, fmt.Errorf("sqlitestore: creating the directory of %s: %w", path, err)
 	}
+	if st, err := os.Stat(path); err == nil && st.IsDir() {
+		return nil, fmt.Errorf("sqlitestore: %s is a directory, not a database file; name a file in it, e.g. %s", path, filepath.Join(path, "connector.db"))
+	}
 	// SQLite would create the file with the umask's mode; its -wal and
 	// -shm files take the mode of the database file.
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)

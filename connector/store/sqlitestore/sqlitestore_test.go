@@ -47,7 +47,7 @@ func rawDB(t testing.TB, path string) *sql.DB {
 	return db
 }
 
-func exec(t testing.TB, path, query string, args ...any) {
+func execSQL(t testing.TB, path, query string, args ...any) {
 	t.Helper()
 	if _, err := rawDB(t, path).Exec(query, args...); err != nil {
 		t.Fatalf("%s: %v", query, err)
@@ -114,7 +114,7 @@ func TestContract(t *testing.T) {
 }
 
 func sqlTampering(query string) func(testing.TB, store.Store) {
-	return func(t testing.TB, s store.Store) { exec(t, s.(*Store).Path(), query) }
+	return func(t testing.TB, s store.Store) { execSQL(t, s.(*Store).Path(), query) }
 }
 
 // The file holds no secret in clear, neither in the rows nor in its pages
@@ -238,7 +238,7 @@ func TestPutAllOrNothing(t *testing.T) {
 	if r, err = s.Put(ctx, r); err != nil {
 		t.Fatal(err)
 	}
-	exec(t, s.Path(), `CREATE TRIGGER test_refuse_v3 BEFORE INSERT ON connector_history WHEN NEW.version >= 3
+	execSQL(t, s.Path(), `CREATE TRIGGER test_refuse_v3 BEFORE INSERT ON connector_history WHEN NEW.version >= 3
 		BEGIN SELECT RAISE(ABORT, 'test_refuse_v3'); END`)
 	r.Token.RefreshToken = "REFRESH-never-stored"
 	_, err = s.Put(ctx, r)
