@@ -1,0 +1,244 @@
+package state
+
+import (
+	"context"
+	"database/sql"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Connection statuses the server keeps. The token store has the live status
+// of an authorized connection (connected, needs_reauthorization); the
+// server mirrors it here so that listings can filter on it.
+const (
+	StatusPending     = "pending" // created, never authorized
+	StatusConnected   = "connected"
+	StatusNeedsReauth = "needs_reauthorization"
+)
+
+// Connection is a tenant's connection: an OAuth client, an environment and
+// the definition's field values. Its ID is its key in the token store.
+type Connection struct {
+	ID          string
+	Tenant      string
+	Client      string
+	Environment string
+	Fields      map[string]string // sealed at rest: some fields are secret
+	Status      string
+	Reason      string
+	Created     time.Time
+	Updated     time.Time
+	Version     int64
+}
+
+// String leaves the field values out.
+func (c Connection) String() string {
+	return fmt.Sprintf("connection{id=%s tenant=%s client=%s env=%s status=%s}", c.ID, c.Tenant, c.Client, c.Environment, c.Status)
+}
+
+// Format keeps every verb on String.
+func (c Connection) Format(f fmt.State, _ rune) { _, _ = f.Write([]byte(c.String())) }
+
+func connAD(id string) []byte { return []byte("server_connections\x00" + id) }
+
+// CreateConnection stores a new pending connection of c.Tenant, whose
+// c.Client must be one of the tenant's clients.
+func (d *DB) CreateConnection(ctx context.Context, c Connection) (Connection, error) {
+	if _, err := d.Client(ctx, c.Tenant, c.Client); err != nil {
+		return Connection{}, err
+	}
+	c.ID = newID("con")
+	now := d.Now().UTC()
+	c.Created, c.Updated, c.Version = now, now, 1
+	if c.Status == "" {
+		c.Status = StatusPending
+	}
+	if c.Fields == nil {
+		c.Fields = map[string]string{}
+	}
+	plain, _ := json.Marshal(c.Fields)
+	sealed, err := d.sealer.Seal(plain, connAD(c.ID))
+	if err != nil {
+		return Connection{}, err
+	}
+	_, err = d.exec(ctx, `INSERT INTO server_connections (id, tenant, client, environment, fields_sealed, status, reason, created, updated, version)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		c.ID, c.Tenant, c.Client, c.Environment, sealed, c.Status, c.Reason, nanos(now), nanos(now), c.Version)
+	if err != nil {
+		return Connection{}, fmt.Errorf("state: storing connection: %w", err)
+	}
+	return c, nil
+}
+
+const connCols = `id, tenant, client, environment, fields_sealed, status, reason, created, updated, version`
+
+func (d *DB) scanConn(sc interface{ Scan(...any) error }) (Connection, error) {
+	var c Connection
+	var sealed []byte
+	var created, updated int64
+	if err := sc.Scan(&c.ID, &c.Tenant, &c.Client, &c.Environment, &sealed, &c.Status, &c.Reason, &created, &updated, &c.Version); err != nil {
+		return Connection{}, err
+	}
+	plain, err := d.sealer.Open(sealed, connAD(c.ID))
+	if err != nil {
+		return Connection{}, fmt.Errorf("state: the fields of connection %s cannot be decrypted (wrong key, or the row was altered): %w", c.ID, err)
+	}
+	if err := json.Unmarshal(plain, &c.Fields); err != nil {
+		return Connection{}, fmt.Errorf("state: the fields of connection %s are not valid", c.ID)
+	}
+	c.Created, c.Updated = fromNanos(created), fromNanos(updated)
+	return c, nil
+}
+
+// Connection returns the tenant's connection id.
+func (d *DB) Connection(ctx context.Context, tenant, id string) (Connection, error) {
+	ctx, cancel := bound(ctx)
+	defer cancel()
+	c, err := d.scanConn(d.db.QueryRowContext(ctx, d.q(`SELECT `+connCols+` FROM server_connections WHERE tenant = ? AND id = ?`), tenant, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Connection{}, fmt.Errorf("connection %s: %w", id, ErrNotFound)
+	}
+	return c, err
+}
+
+// Filter narrows a listing; zero fields match everything.
+type Filter struct {
+	Client      string
+	Environment string
+	Status      string
+	After       string // a cursor from an earlier page
+	Limit       int    // 1..MaxLimit; 0 means DefaultLimit
+}
+
+const (
+	DefaultLimit = 50
+	MaxLimit     = 200
+)
+
+// ErrCursor: a cursor this server did not issue.
+var ErrCursor = errors.New("the cursor is not one this server issued; start from the first page")
+
+// EncodeCursor and DecodeCursor make a page's last id opaque, so that
+// callers do not build cursors of their own.
+func EncodeCursor(id string) string { return base64.RawURLEncoding.EncodeToString([]byte("c1:" + id)) }
+
+func DecodeCursor(s string) (string, error) {
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil || !strings.HasPrefix(string(b), "c1:") || len(b) > 200 {
+		return "", ErrCursor
+	}
+	return string(b[3:]), nil
+}
+
+// Connections lists the tenant's connections by id, one page at a time; next
+// is the cursor of the following page, "" at the end.
+func (d *DB) Connections(ctx context.Context, tenant string, f Filter) (page []Connection, next string, err error) {
+	if f.Limit <= 0 {
+		f.Limit = DefaultLimit
+	}
+	if f.Limit > MaxLimit {
+		f.Limit = MaxLimit
+	}
+	after := ""
+	if f.After != "" {
+		if after, err = DecodeCursor(f.After); err != nil {
+			return nil, "", err
+		}
+	}
+	query := `SELECT ` + connCols + ` FROM server_connections WHERE tenant = ? AND id > ?`
+	args := []any{tenant, after}
+	for _, c := range []struct{ col, val string }{{"client", f.Client}, {"environment", f.Environment}, {"status", f.Status}} {
+		if c.val != "" {
+			query += " AND " + c.col + " = ?"
+			args = append(args, c.val)
+		}
+	}
+	query += " ORDER BY id LIMIT ?"
+	args = append(args, f.Limit+1)
+	ctx, cancel := bound(ctx)
+	defer cancel()
+	rows, err := d.db.QueryContext(ctx, d.q(query), args...)
+	if err != nil {
+		return nil, "", fmt.Errorf("state: listing connections: %w", err)
+	}
+	defer rows.Close()
+	page = []Connection{}
+	for rows.Next() {
+		c, err := d.scanConn(rows)
+		if err != nil {
+			return nil, "", err
+		}
+		page = append(page, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, "", err
+	}
+	if len(page) > f.Limit {
+		page = page[:f.Limit]
+		next = EncodeCursor(page[len(page)-1].ID)
+	}
+	return page, next, nil
+}
+
+// SetConnectionStatus records the connection's status and reason; it is a
+// no-op when they are already so.
+func (d *DB) SetConnectionStatus(ctx context.Context, tenant, id, status, reason string) error {
+	res, err := d.exec(ctx, `UPDATE server_connections SET status = ?, reason = ?, updated = ?, version = version + 1
+		WHERE tenant = ? AND id = ? AND (status <> ? OR reason <> ?)`, status, reason, nanos(d.Now()), tenant, id, status, reason)
+	if err != nil {
+		return fmt.Errorf("state: updating connection %s: %w", id, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		if _, err := d.Connection(ctx, tenant, id); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// DeleteConnection removes the connection and its authorization sessions.
+func (d *DB) DeleteConnection(ctx context.Context, tenant, id string) error {
+	ctx, cancel := bound(ctx)
+	defer cancel()
+	tx, err := d.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("state: deleting connection %s: %w", id, err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, d.q(`DELETE FROM server_auth_sessions WHERE tenant = ? AND connection = ?`), tenant, id); err != nil {
+		return fmt.Errorf("state: deleting connection %s: %w", id, err)
+	}
+	res, err := tx.ExecContext(ctx, d.q(`DELETE FROM server_connections WHERE tenant = ? AND id = ?`), tenant, id)
+	if err != nil {
+		return fmt.Errorf("state: deleting connection %s: %w", id, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("connection %s: %w", id, ErrNotFound)
+	}
+	return tx.Commit()
+}
+
+// CountConnections counts every tenant's connections by status (for metrics).
+func (d *DB) CountConnections(ctx context.Context) (map[string]int, error) {
+	ctx, cancel := bound(ctx)
+	defer cancel()
+	rows, err := d.db.QueryContext(ctx, `SELECT status, count(*) FROM server_connections GROUP BY status`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[string]int{}
+	for rows.Next() {
+		var s string
+		var n int
+		if err := rows.Scan(&s, &n); err != nil {
+			return nil, err
+		}
+		out[s] = n
+	}
+	return out, rows.Err()
+}

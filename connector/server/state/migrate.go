@@ -1,0 +1,164 @@
+package state
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+)
+
+// migration is one step of the schema. Steps never change once released: a
+// new schema is a new step at the end. {bytes} is the byte-string type.
+type migration struct {
+	version int
+	name    string
+	sql     []string
+}
+
+var migrations = []migration{
+	{1, "tenants, keys, clients, connections, sessions", []string{
+		`CREATE TABLE server_tenants (
+	id      TEXT PRIMARY KEY,
+	name    TEXT NOT NULL,
+	created BIGINT NOT NULL
+)`,
+		`CREATE TABLE server_api_keys (
+	id        TEXT PRIMARY KEY,
+	tenant    TEXT NOT NULL REFERENCES server_tenants (id),
+	hash      {bytes} NOT NULL UNIQUE,
+	scopes    TEXT NOT NULL,
+	created   BIGINT NOT NULL,
+	last_used BIGINT NOT NULL
+)`,
+		`CREATE TABLE server_oauth_clients (
+	id            TEXT PRIMARY KEY,
+	tenant        TEXT NOT NULL REFERENCES server_tenants (id),
+	definition    TEXT NOT NULL,
+	client_id     TEXT NOT NULL,
+	secret_sealed {bytes} NOT NULL,
+	redirect_uri  TEXT NOT NULL,
+	scopes        TEXT NOT NULL,
+	base_url      TEXT NOT NULL,
+	login_url     TEXT NOT NULL,
+	created       BIGINT NOT NULL,
+	updated       BIGINT NOT NULL,
+	version       BIGINT NOT NULL
+)`,
+		`CREATE INDEX server_oauth_clients_tenant ON server_oauth_clients (tenant, id)`,
+		`CREATE TABLE server_connections (
+	id            TEXT PRIMARY KEY,
+	tenant        TEXT NOT NULL REFERENCES server_tenants (id),
+	client        TEXT NOT NULL REFERENCES server_oauth_clients (id),
+	environment   TEXT NOT NULL,
+	fields_sealed {bytes} NOT NULL,
+	status        TEXT NOT NULL,
+	reason        TEXT NOT NULL,
+	created       BIGINT NOT NULL,
+	updated       BIGINT NOT NULL,
+	version       BIGINT NOT NULL
+)`,
+		`CREATE INDEX server_connections_tenant ON server_connections (tenant, id)`,
+		`CREATE TABLE server_auth_sessions (
+	id              TEXT PRIMARY KEY,
+	tenant          TEXT NOT NULL,
+	connection      TEXT NOT NULL REFERENCES server_connections (id) ON DELETE CASCADE,
+	state_hash      {bytes} NOT NULL UNIQUE,
+	verifier_sealed {bytes} NOT NULL,
+	nonce           TEXT NOT NULL,
+	return_to       TEXT NOT NULL,
+	expires         BIGINT NOT NULL,
+	used            BIGINT NOT NULL,
+	created         BIGINT NOT NULL
+)`,
+	}},
+}
+
+// Both databases serialise migrations: PostgreSQL with a transaction-level
+// advisory lock, SQLite because the transaction's first statement writes,
+// which takes the database's write lock (waiting under busy_timeout).
+const migrationLock = 0x73727672 // "srvr"; fixed forever
+
+func (d *DB) ddl(s string) string {
+	bytes := "BLOB"
+	if d.kind == Postgres {
+		bytes = "bytea"
+	}
+	return strings.ReplaceAll(s, "{bytes}", bytes)
+}
+
+func (d *DB) migrate(ctx context.Context) error {
+	current, err := d.schemaVersion(ctx)
+	if err != nil {
+		return fmt.Errorf("reading the schema version: %w", err)
+	}
+	if current > len(migrations) {
+		return fmt.Errorf("the server's tables are at schema version %d, newer than this build knows (%d); upgrade the connector", current, len(migrations))
+	}
+	if current == len(migrations) {
+		return nil
+	}
+	if _, err := d.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS server_schema_migrations (
+	version INTEGER PRIMARY KEY,
+	name    TEXT NOT NULL,
+	applied BIGINT NOT NULL
+)`); err != nil && !isUnique(err) { // two PostgreSQL hosts racing here may collide on the catalog
+		return fmt.Errorf("creating the migrations table: %w", err)
+	}
+	for _, m := range migrations[current:] {
+		if err := d.apply(ctx, m); err != nil {
+			return fmt.Errorf("applying migration %d (%s): %w", m.version, m.name, err)
+		}
+	}
+	return nil
+}
+
+func (d *DB) apply(ctx context.Context, m migration) error {
+	tx, err := d.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if d.kind == Postgres {
+		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, migrationLock); err != nil {
+			return err
+		}
+	} else if _, err := tx.ExecContext(ctx, `UPDATE server_schema_migrations SET name = name WHERE version < 0`); err != nil {
+		return err
+	}
+	var done int
+	if err := tx.QueryRowContext(ctx, d.q(`SELECT count(*) FROM server_schema_migrations WHERE version = ?`), m.version).Scan(&done); err != nil {
+		return err
+	}
+	if done > 0 { // another host applied it while this one waited
+		return tx.Commit()
+	}
+	for _, s := range m.sql {
+		if _, err := tx.ExecContext(ctx, d.ddl(s)); err != nil {
+			return err
+		}
+	}
+	if _, err := tx.ExecContext(ctx, d.q(`INSERT INTO server_schema_migrations (version, name, applied) VALUES (?, ?, ?)`), m.version, m.name, nanos(d.Now())); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+func (d *DB) schemaVersion(ctx context.Context) (int, error) {
+	var exists bool
+	var err error
+	if d.kind == Postgres {
+		err = d.db.QueryRowContext(ctx, `SELECT to_regclass('server_schema_migrations') IS NOT NULL`).Scan(&exists)
+	} else {
+		var n int
+		err = d.db.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'server_schema_migrations'`).Scan(&n)
+		exists = n > 0
+	}
+	if err != nil || !exists {
+		return 0, err
+	}
+	var v sql.NullInt64
+	if err := d.db.QueryRowContext(ctx, `SELECT max(version) FROM server_schema_migrations`).Scan(&v); err != nil {
+		return 0, err
+	}
+	return int(v.Int64), nil
+}
