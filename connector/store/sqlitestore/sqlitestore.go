@@ -91,6 +91,7 @@ type Store struct {
 	path     string // the database file, for String and errors
 	locksDir string // one lock file per connection, for Lock
 	sealer   *store.Sealer
+	get      *sql.Stmt // Get's query, prepared once per pooled connection, not once per call
 
 	// writing queues this Store's write transactions, so that its
 	// goroutines wait on a channel instead of in SQLite's busy handler,
@@ -173,6 +174,9 @@ func newStore(db *sql.DB, sealer *store.Sealer, path string, ms []migration) (*S
 	if err := s.migrate(ctx, ms); err != nil {
 		return nil, err
 	}
+	if s.get, err = db.PrepareContext(ctx, `SELECT `+selectColumns+` FROM connector_connections WHERE id = ?`); err != nil {
+		return nil, s.wrap(err, "opening %s (preparing its queries)", path)
+	}
 	s.life, s.die = context.WithCancel(context.Background())
 	return s, nil
 }
@@ -227,7 +231,7 @@ func (s *Store) Get(ctx context.Context, id string) (store.Record, error) {
 		return store.Record{}, err
 	}
 	r := row{id: id}
-	err := s.db.QueryRowContext(ctx, `SELECT `+selectColumns+` FROM connector_connections WHERE id = ?`, id).Scan(r.dest()...)
+	err := s.get.QueryRowContext(ctx, id).Scan(r.dest()...)
 	if errors.Is(err, sql.ErrNoRows) {
 		return store.Record{}, fmt.Errorf("sqlitestore: connection %q: %w", id, store.ErrNotFound)
 	}
@@ -436,6 +440,7 @@ func (s *Store) Close() error {
 	for _, h := range held {
 		_ = h.unlock()
 	}
+	s.get.Close()
 	if s.ownDB {
 		if err := s.db.Close(); err != nil {
 			return fmt.Errorf("sqlitestore: closing %s: %w", s.path, err)
