@@ -118,28 +118,28 @@ func (o *output) check() error {
 
 // apiSession opens a connection's API access. Connections without OAuth
 // need no token store.
-func (a *app) apiSession(f *connFlags) (*connector.API, func(), error) {
+func (a *app) apiSession(f *connFlags) (*connector.API, *connector.Connection, func(), error) {
 	conn, loc, err := a.loadConnection(f)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	if conn.Definition.Auth.OAuth == nil {
 		api, err := connector.NewAPI(conn, store.NewMemory(), nil)
 		if err != nil {
-			return nil, nil, &exitError{code: exitFailed, err: err}
+			return nil, nil, nil, &exitError{code: exitFailed, err: err}
 		}
-		return api, func() {}, nil
+		return api, conn, func() {}, nil
 	}
 	st, err := f.openStore(loc)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	api, err := connector.NewAPI(conn, st, nil)
 	if err != nil {
 		st.Close()
-		return nil, nil, &exitError{code: exitFailed, err: err}
+		return nil, nil, nil, &exitError{code: exitFailed, err: err}
 	}
-	return api, func() { st.Close() }, nil
+	return api, conn, func() { st.Close() }, nil
 }
 
 func (a *app) callCommand() *cobra.Command {
@@ -172,7 +172,7 @@ and writes items as they arrive.`,
 				}
 				kv[k] = v
 			}
-			api, closeFn, err := a.apiSession(&f)
+			api, conn, closeFn, err := a.apiSession(&f)
 			if err != nil {
 				return err
 			}
@@ -194,13 +194,13 @@ and writes items as they arrive.`,
 			ctx, cancelT := context.WithTimeout(ctx, timeout)
 			defer cancelT()
 			if out.all {
-				return a.writeItems(api.CallItems(ctx, act.Name, input, a.progress(&out)), &out)
+				return a.writeItems(conn, api.CallItems(ctx, act.Name, input, a.progress(&out)), &out)
 			}
 			resp, err := api.Call(ctx, act.Name, input)
 			if err != nil {
-				return &exitError{code: exitFailed, err: err}
+				return connectionFailure(conn, err)
 			}
-			return a.writeResponse(resp, act.Pagination, &out)
+			return a.writeResponse(conn, resp, act.Pagination, &out)
 		},
 	}
 	f.bind(c)
@@ -250,7 +250,7 @@ definition's headers, retries and rate limits. -d sends a JSON body, inline or
 				}
 				r.Body = body
 			}
-			api, closeFn, err := a.apiSession(&f)
+			api, conn, closeFn, err := a.apiSession(&f)
 			if err != nil {
 				return err
 			}
@@ -264,7 +264,7 @@ definition's headers, retries and rate limits. -d sends a JSON body, inline or
 				if p == nil {
 					return usageErrorf("definition %s declares no request.pagination, so --all does not know how to page; drop --all or add pagination to the definition", api.Definition().Name)
 				}
-				return a.writeItems(api.Items(ctx, r, p, a.progress(&out)), &out)
+				return a.writeItems(conn, api.Items(ctx, r, p, a.progress(&out)), &out)
 			}
 			resp, err := api.Do(ctx, r)
 			var he *connector.HostError
@@ -272,9 +272,9 @@ definition's headers, retries and rate limits. -d sends a JSON body, inline or
 				return usageErrorf("%s is not on the connection's API host; request sends only to %s: give a path relative to it, such as /rest/v1.0/me", he.URL, he.API)
 			}
 			if err != nil {
-				return &exitError{code: exitFailed, err: err}
+				return connectionFailure(conn, err)
 			}
-			return a.writeResponse(resp, p, &out)
+			return a.writeResponse(conn, resp, p, &out)
 		},
 	}
 	f.bind(c)
@@ -318,12 +318,7 @@ func (a *app) progress(o *output) func(connector.Progress) {
 	if !o.progress || !o.all {
 		return nil
 	}
-	tty := false
-	if f, ok := a.stderr.(*os.File); ok {
-		if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
-			tty = true
-		}
-	}
+	tty := isTerminal(a.stderr)
 	return func(p connector.Progress) {
 		msg := fmt.Sprintf("%d items", p.Items)
 		if p.Total >= 0 {
@@ -343,7 +338,7 @@ func (a *app) progress(o *output) func(connector.Progress) {
 
 // writeItems writes items as they arrive: NDJSON a line each, JSON as one
 // array streamed element by element, a table in blocks of a page.
-func (a *app) writeItems(items iter.Seq2[json.RawMessage, error], o *output) error {
+func (a *app) writeItems(conn *connector.Connection, items iter.Seq2[json.RawMessage, error], o *output) error {
 	w := bufio.NewWriter(a.stdout)
 	defer w.Flush()
 	n := 0
@@ -354,7 +349,10 @@ func (a *app) writeItems(items iter.Seq2[json.RawMessage, error], o *output) err
 				fmt.Fprintln(w, "\n]")
 			}
 			w.Flush()
-			return &exitError{code: exitFailed, err: fmt.Errorf("after %d items: %w", n, err)}
+			if n > 0 {
+				err = fmt.Errorf("after %d items: %w", n, err)
+			}
+			return connectionFailure(conn, err)
 		}
 		switch o.format {
 		case "ndjson":
@@ -394,7 +392,7 @@ func (a *app) writeItems(items iter.Seq2[json.RawMessage, error], o *output) err
 
 // writeResponse writes one answer: its body as JSON, its items as NDJSON, or
 // its items as a table.
-func (a *app) writeResponse(resp *http.Response, p *definitions.Pagination, o *output) error {
+func (a *app) writeResponse(conn *connector.Connection, resp *http.Response, p *definitions.Pagination, o *output) error {
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 	if err != nil {
@@ -405,6 +403,10 @@ func (a *app) writeResponse(resp *http.Response, p *definitions.Pagination, o *o
 		return nil
 	}
 	if !json.Valid(body) {
+		// Data for a pipe stays as sent; a terminal gets no control sequences.
+		if isTerminal(a.stdout) {
+			body = []byte(safeText(string(body)))
+		}
 		_, _ = a.stdout.Write(body)
 		return nil
 	}
@@ -418,25 +420,27 @@ func (a *app) writeResponse(resp *http.Response, p *definitions.Pagination, o *o
 	if p != nil {
 		itemsPath = p.Items
 	}
-	return a.writeItems(connector.ItemsOf(body, itemsPath), o)
+	return a.writeItems(conn, connector.ItemsOf(body, itemsPath), o)
 }
 
+// writeCompact and writeIndented write JSON from a server with the controls
+// JSON allows raw (C1, DEL) escaped: the same value, safe on a terminal.
 func writeCompact(w *bufio.Writer, item json.RawMessage) {
 	var b bytes.Buffer
 	if json.Compact(&b, item) != nil {
-		w.Write(item)
+		w.Write(escapeJSONControls(item))
 		return
 	}
-	w.Write(b.Bytes())
+	w.Write(escapeJSONControls(b.Bytes()))
 }
 
 func writeIndented(w *bufio.Writer, item json.RawMessage, prefix string) {
 	var b bytes.Buffer
 	if json.Indent(&b, item, prefix, "  ") != nil {
-		w.Write(item)
+		w.Write(escapeJSONControls(item))
 		return
 	}
-	w.Write(b.Bytes())
+	w.Write(escapeJSONControls(b.Bytes()))
 }
 
 // table writes items as aligned columns: the scalar fields of the first item.
@@ -464,7 +468,7 @@ func newTable(w io.Writer, first json.RawMessage) *table {
 			}
 			return t.cols[i] < t.cols[j]
 		})
-		fmt.Fprintln(t.tw, strings.ToUpper(strings.Join(t.cols, "\t")))
+		fmt.Fprintln(t.tw, safeText(strings.ToUpper(strings.Join(t.cols, "\t"))))
 	}
 	return t
 }
@@ -481,7 +485,7 @@ func colRank(c string) int {
 
 func (t *table) row(item json.RawMessage) {
 	if t.cols == nil {
-		fmt.Fprintln(t.tw, string(item))
+		fmt.Fprintln(t.tw, safeText(string(item)))
 		return
 	}
 	var m map[string]any
@@ -492,7 +496,7 @@ func (t *table) row(item json.RawMessage) {
 		case nil:
 			cells[i] = "-"
 		case string:
-			cells[i] = strings.NewReplacer("\t", " ", "\n", " ").Replace(v)
+			cells[i] = safeText(strings.NewReplacer("\t", " ", "\n", " ").Replace(v))
 		default:
 			b, _ := json.Marshal(v)
 			cells[i] = string(b)

@@ -90,7 +90,7 @@ func startChromium(t *testing.T) context.Context {
 // ("allow" or "deny"). It returns connect's exit code, the rest of its
 // stdout and its stderr, and the URL the browser landed on after the
 // provider's redirect (not recorded: it carries the code).
-func browserConnect(t *testing.T, browser context.Context, r *rig, decision string) (code int, stdout, stderr, landed string) {
+func browserConnect(t *testing.T, browser context.Context, r *rig, decision, wantPage string) (code int, stdout, stderr, landed string) {
 	t.Helper()
 	pr, pw := io.Pipe()
 	var errb bytes.Buffer
@@ -143,8 +143,8 @@ func browserConnect(t *testing.T, browser context.Context, r *rig, decision stri
 	}
 	landed = resp.URL
 	body, err := chromedp.Run(tab, chromedp.Text(chromedp.CSS("body")))
-	if err != nil || resp.Status != 200 || !strings.Contains(body, "Authorization received") {
-		t.Errorf("after %s the browser shows HTTP %d %q (%v), want the CLI's callback page", decision, resp.Status, body, err)
+	if err != nil || resp.Status != 200 || !strings.Contains(body, wantPage) {
+		t.Errorf("after %s the browser shows HTTP %d %q (%v), want the CLI's callback page saying %q", decision, resp.Status, body, err, wantPage)
 	}
 
 	var rest strings.Builder
@@ -197,7 +197,7 @@ func TestBrowserConsent(t *testing.T) {
 
 	t.Run("Allow", func(t *testing.T) {
 		r := newRig(t, "code", time.Hour)
-		code, out, errOut, landed := browserConnect(t, browser, r, "allow")
+		code, out, errOut, landed := browserConnect(t, browser, r, "allow", "Authorization received and the connection is stored. You can close this window.")
 		if code != 0 {
 			t.Fatalf("connect exited %d; stderr: %s", code, errOut)
 		}
@@ -223,7 +223,7 @@ func TestBrowserConsent(t *testing.T) {
 
 	t.Run("Deny", func(t *testing.T) {
 		r := newRig(t, "code", time.Hour)
-		code, out, errOut, landed := browserConnect(t, browser, r, "deny")
+		code, out, errOut, landed := browserConnect(t, browser, r, "deny", "The authorization was not granted: the user denied access (access_denied); nothing was stored")
 		if code != 1 || !strings.Contains(errOut, "the user denied access (access_denied)") {
 			t.Errorf("connect after Deny: exit %d, stderr %q; want exit 1 and the access_denied message", code, errOut)
 		}
@@ -253,7 +253,7 @@ func TestBrowserConsent(t *testing.T) {
 			}
 		}
 		code, _, errOut = cli(t, r.args("token")...)
-		if code != 1 || !strings.Contains(errOut, "has no token yet; run connector connect") {
+		if code != exitReauth || !strings.Contains(errOut, "run connector connect") {
 			t.Errorf("token after Deny: exit %d, stderr %q", code, errOut)
 		}
 	})

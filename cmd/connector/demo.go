@@ -136,21 +136,27 @@ func (a *app) demo(ctx context.Context) error {
 	// 4. The authorization code flow, approving the consent page over HTTP
 	// where a person would click Allow.
 	client := &http.Client{Timeout: 10 * time.Second}
-	var approveErr error
+	// The approval runs beside authorize: the callback page waits for the
+	// exchange, which waits for the callback.
+	approved := make(chan error, 1)
 	tok, err := authorize(ctx, src.Flow(), ln, "/callback", func(authURL string) {
 		say("Authorization URL (state and PKCE S256 challenge): %s", redactQuery(authURL, "state", "code_challenge"))
-		approveErr = approve(ctx, client, authURL)
-	})
-	if approveErr != nil {
+		go func() { approved <- approve(ctx, client, authURL) }()
+	}, src.Store)
+	if err != nil {
+		select {
+		case approveErr := <-approved:
+			if approveErr != nil {
+				return fmt.Errorf("approving the consent page: %w", approveErr)
+			}
+		default:
+		}
+		return err
+	}
+	if approveErr := <-approved; approveErr != nil {
 		return fmt.Errorf("approving the consent page: %w", approveErr)
 	}
-	if err != nil {
-		return err
-	}
 	detail("approved the consent page (decision=allow); the emulator redirected to the callback listener")
-	if err := src.Store(ctx, tok); err != nil {
-		return err
-	}
 	say("Exchanged the code for tokens and stored them sealed: access token expires in %s, refresh token %s",
 		time.Until(tok.Expiry).Round(time.Second), fingerprint(tok.RefreshToken))
 
@@ -325,6 +331,12 @@ var (
 // approve plays the user: it loads the consent page, posts decision=allow
 // with the form's hidden fields, and follows the redirect to the callback.
 func approve(ctx context.Context, client *http.Client, authURL string) error {
+	return decide(ctx, client, authURL, "allow")
+}
+
+// decide answers the emulator's consent page with decision (allow or deny)
+// and follows the redirect to the callback.
+func decide(ctx context.Context, client *http.Client, authURL, decision string) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, authURL, nil)
 	if err != nil {
 		return err
@@ -349,7 +361,7 @@ func approve(ctx context.Context, client *http.Client, authURL string) error {
 	if err != nil {
 		return err
 	}
-	form := url.Values{"decision": {"allow"}}
+	form := url.Values{"decision": {decision}}
 	for _, in := range hiddenInput.FindAll(page, -1) {
 		n, v := attrName.FindSubmatch(in), attrValue.FindSubmatch(in)
 		if n != nil && v != nil {

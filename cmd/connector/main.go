@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -15,11 +16,14 @@ import (
 )
 
 // Exit statuses: 0 success, 1 the input was invalid or the operation failed,
-// 2 the command line was wrong.
+// 2 the command line was wrong (an unknown command or flag, a bad argument),
+// 4 the connection needs authorizing again (connector connect), as gh does
+// for auth. README.md lists them.
 const (
 	exitOK     = 0
 	exitFailed = 1
 	exitUsage  = 2
+	exitReauth = 4
 )
 
 func main() {
@@ -69,14 +73,21 @@ func run(args []string, stdout, stderr io.Writer) int {
 	var ee *exitError
 	if errors.As(err, &ee) {
 		if ee.err != nil {
-			fmt.Fprintf(stderr, "connector: %v\n", ee.err)
+			// Errors quote servers (error bodies, descriptions): escape
+			// what a terminal would act on.
+			fmt.Fprintf(stderr, "connector: %s\n", safeText(ee.err.Error()))
 			if ee.code == exitUsage {
 				fmt.Fprintln(stderr, "Run '"+cmp.Or(ee.hint, "connector --help")+"' for usage.")
 			}
 		}
 		return ee.code
 	}
-	fmt.Fprintf(stderr, "connector: %v\n", err)
+	fmt.Fprintf(stderr, "connector: %s\n", safeText(err.Error()))
+	if strings.HasPrefix(err.Error(), "unknown command ") {
+		// cobra's own error for a mistyped command name: a usage error.
+		fmt.Fprintln(stderr, "Run 'connector --help' for usage.")
+		return exitUsage
+	}
 	return exitFailed
 }
 

@@ -59,7 +59,7 @@ func TestValidateExitCodesAndOutput(t *testing.T) {
 		{"empty dir", []string{"validate", t.TempDir()}, 2, "", "no *.yaml or *.yml files", ""},
 		{"bad format", []string{"validate", "--format", "xml"}, 2, "", "--format must be text or json", ""},
 		{"unknown flag", []string{"validate", "--nope"}, 2, "", "unknown flag: --nope", ""},
-		{"unknown command", []string{"frobnicate"}, 1, "", "unknown command \"frobnicate\"", ""},
+		{"unknown command", []string{"frobnicate"}, 2, "", "unknown command \"frobnicate\"", ""},
 		{"definitions table", []string{"definitions"}, 0, "procore-client-credentials  Procore V2 OAuth Client Credentials    oauth_client  V2       client_credentials", "", ""},
 		{"definitions with dir", []string{"definitions", "--definitions", good}, 0, "acme ", "", ""},
 		{"definitions with bad dir", []string{"definitions", "--definitions", bad}, 1, "", "the definitions given with --definitions are invalid", ""},

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"cmp"
 	"context"
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,7 +16,9 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"text/tabwriter"
 	"time"
 
@@ -37,7 +41,7 @@ type connFlags struct {
 
 func (f *connFlags) bindStore(c *cobra.Command) {
 	c.Flags().StringVar(&f.storePath, "store", "",
-		"the connection store: a file, a sqlite:///path/to/file.db URL, or a postgres:// URL (default: the connection's store setting, else $CONNECTOR_STORE, else $XDG_STATE_HOME/connector/store.json, else ~/.local/state/connector/store.json)")
+		"the connection store: a file, a sqlite:///path/to/file.db URL, or a postgres:// URL (default: $CONNECTOR_STORE, else $XDG_STATE_HOME/connector/store.json, else ~/.local/state/connector/store.json); a connection's own store setting must name this store")
 	c.Flags().StringVar(&f.keys, "key-file", "",
 		"the key that seals tokens at rest (default: secret.key next to a store file; $CONNECTOR_SECRET_KEY wins)")
 }
@@ -73,53 +77,129 @@ func (s *session) describe() string {
 
 // loadConnection reads the connection named by --connection or
 // --connection-string; it also returns the store location the connection
-// asks for, if any.
-func (a *app) loadConnection(f *connFlags) (*connector.Connection, string, error) {
+// names, if any, and the setting that named it (for errors).
+func (a *app) loadConnection(f *connFlags) (*connector.Connection, namedStore, error) {
 	if f.file != "" && f.str != "" {
-		return nil, "", usageErrorf("both --connection and --connection-string given; pass one")
+		return nil, namedStore{}, usageErrorf("both --connection and --connection-string given; pass one")
 	}
 	if f.file == "" && f.str == "" {
-		return nil, "", usageErrorf("no connection given: pass --connection FILE or --connection-string 'Definition=procore;...'")
+		return nil, namedStore{}, usageErrorf("no connection given: pass --connection FILE or --connection-string 'Definition=procore;...'")
 	}
 	defs, err := a.definitions()
 	if err != nil {
-		return nil, "", err
+		return nil, namedStore{}, err
 	}
 	var (
-		conn *connector.Connection
-		opts connector.ConnectionOptions
+		conn  *connector.Connection
+		opts  connector.ConnectionOptions
+		named namedStore
 	)
 	if f.file != "" {
 		conn, opts, err = connector.LoadConnectionFile(f.file, defs)
 		if err != nil {
-			return nil, "", &exitError{code: exitFailed, err: err}
+			return nil, namedStore{}, &exitError{code: exitFailed, err: err}
 		}
+		named = namedStore{opts.StoreLocation, "connection file " + f.file + ": store"}
 	} else {
 		conn, opts, err = connector.ParseConnectionString(f.str, defs)
 		if err != nil {
-			return nil, "", usageErrorf("--connection-string: %w", err)
+			return nil, namedStore{}, usageErrorf("--connection-string: %w", err)
 		}
+		named = namedStore{opts.StoreLocation, "--connection-string: OAuthSettingsLocation"}
 	}
 	if err := conn.Validate(); err != nil {
-		return nil, "", &exitError{code: exitFailed, err: err}
+		return nil, namedStore{}, &exitError{code: exitFailed, err: err}
 	}
-	return conn, opts.StoreLocation, nil
+	return conn, named, nil
 }
 
-// openStore opens the store named by --store, else the location the
-// connection names, else $CONNECTOR_STORE or the default file: a PostgreSQL
-// store for a postgres:// URL, the SQLite store for a sqlite:// URL, the file
-// store otherwise. A file or SQLite store's key defaults to secret.key beside it; a PostgreSQL store is shared by hosts, so
-// its key must be given (--key-file or $CONNECTOR_SECRET_KEY).
-func (f *connFlags) openStore(fromConnection string) (store.Store, error) {
-	path := f.storePath
-	if path == "" {
-		path = fromConnection
+// namedStore is the store a connection string or file names
+// (OAuthSettingsLocation, store:), and the setting that named it.
+type namedStore struct {
+	location, setting string
+}
+
+// chosenStore is the store the operator chose: --store, else
+// $CONNECTOR_STORE, else the default file. how says which, for messages.
+func (f *connFlags) chosenStore() (location, how string, err error) {
+	switch env := os.Getenv(filestore.EnvStore); {
+	case f.storePath != "":
+		return f.storePath, "--store", nil
+	case env != "":
+		return env, "$" + filestore.EnvStore, nil
 	}
-	if path == "" {
-		if env := os.Getenv(filestore.EnvStore); pgstore.IsURL(env) || sqlitestore.IsURL(env) {
-			path = env
+	p, err := filestore.DefaultPath()
+	if err != nil {
+		return "", "", &exitError{code: exitFailed, err: err}
+	}
+	return p, "the default store", nil
+}
+
+// checkNamedStore refuses a connection that names a store other than the
+// operator's. The connection string or file is the tenant's input, and the
+// store decides where the CLI connects (a PostgreSQL URL makes pgx answer a
+// cleartext password request with $PGPASSWORD) and where it creates key and
+// lock files, so the tenant may not choose it. CData connection strings
+// carry OAuthSettingsLocation, so naming the chosen store is accepted.
+func checkNamedStore(named namedStore, chosen, how string) error {
+	if named.location == "" || sameStore(named.location, chosen) {
+		return nil
+	}
+	return &exitError{code: exitFailed, err: fmt.Errorf(
+		"%s names the store %s, but this command uses %s (%s): the store is chosen by whoever runs the command (--store or $%s), not by the connection; remove the setting, or make it name that store",
+		named.setting, showStore(named.location), showStore(chosen), how, filestore.EnvStore)}
+}
+
+// sameStore compares store locations: PostgreSQL URLs as parsed, files (and
+// SQLite URLs' files) by absolute path.
+func sameStore(a, b string) bool {
+	if sqlitestore.IsURL(a) != sqlitestore.IsURL(b) {
+		return false
+	}
+	if sqlitestore.IsURL(a) {
+		pa, errA := sqlitestore.PathFromURL(a)
+		pb, errB := sqlitestore.PathFromURL(b)
+		if errA != nil || errB != nil {
+			return false
 		}
+		a, b = pa, pb
+	}
+	if pgstore.IsURL(a) || pgstore.IsURL(b) {
+		ua, errA := url.Parse(a)
+		ub, errB := url.Parse(b)
+		return errA == nil && errB == nil && pgstore.IsURL(a) && pgstore.IsURL(b) &&
+			ua.User.String() == ub.User.String() && strings.EqualFold(ua.Host, ub.Host) &&
+			ua.Path == ub.Path && ua.Query().Encode() == ub.Query().Encode()
+	}
+	pa, errA := filepath.Abs(a)
+	pb, errB := filepath.Abs(b)
+	return errA == nil && errB == nil && pa == pb
+}
+
+// showStore quotes a store location for a message, without a URL's password.
+func showStore(loc string) string {
+	if pgstore.IsURL(loc) {
+		if u, err := url.Parse(loc); err == nil {
+			return strconv.Quote(u.Redacted())
+		}
+		return "(a postgres URL that does not parse)"
+	}
+	return strconv.Quote(loc)
+}
+
+// openStore opens the operator's store (see chosenStore) once the
+// connection's own store setting, if any, agrees with it: a PostgreSQL store
+// for a postgres:// URL, the SQLite store for a sqlite:// URL, the file store
+// otherwise. A file or SQLite store's key defaults to secret.key beside it; a
+// PostgreSQL store is shared by hosts, so
+// its key must be given (--key-file or $CONNECTOR_SECRET_KEY).
+func (f *connFlags) openStore(named namedStore) (store.Store, error) {
+	path, how, err := f.chosenStore()
+	if err != nil {
+		return nil, err
+	}
+	if err := checkNamedStore(named, path, how); err != nil {
+		return nil, err
 	}
 	if pgstore.IsURL(path) {
 		return f.openPostgres(path)
@@ -129,13 +209,6 @@ func (f *connFlags) openStore(fromConnection string) (store.Store, error) {
 		p, err := sqlitestore.PathFromURL(path)
 		if err != nil {
 			return nil, usageErrorf("%w", err)
-		}
-		path = p
-	}
-	if path == "" {
-		p, err := filestore.DefaultPath()
-		if err != nil {
-			return nil, &exitError{code: exitFailed, err: err}
 		}
 		path = p
 	}
@@ -199,17 +272,29 @@ func (a *app) openSession(f *connFlags) (*session, error) {
 	return &session{conn: conn, store: st, source: src}, nil
 }
 
-// tokenFailure turns a token error into what the user should do next.
+// tokenFailure turns a token error into what the user should do next. A
+// connection that needs authorizing again exits 4, as gh does for auth.
 func tokenFailure(s *session, err error) error {
+	return connectionFailure(s.conn, err)
+}
+
+// connectionFailure names the connection in err, and for one that needs
+// authorizing again says to run connect and exits 4.
+func connectionFailure(c *connector.Connection, err error) error {
 	var nr *connector.NeedsReauthError
 	if errors.As(err, &nr) {
-		err = fmt.Errorf("connection %s: %w", s.conn.Key(), err)
+		if !strings.Contains(err.Error(), c.Key()) {
+			err = fmt.Errorf("connection %s: %w", c.Key(), err)
+		}
 		if !strings.Contains(err.Error(), "connector connect") {
 			err = fmt.Errorf("%w; run 'connector connect' with the same connection", err)
 		}
-		return &exitError{code: exitFailed, err: err}
+		return &exitError{code: exitReauth, err: err}
 	}
-	return &exitError{code: exitFailed, err: fmt.Errorf("connection %s: %w", s.conn.Key(), err)}
+	if !strings.Contains(err.Error(), c.Key()) {
+		err = fmt.Errorf("connection %s: %w", c.Key(), err)
+	}
+	return &exitError{code: exitFailed, err: err}
 }
 
 // expiresIn says how long a token has left, to the minute when that is long.
@@ -279,14 +364,11 @@ credentials it fetches a token.`,
 					fmt.Fprintf(a.stderr, "Opening your browser to authorize %s. If it does not open, visit:\n%s\n", s.conn.Definition.Name, u)
 					openBrowser(u)
 				}
-				t, err := authorize(ctx, s.source.Flow(), ln, path, show)
+				t, err := authorize(ctx, s.source.Flow(), ln, path, show, s.source.Store)
 				if err != nil {
 					if errors.Is(err, context.DeadlineExceeded) {
 						err = fmt.Errorf("no authorization arrived within %s; run connect again (and approve within --timeout)", timeout)
 					}
-					return &exitError{code: exitFailed, err: err}
-				}
-				if err := s.source.Store(ctx, t); err != nil {
 					return &exitError{code: exitFailed, err: err}
 				}
 				tok = *t
@@ -333,16 +415,31 @@ func listenRedirect(ctx context.Context, redirectURI string) (net.Listener, stri
 	return ln, path, nil
 }
 
+// callback is one redirect handed from the listener to the flow; the
+// listener answers the browser with what became of it.
+type callback struct {
+	query   url.Values
+	outcome chan error // nil: the connection is authorized and stored
+}
+
 // authorize runs one authorization attempt: it serves the callback on ln at
-// path, shows the authorization URL through show, and exchanges the code.
-// It closes ln.
-func authorize(ctx context.Context, flow *connector.Flow, ln net.Listener, path string, show func(string)) (*token.Token, error) {
+// path, shows the authorization URL through show, exchanges the code and
+// hands the token to keep (which stores it). It closes ln.
+//
+// Only a redirect carrying this attempt's state reaches the flow: any web
+// page the user has open can make the browser GET the loopback URL, and if
+// such a stray request consumed the attempt the real redirect that follows
+// would be refused. Strays get 400 and the wait goes on. The page shown for
+// the real one says whether the connection was stored, the user denied
+// access or the CLI refused the answer.
+func authorize(ctx context.Context, flow *connector.Flow, ln net.Listener, path string, show func(string), keep func(context.Context, *token.Token) error) (*token.Token, error) {
 	attempt, err := flow.AuthCodeURL()
 	if err != nil {
 		ln.Close()
 		return nil, err
 	}
-	callbacks := make(chan url.Values, 1)
+	callbacks := make(chan callback, 1) // answered lets one through
+	var answered atomic.Bool
 	srv := &http.Server{
 		ReadHeaderTimeout: 10 * time.Second,
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -350,23 +447,40 @@ func authorize(ctx context.Context, flow *connector.Flow, ln net.Listener, path 
 				http.NotFound(w, r)
 				return
 			}
-			msg := "Authorization received. You can close this window."
-			select {
-			case callbacks <- r.URL.Query():
-			default:
-				msg = "This authorization was already answered. You can close this window."
+			if !stateMatches(r.URL.Query(), attempt.State) {
+				callbackPage(w, http.StatusBadRequest, "This request is not the answer to the authorization connector is waiting for (its state does not match), so it was ignored. connector is still waiting: finish the authorization in the window it opened.")
+				return
 			}
-			h := w.Header()
-			h.Set("Content-Type", "text/html; charset=utf-8")
-			h.Set("Referrer-Policy", "no-referrer") // the URL carries the code
-			h.Set("Cache-Control", "no-store")
-			fmt.Fprintf(w, "<!doctype html><html><head><meta charset=\"utf-8\"><title>connector</title></head><body><p>%s</p></body></html>\n", html.EscapeString(msg))
+			if !answered.CompareAndSwap(false, true) {
+				callbackPage(w, http.StatusConflict, "This authorization was already answered. Look at the terminal for the outcome; you can close this window.")
+				return
+			}
+			cb := callback{query: r.URL.Query(), outcome: make(chan error, 1)}
+			callbacks <- cb
+			var err error
+			select {
+			case err = <-cb.outcome:
+			case <-ctx.Done():
+				callbackPage(w, http.StatusServiceUnavailable, "connector stopped waiting for this authorization (it timed out or was interrupted); nothing was stored. Run connect again.")
+				return
+			case <-r.Context().Done():
+				return
+			}
+			var ce *connector.CallbackError
+			switch {
+			case err == nil:
+				callbackPage(w, http.StatusOK, "Authorization received and the connection is stored. You can close this window.")
+			case errors.As(err, &ce):
+				callbackPage(w, http.StatusOK, "The authorization was not granted: "+err.Error()+". You can close this window.")
+			default:
+				callbackPage(w, http.StatusBadGateway, "connector could not complete the authorization, so nothing was stored: "+err.Error()+". Look at the terminal, then run connect again.")
+			}
 		}),
 	}
 	go func() { _ = srv.Serve(ln) }()
 	defer func() {
 		// Shutdown, not Close: the browser is still being sent the page
-		// that says the authorization arrived when its callback is handed over.
+		// that says what became of its callback.
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
 		if srv.Shutdown(ctx) != nil {
@@ -376,11 +490,34 @@ func authorize(ctx context.Context, flow *connector.Flow, ln net.Listener, path 
 
 	show(attempt.URL)
 	select {
-	case q := <-callbacks:
-		return flow.Exchange(ctx, attempt, q)
+	case cb := <-callbacks:
+		t, err := flow.Exchange(ctx, attempt, cb.query)
+		if err == nil {
+			err = keep(ctx, t)
+		}
+		cb.outcome <- err
+		return t, err
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
+}
+
+// stateMatches reports whether a callback carries the attempt's state, in
+// constant time. Flow.Exchange checks it again, with the expiry and issuer.
+func stateMatches(q url.Values, state string) bool {
+	got := q.Get("state")
+	return got != "" && subtle.ConstantTimeCompare([]byte(got), []byte(state)) == 1
+}
+
+// callbackPage answers the browser on the loopback redirect.
+func callbackPage(w http.ResponseWriter, status int, msg string) {
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Referrer-Policy", "no-referrer") // the URL carries the code
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	fmt.Fprintf(w, "<!doctype html><html><head><meta charset=\"utf-8\"><title>connector</title></head><body><p>%s</p></body></html>\n", html.EscapeString(msg))
 }
 
 // openBrowser tries the desktop's URL opener; failure is fine, the URL is
@@ -524,7 +661,7 @@ func (a *app) connectionsCommand() *cobra.Command {
 		Short: "List the connections in the store",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			st, err := f.openStore("")
+			st, err := f.openStore(namedStore{})
 			if err != nil {
 				return err
 			}
@@ -533,13 +670,16 @@ func (a *app) connectionsCommand() *cobra.Command {
 			if err != nil {
 				return &exitError{code: exitFailed, err: err}
 			}
+			defs, _ := a.definitions() // only to say what an interrupted refresh will do
 			now := time.Now()
 			tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "ID\tDEFINITION\tSTATUS\tEXPIRES IN\tREASON")
 			for _, r := range recs {
+				status, reason := connectionState(cmd.Context(), st, defs, r)
 				exp := "-"
 				switch {
-				case r.Token.AccessToken == "":
+				case r.Token.AccessToken == "" || r.Status == store.StatusNeedsReauth:
+					// a token that cannot be used has no time left worth showing
 				case r.Token.Expiry.IsZero():
 					exp = "never"
 				case !r.Token.Expiry.After(now):
@@ -547,19 +687,40 @@ func (a *app) connectionsCommand() *cobra.Command {
 				default:
 					exp = strings.TrimPrefix(expiresIn(r.Token, now), "token expires in ")
 				}
-				reason := r.Reason
-				if reason == "" {
-					reason = "-"
-				}
-				status := string(r.Status)
-				if status == "" {
-					status = "-"
-				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.ID, r.Definition, status, exp, reason)
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", safeText(r.ID), safeText(r.Definition), status, exp, safeText(reason))
 			}
 			return tw.Flush()
 		},
 	}
 	f.bindStore(c)
 	return c
+}
+
+// lockProbe bounds how long connections waits to learn whether a refresh
+// marked in flight is still running.
+const lockProbe = 2 * time.Second
+
+// connectionState is the status and reason connections shows for a record.
+// A record whose refresh was marked in flight is "refresh interrupted" when
+// nobody holds its lock (the refreshing process died), with what the next
+// use will do about it.
+func connectionState(ctx context.Context, st store.Store, defs *definitions.Set, r store.Record) (status, reason string) {
+	status, reason = cmp.Or(string(r.Status), "-"), cmp.Or(r.Reason, "-")
+	if r.RefreshStarted.IsZero() || r.Status == store.StatusNeedsReauth {
+		return status, reason
+	}
+	probe, cancel := context.WithTimeout(ctx, lockProbe)
+	defer cancel()
+	unlock, err := st.Lock(probe, r.ID)
+	if err != nil {
+		return "refreshing", "a refresh started at " + r.RefreshStarted.UTC().Format(time.RFC3339) + " is still running in another process"
+	}
+	_ = unlock()
+	next := "the access token works until it expires; the next refresh then marks the connection as needing authorization again (the refresh may have reached the provider and its answer is lost, so the old refresh token is not sent again): run connector connect"
+	if defs != nil {
+		if d, err := defs.Lookup(r.Definition); err == nil && d.Auth.OAuth != nil && d.Auth.OAuth.IntrospectionURI != nil {
+			next = "the access token works until it expires; the next refresh first asks the provider (introspection) whether the old refresh token is still unused: if it is, the connection refreshes as usual; if not, it needs authorizing again (connector connect)"
+		}
+	}
+	return "refresh interrupted", "a refresh started at " + r.RefreshStarted.UTC().Format(time.RFC3339) + " did not finish; " + next
 }

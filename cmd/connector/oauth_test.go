@@ -239,7 +239,7 @@ func TestConnectCodeFlowThenTokenRefreshConnectionsRevoke(t *testing.T) {
 		t.Errorf("emulator revocations = %d, want 1", st.Revocations)
 	}
 	code, _, errOut = cli(t, r.args("token")...)
-	if code != 1 || !strings.Contains(errOut, "needs authorizing again") || !strings.Contains(errOut, "connector connect") {
+	if code != exitReauth || !strings.Contains(errOut, "needs authorizing again") || !strings.Contains(errOut, "connector connect") {
 		t.Errorf("token after revoke: exit %d, stderr %q", code, errOut)
 	}
 	code, _, errOut = cli(t, r.args("revoke")...)
@@ -295,7 +295,7 @@ func TestCommandErrors(t *testing.T) {
 		{"unknown definition", []string{"token", "--connection-string", "Definition=nope;OAuthClientId=x", "--store", r.storePath}, 2, "--connection-string:"},
 		{"missing file", []string{"token", "--connection", filepath.Join(dir, "none.yaml"), "--store", r.storePath}, 1, "none.yaml"},
 		{"both", []string{"token", "--connection", "x", "--connection-string", "y"}, 2, "both --connection and --connection-string given"},
-		{"never connected", r.args("token"), 1, "has no token yet; run connector connect\n"},
+		{"never connected", r.args("token"), exitReauth, "; run connector connect\n"},
 		{"connect with InitiateOAuth=OFF", []string{"connect", "--connection-string", r.connString + ";InitiateOAuth=OFF;OAuthAccessToken=given-token", "--store", r.storePath, "--key-file", r.keyFile}, 2,
 			"has InitiateOAuth=OFF: it uses only the OAuthAccessToken it is given, so there is nothing to connect"},
 		{"emulate unknown", []string{"emulate", "jira"}, 2, `no emulator for "jira"`},
@@ -328,7 +328,7 @@ func TestNeedsReauthorization(t *testing.T) {
 		t.Fatalf("out-of-band refresh: HTTP %d", resp.StatusCode)
 	}
 	code, _, errOut := cli(t, r.args("refresh")...)
-	if code != 1 || !strings.Contains(errOut, "needs authorizing again") || !strings.Contains(errOut, "run 'connector connect'") {
+	if code != exitReauth || !strings.Contains(errOut, "needs authorizing again") || !strings.Contains(errOut, "run 'connector connect'") {
 		t.Errorf("refresh: exit %d, stderr %q", code, errOut)
 	}
 	code, out, _ := cli(t, "connections", "--store", r.storePath, "--key-file", r.keyFile)
