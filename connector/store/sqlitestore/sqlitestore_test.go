@@ -5,6 +5,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -425,5 +426,46 @@ func TestPathCharacters(t *testing.T) {
 	}
 	if s.String() != "sqlitestore("+path+")" {
 		t.Errorf("String = %q", s.String())
+	}
+}
+
+// A Put whose context ends while it waits for another writer of this store
+// gives the context's error and writes nothing; a connection's lock file
+// is private to the user.
+func TestPutCanceledWhileWaiting(t *testing.T) {
+	ctx := context.Background()
+	s := newTestStore(t)
+	r, err := s.Put(ctx, storetest.Record("conn-1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.writing <- struct{}{} // another goroutine's write in progress
+	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	r.Token.RefreshToken = "REFRESH-never-stored"
+	_, err = s.Put(short, r)
+	<-s.writing
+	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "nothing was written") {
+		t.Errorf("Put while another write holds the store: %v; want DeadlineExceeded saying nothing was written", err)
+	}
+	if got, err := s.Get(ctx, "conn-1"); err != nil || got.Version != 1 || got.Token.RefreshToken == "REFRESH-never-stored" {
+		t.Errorf("after the canceled Put: version %d, %v", got.Version, err)
+	}
+
+	unlock, err := s.Lock(ctx, "conn-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unlock()
+	files, err := filepath.Glob(filepath.Join(s.Path()+".locks", "*.lock"))
+	if err != nil || len(files) != 1 {
+		t.Fatalf("lock files = %v, %v; want one", files, err)
+	}
+	st, err := os.Stat(files[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Mode() != 0o600 {
+		t.Errorf("lock file mode %v, want 0600", st.Mode())
 	}
 }
