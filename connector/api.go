@@ -30,6 +30,7 @@ type API struct {
 	source *Source // nil for schemes without OAuth
 	policy *Policy
 	client *http.Client
+	added  []queryPair // query parameters the transport adds to every request
 }
 
 // APIOptions tunes NewAPI; the zero value is fine.
@@ -95,6 +96,7 @@ func NewAPI(c *Connection, st store.Store, opts *APIOptions) (*API, error) {
 			return nil, fmt.Errorf("connection %s: API key: %w", c.Key(), err)
 		}
 		if auth.APIKey.In == "query" {
+			a.added = append(a.added, queryPair{auth.APIKey.Name, key})
 			rt = &staticTransport{query: url.QueryEscape(auth.APIKey.Name) + "=" + url.QueryEscape(key), next: rt}
 		} else {
 			rt = &staticTransport{header: canonical(auth.APIKey.Name), value: []string{key}, next: rt}
@@ -119,6 +121,7 @@ func NewAPI(c *Connection, st store.Store, opts *APIOptions) (*API, error) {
 			return nil, fmt.Errorf("connection %s: query parameter %s: %w", c.Key(), p.Name, err)
 		}
 		if v != "" {
+			a.added = append(a.added, queryPair{p.Name, v})
 			q = append(q, url.QueryEscape(p.Name)+"="+url.QueryEscape(v))
 		}
 	}

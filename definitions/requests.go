@@ -45,7 +45,15 @@ const (
 	PageLink   PageStyle = "link"   // the Link header's rel="next" URL
 	PageCursor PageStyle = "cursor" // a cursor read from the body at CursorPath, sent as CursorParam
 	PageOffset PageStyle = "offset" // an offset parameter (OffsetParam), advanced by the items received
+	// PageNextURL follows the next page's URL read from the body at NextPath
+	// (OData @odata.nextLink, Salesforce nextRecordsUrl, JSON:API links.next).
+	PageNextURL PageStyle = "next_url"
 )
+
+// DefaultMaxPages caps the pages of one listing when the definition says
+// nothing: a listing longer than that is far more likely a provider that
+// pages forever than real data.
+const DefaultMaxPages = 10000
 
 // Pagination is a pagination style and its parameters (request.pagination,
 // or an action's pagination).
@@ -61,22 +69,41 @@ type Pagination struct {
 	CursorParam string // cursor: the query parameter carrying it
 	OffsetParam string // offset: the offset parameter
 	TotalPath   string // dotted path of the total item count in the body, if any
+	// CursorHeader is, for style cursor, the response header carrying the
+	// next cursor, instead of CursorPath in the body.
+	CursorHeader string
+	NextPath     string // next_url: path of the next page's URL in the body
+	// MorePath is the path of a boolean in the body (Stripe, Slack:
+	// has_more) whose false ends the listing, whatever else the page says.
+	MorePath string
+	MaxPages int // pages fetched at most before the listing fails; 0 means DefaultMaxPages
 }
+
+// Paths in a body (items, total_path, cursor_path, next_path, more_path) are
+// either dotted (meta.next_cursor) or, starting with "/", a JSON Pointer
+// (RFC 6901) for key names holding dots, slashes or @: /@odata.nextLink.
 
 // The pagination keys and the styles each applies to (nil: every style).
 var paginationKeys = map[string][]PageStyle{
-	"style":        nil,
-	"page_param":   {PagePage},
-	"first_page":   {PagePage},
-	"size_param":   {PagePage, PageLink, PageCursor, PageOffset},
-	"size":         {PagePage, PageLink, PageCursor, PageOffset},
-	"total_header": {PagePage, PageLink, PageCursor, PageOffset},
-	"total_path":   {PagePage, PageLink, PageCursor, PageOffset},
-	"items":        nil,
-	"cursor_path":  {PageCursor},
-	"cursor_param": {PageCursor},
-	"offset_param": {PageOffset},
+	"style":         nil,
+	"page_param":    {PagePage},
+	"first_page":    {PagePage},
+	"size_param":    pagingStyles,
+	"size":          pagingStyles,
+	"total_header":  pagingStyles,
+	"total_path":    pagingStyles,
+	"items":         nil,
+	"cursor_path":   {PageCursor},
+	"cursor_header": {PageCursor},
+	"cursor_param":  {PageCursor},
+	"offset_param":  {PageOffset},
+	"next_path":     {PageNextURL},
+	"more_path":     pagingStyles,
+	"max_pages":     pagingStyles,
 }
+
+// pagingStyles are the styles that fetch more than one page.
+var pagingStyles = []PageStyle{PagePage, PageLink, PageCursor, PageOffset, PageNextURL}
 
 type rawPagination struct {
 	Style       string `yaml:"style"`
@@ -90,6 +117,10 @@ type rawPagination struct {
 	CursorPath  string `yaml:"cursor_path"`
 	CursorParam string `yaml:"cursor_param"`
 	OffsetParam string `yaml:"offset_param"`
+	CursorHead  string `yaml:"cursor_header"`
+	NextPath    string `yaml:"next_path"`
+	MorePath    string `yaml:"more_path"`
+	MaxPages    int    `yaml:"max_pages"`
 }
 
 // buildRequestPolicy reads request.retry, request.rate_limit and
@@ -207,6 +238,20 @@ func (b *builder) buildPagination(ptr string, n *yaml.Node, base *Pagination, ac
 	set("cursor_path", &p.CursorPath, rp.CursorPath)
 	set("cursor_param", &p.CursorParam, rp.CursorParam)
 	set("offset_param", &p.OffsetParam, rp.OffsetParam)
+	set("cursor_header", &p.CursorHeader, rp.CursorHead)
+	set("next_path", &p.NextPath, rp.NextPath)
+	set("more_path", &p.MorePath, rp.MorePath)
+	if given["max_pages"] {
+		p.MaxPages = rp.MaxPages
+	}
+	for _, k := range []string{"items", "total_path", "cursor_path", "next_path", "more_path"} {
+		if v := map[string]string{"items": rp.Items, "total_path": rp.TotalPath, "cursor_path": rp.CursorPath, "next_path": rp.NextPath, "more_path": rp.MorePath}[k]; given[k] && v != "" {
+			if msg := BodyPathProblem(v); msg != "" {
+				b.errorf(ptr+"/"+k, "%s", msg)
+				ok = false
+			}
+		}
+	}
 	if given["size"] {
 		p.Size = rp.Size
 	}
@@ -223,12 +268,21 @@ func (b *builder) buildPagination(ptr string, n *yaml.Node, base *Pagination, ac
 			p.FirstPage = 1
 		}
 	case PageCursor:
-		if p.CursorPath == "" {
-			b.errorf(ptr, "style cursor needs cursor_path, the dotted path of the next cursor in the body (such as meta.next_cursor)")
+		switch {
+		case p.CursorPath == "" && p.CursorHeader == "":
+			b.errorf(ptr, "style cursor needs cursor_path, the dotted path of the next cursor in the body (such as meta.next_cursor), or cursor_header, the response header that carries it")
+			ok = false
+		case p.CursorPath != "" && p.CursorHeader != "":
+			b.errorf(ptr+"/cursor_header", "the next cursor comes either from the body (cursor_path) or from a header (cursor_header), not both; remove one")
 			ok = false
 		}
 		if p.CursorParam == "" {
 			b.errorf(ptr, "style cursor needs cursor_param, the query parameter that sends the cursor back (such as cursor)")
+			ok = false
+		}
+	case PageNextURL:
+		if p.NextPath == "" {
+			b.errorf(ptr, "style next_url needs next_path, the path of the next page's URL in the body (such as links.next, or /@odata.nextLink as a JSON Pointer)")
 			ok = false
 		}
 	case PageOffset:
@@ -253,4 +307,37 @@ func styleList(names []string) string {
 		return "style " + names[0]
 	}
 	return "styles " + strings.Join(names[:len(names)-1], ", ") + " and " + names[len(names)-1]
+}
+
+// BodyPathProblem says what is wrong with a path into a JSON body, or ""
+// when it is usable: dotted names (data.items), or a JSON Pointer (RFC 6901)
+// starting with "/" whose "~" escapes are ~0 or ~1.
+func BodyPathProblem(path string) string {
+	if !strings.HasPrefix(path, "/") {
+		for _, k := range strings.Split(path, ".") {
+			if k == "" {
+				return fmt.Sprintf("%q has an empty name between dots; write names joined by single dots (meta.next), or a JSON Pointer starting with / for names with dots in them (/@odata.nextLink)", path)
+			}
+		}
+		return ""
+	}
+	for i := 0; i < len(path); i++ {
+		if path[i] == '~' && (i+1 == len(path) || path[i+1] != '0' && path[i+1] != '1') {
+			return fmt.Sprintf("%q is not a valid JSON Pointer: ~ must be followed by 0 (for ~) or 1 (for /), RFC 6901", path)
+		}
+	}
+	return ""
+}
+
+// BodyPathKeys splits a body path into its key names: dotted, or a JSON
+// Pointer (RFC 6901) with ~1 and ~0 unescaped.
+func BodyPathKeys(path string) []string {
+	if !strings.HasPrefix(path, "/") {
+		return strings.Split(path, ".")
+	}
+	keys := strings.Split(path[1:], "/")
+	for i, k := range keys {
+		keys[i] = strings.ReplaceAll(strings.ReplaceAll(k, "~1", "/"), "~0", "~")
+	}
+	return keys
 }

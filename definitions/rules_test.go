@@ -129,7 +129,7 @@ func TestRules(t *testing.T) {
 		{"offset without offset_param", minimal + "request:\n  pagination: {style: offset}\n", "error", "11:3", "request.pagination", "style offset needs offset_param"},
 		{"key of another style", minimal + "request:\n  pagination: {style: link, page_param: p}\n", "error", "11:29", "request.pagination.page_param", "page_param applies to style page only, and this pagination's style is link"},
 		{"size without size_param", minimal + "request:\n  pagination: {style: page, size: 50}\n", "error", "11:35", "request.pagination.size", "size needs size_param"},
-		{"items path", minimal + "request:\n  pagination: {style: link, items: 'a..b'}\n", "error", "11:36", "request.pagination.items", "has the wrong form"},
+		{"items path", minimal + "request:\n  pagination: {style: link, items: 'a..b'}\n", "error", "11:36", "request.pagination.items", "has an empty name between dots"},
 		{"pagination unknown key", minimal + "request:\n  pagination: {style: page, per_page: 5}\n", "error", "11:29", "request.pagination.per_page", "allowed here:"},
 		{"link pagination with size", minimal + "request:\n  pagination: {style: link, size_param: per_page, size: 100}\n", "", "", "", ""},
 
@@ -162,7 +162,7 @@ func TestRules(t *testing.T) {
 		{"pagination default without request.pagination", withActions + "  a:\n    path: /x\n    pagination: default\n", "error", "15:17", "actions.a.pagination", "request.pagination, which this definition does not declare"},
 		{"pagination word", withActions + "  a:\n    path: /x\n    pagination: always\n", "error", "15:17", "actions.a.pagination", `must be one of "default", "none"`},
 		{"action pagination without style", withActions + "  a:\n    path: /x\n    pagination: {items: data}\n", "error", "15:5", "actions.a.pagination", "pagination needs a style"},
-		{"style none takes only items", withActions + "  a:\n    path: /x\n    pagination: {style: none, items: files, size: 5}\n", "error", "15:45", "actions.a.pagination.size", "size applies to styles page, link, cursor and offset only, and this pagination's style is none"},
+		{"style none takes only items", withActions + "  a:\n    path: /x\n    pagination: {style: none, items: files, size: 5}\n", "error", "15:45", "actions.a.pagination.size", "size applies to styles page, link, cursor, offset and next_url only, and this pagination's style is none"},
 		{"warn: unused input", withActions + "  a:\n    path: /x\n    input:\n      properties:\n        q: {}\n", "warning", "17:9", "actions.a.input.properties.q", "input q is used neither in the path, the query nor the body"},
 		{"warn: secret in action url", minimal + "fields:\n  Key: {secret: true}\nactions:\n  a:\n    path: /x\n    query: {k: '${Key}'}\n", "warning", "15:5", "actions.a.query", "${Key} is a secret field and travels in the URL"},
 		{"secret in action body is fine", minimal + "fields:\n  Key: {secret: true}\nactions:\n  a:\n    method: POST\n    path: /x\n    body: {k: '${Key}'}\n", "", "", "", ""},

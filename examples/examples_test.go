@@ -18,7 +18,7 @@ import (
 )
 
 var exampleNames = []string{
-	"datadog", "github", "github-enterprise-server", "jira-cloud", "paypal", "ryvit-v1", "salesforce",
+	"datadog", "github", "github-enterprise-server", "jira-cloud", "paypal", "ryvit-v1", "salesforce", "slack",
 }
 
 func load(t *testing.T) *definitions.Set {
@@ -82,7 +82,7 @@ func TestShapes(t *testing.T) {
 			envs: []string{"default"}, defaultEnv: "default", headers: []string{"Accept"}, // the version header is removed by null
 			params: "form", clientAuth: "body", pkce: true, extends: "github"},
 		{name: "salesforce", scheme: definitions.SchemeOAuth, grant: definitions.GrantAuthorizationCode, version: "V2",
-			envs: []string{"production", "sandbox"}, defaultEnv: "production",
+			envs: []string{"production", "sandbox"}, defaultEnv: "production", headers: []string{"Accept"},
 			params: "form", clientAuth: "body", pkce: true},
 		{name: "paypal", scheme: definitions.SchemeOAuthClient, grant: definitions.GrantClientCredentials, version: "V2",
 			envs: []string{"live", "sandbox"}, defaultEnv: "live", params: "form", clientAuth: "basic"},
