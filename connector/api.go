@@ -81,7 +81,18 @@ func NewAPI(c *Connection, st store.Store, opts *APIOptions) (*API, error) {
 				return nil, err
 			}
 		}
-		rt = &bearerTransport{src: a.source, next: rt}
+		bt := &bearerTransport{src: a.source, next: rt}
+		switch st := auth.OAuth.SendToken; st.In {
+		case definitions.TokenInQuery:
+			bt.query = url.QueryEscape(st.Name)
+			a.added = append(a.added, queryPair{st.Name, ""}) // any value: the token changes
+		default:
+			bt.header, bt.prefix, bt.typePrefix = canonical(st.Name), st.Prefix, st.TypePrefix
+			if bt.header == "" { // a Definition built by hand
+				bt.header, bt.typePrefix = "Authorization", true
+			}
+		}
+		rt = bt
 	case auth.Basic != nil:
 		user, err1 := auth.Basic.Username.Expand(vals)
 		pass, err2 := auth.Basic.Password.Expand(vals)

@@ -249,11 +249,17 @@ type tokenSource interface {
 	Reject(ctx context.Context, access string) (token.Token, error)
 }
 
-// bearerTransport sends a connection's OAuth access token.
+// bearerTransport sends a connection's OAuth access token where the
+// definition says (auth.oauth.send_token): by default Authorization with the
+// token's type, or another header and prefix, or a query parameter.
 type bearerTransport struct {
-	src  tokenSource
-	last atomic.Pointer[bearer] // the header value of the last token, so a hit costs nothing
-	next http.RoundTripper
+	src        tokenSource
+	header     string                 // canonical header name; "" when the token goes in the query
+	prefix     string                 // written before the token in the header
+	typePrefix bool                   // the header starts with the token's type and a space (Bearer)
+	query      string                 // the query parameter carrying the token, escaped; "" for a header
+	last       atomic.Pointer[bearer] // the header value of the last token, so a hit costs nothing
+	next       http.RoundTripper
 }
 
 type bearer struct {
@@ -261,13 +267,34 @@ type bearer struct {
 	value  []string
 }
 
-func (t *bearerTransport) header(tok token.Token) []string {
+func (t *bearerTransport) value(tok token.Token) []string {
 	if b := t.last.Load(); b != nil && b.access == tok.AccessToken {
 		return b.value
 	}
-	b := &bearer{access: tok.AccessToken, value: []string{tok.Type() + " " + tok.AccessToken}}
+	prefix := t.prefix
+	if t.typePrefix {
+		prefix = tok.Type() + " "
+	}
+	b := &bearer{access: tok.AccessToken, value: []string{prefix + tok.AccessToken}}
 	t.last.Store(b)
 	return b.value
+}
+
+// place puts tok on r; orig is r's URL before any token was added, so that
+// a replay replaces the token instead of adding a second one.
+func (t *bearerTransport) place(r *http.Request, orig *url.URL, tok token.Token) {
+	if t.query == "" {
+		r.Header[t.header] = t.value(tok)
+		return
+	}
+	u := *orig
+	kv := t.query + "=" + url.QueryEscape(tok.AccessToken)
+	if u.RawQuery == "" {
+		u.RawQuery = kv
+	} else {
+		u.RawQuery += "&" + kv
+	}
+	r.URL = &u
 }
 
 func (t *bearerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
@@ -277,7 +304,8 @@ func (t *bearerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 		closeBody(r)
 		return nil, &credentialError{err}
 	}
-	r.Header["Authorization"] = t.header(tok)
+	orig := r.URL
+	t.place(r, orig, tok)
 	resp, err := t.next.RoundTrip(r)
 	if err != nil || resp.StatusCode != http.StatusUnauthorized {
 		return resp, err
@@ -292,7 +320,7 @@ func (t *bearerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	if err != nil {
 		return nil, &credentialError{fmt.Errorf("the API refused the access token (401) and renewing it failed: %w", err)}
 	}
-	r.Header["Authorization"] = t.header(renewed)
+	t.place(r, orig, renewed)
 	return t.next.RoundTrip(r)
 }
 

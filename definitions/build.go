@@ -57,6 +57,11 @@ type raw struct {
 				CreatedAt        string `yaml:"created_at"`
 				DefaultExpiresIn string `yaml:"default_expires_in"`
 			} `yaml:"token_response"`
+			SendToken struct {
+				In     string  `yaml:"in"`
+				Name   string  `yaml:"name"`
+				Prefix *string `yaml:"prefix"`
+			} `yaml:"send_token"`
 		} `yaml:"oauth"`
 		Basic *struct {
 			Username string `yaml:"username"`
@@ -699,6 +704,7 @@ func (b *builder) buildOAuth(r *raw) {
 			tr.DefaultExpiresIn = dur
 		}
 	}
+	b.buildSendToken(o, &ro.SendToken.In, &ro.SendToken.Name, ro.SendToken.Prefix)
 	if o.TokenRequest.Method == "GET" && o.TokenRequest.Params != ParamsQuery {
 		b.errorf(p+"/token_request/method", "a GET token request has no body to carry %s parameters; use params: query or method: POST", o.TokenRequest.Params)
 	}
@@ -790,4 +796,29 @@ func defaults(s *string, v string) {
 	if *s == "" {
 		*s = v
 	}
+}
+
+// buildSendToken reads auth.oauth.send_token.
+func (b *builder) buildSendToken(o *OAuth, in, name *string, prefix *string) {
+	const p = "/auth/oauth/send_token"
+	st := SendToken{In: *in, Name: *name}
+	defaults(&st.In, TokenInHeader)
+	switch st.In {
+	case TokenInHeader:
+		defaults(&st.Name, "Authorization")
+		if prefix != nil {
+			st.Prefix = *prefix
+		} else {
+			st.TypePrefix = strings.EqualFold(st.Name, "Authorization")
+		}
+	case TokenInQuery:
+		if *name == "" {
+			b.errorf(p, "a token sent in the query needs name, the query parameter that carries it (such as access_token)")
+		}
+		if prefix != nil {
+			b.errorf(p+"/prefix", "prefix is written before the token in a header; a token in the query is sent as it is, so remove prefix")
+		}
+		b.warnf(p+"/in", "the access token travels in the URL, which ends up in proxy and server logs; send it in a header unless the provider accepts nothing else")
+	}
+	o.SendToken = st
 }

@@ -111,7 +111,27 @@ type OAuth struct {
 
 	TokenRequest  TokenRequest
 	TokenResponse TokenResponse
+	SendToken     SendToken // where API requests carry the access token
 }
+
+// SendToken says where API requests carry the access token: by default
+// "Authorization: <token type> <token>" (RFC 6750 2.1); a provider may want
+// another header (X-Shopify-Access-Token: <token>), another prefix
+// (Authorization: Zoho-oauthtoken <token>) or a query parameter.
+type SendToken struct {
+	In     string // TokenInHeader or TokenInQuery
+	Name   string // the header (canonical form is the caller's business) or query parameter
+	Prefix string // written before the token in a header; see TypePrefix
+	// TypePrefix is set when the header starts with the token's type and a
+	// space ("Bearer "), the default for the Authorization header.
+	TypePrefix bool
+}
+
+// Where an access token travels.
+const (
+	TokenInHeader = "header"
+	TokenInQuery  = "query"
+)
 
 // TokenRequest says how token requests travel.
 type TokenRequest struct {

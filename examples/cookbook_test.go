@@ -15,6 +15,7 @@ func TestListingStyles(t *testing.T) {
 		want        definitions.Pagination
 	}{
 		{"salesforce", "query", definitions.Pagination{Style: definitions.PageNextURL, Items: "records", NextPath: "nextRecordsUrl"}},
+		{"zoho-crm", "list_records", definitions.Pagination{Style: definitions.PagePage, PageParam: "page", FirstPage: 1, SizeParam: "per_page", Size: 200, Items: "data", MorePath: "info.more_records"}},
 		{"slack", "list_conversations", definitions.Pagination{Style: definitions.PageCursor, Items: "channels", CursorPath: "response_metadata.next_cursor", CursorParam: "cursor", SizeParam: "limit", Size: 200}},
 	}
 	for _, tt := range tests {
@@ -31,5 +32,26 @@ func TestListingStyles(t *testing.T) {
 				t.Errorf("pagination %+v, want %+v", a.Pagination, tt.want)
 			}
 		})
+	}
+}
+
+// TestSendToken pins where each example's API requests carry the token.
+func TestSendToken(t *testing.T) {
+	set := load(t)
+	tests := []struct {
+		def  string
+		want definitions.SendToken
+	}{
+		{"github", definitions.SendToken{In: "header", Name: "Authorization", TypePrefix: true}},
+		{"zoho-crm", definitions.SendToken{In: "header", Name: "Authorization", Prefix: "Zoho-oauthtoken "}},
+	}
+	for _, tt := range tests {
+		d, err := set.Lookup(tt.def)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := d.Auth.OAuth.SendToken; got != tt.want {
+			t.Errorf("%s: send_token %+v, want %+v", tt.def, got, tt.want)
+		}
 	}
 }
