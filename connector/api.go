@@ -113,7 +113,7 @@ func NewAPI(c *Connection, st store.Store, opts *APIOptions) (*API, error) {
 			rt = &staticTransport{header: canonical(auth.APIKey.Name), value: []string{key}, next: rt}
 		}
 	}
-	rt = &retryTransport{policy: a.policy, next: rt}
+	rt = &retryTransport{policy: a.policy, pacer: NewPacer(a.policy.Limit, a.policy.Per), next: rt}
 
 	scope := &scopeTransport{conn: c.Key(), base: base, next: rt}
 	for _, h := range c.Definition.Headers {

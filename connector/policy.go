@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/textproto"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/connector-engine/connector/definitions"
@@ -40,6 +41,11 @@ type Policy struct {
 	RemainingHeader string
 	ResetHeader     string
 	ResetDelta      bool
+	// Per is the API's window (request.rate_limit.per): without a reset
+	// header, a remaining count of 0 waits this long. Limit requests per
+	// Per are the most the transport sends (Pacer).
+	Per   time.Duration
+	Limit int
 
 	BackoffMin, BackoffMax time.Duration
 }
@@ -53,6 +59,8 @@ func NewPolicy(d *definitions.Definition) *Policy {
 		RemainingHeader:   canonical(d.RateLimit.RemainingHeader),
 		ResetHeader:       canonical(d.RateLimit.ResetHeader),
 		ResetDelta:        d.RateLimit.Reset == definitions.ResetSeconds,
+		Per:               d.RateLimit.Per,
+		Limit:             d.RateLimit.Limit,
 		BackoffMin:        250 * time.Millisecond,
 		BackoffMax:        10 * time.Second,
 	}
@@ -140,12 +148,20 @@ func (p *Policy) Repeatable(req *http.Request) bool {
 }
 
 // Exhausted reports, from a response, until when the rate limit is used up:
-// the remaining header reads 0 and the reset header says when it refills.
+// the remaining header reads 0, and the reset header says when it refills;
+// without one (HubSpot, Xero send only the remaining count), a declared
+// window (Per) is waited out, else a backoff pause.
 func (p *Policy) Exhausted(resp *http.Response, now time.Time) (time.Time, bool) {
 	if !p.used(resp) {
 		return time.Time{}, false
 	}
-	return p.reset(resp, now)
+	if until, ok := p.reset(resp, now); ok {
+		return until, true
+	}
+	if p.Per > 0 {
+		return now.Add(p.Per), true
+	}
+	return now.Add(p.backoff(3)), true
 }
 
 // used reports whether resp says no requests are left in the window.
@@ -219,4 +235,41 @@ func sleep(ctx context.Context, d time.Duration) error {
 	case <-t.C:
 		return nil
 	}
+}
+
+// Pacer spaces requests so that no window of length per holds more than
+// limit of them (a sliding log: the limit-th last request's time plus per
+// is the earliest the next may go). It is safe for concurrent use and
+// counts this process's requests only.
+type Pacer struct {
+	mu    sync.Mutex
+	per   time.Duration
+	times []time.Time // ring of the last limit reservations
+	next  int
+}
+
+// NewPacer returns a Pacer for limit requests per per, or nil when either
+// is not positive (no pacing).
+func NewPacer(limit int, per time.Duration) *Pacer {
+	if limit <= 0 || per <= 0 {
+		return nil
+	}
+	return &Pacer{per: per, times: make([]time.Time, 0, limit)}
+}
+
+// Reserve books a send and returns how long to wait before it, from now.
+func (p *Pacer) Reserve(now time.Time) time.Duration {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.times) < cap(p.times) {
+		p.times = append(p.times, now)
+		return 0
+	}
+	at := now
+	if earliest := p.times[p.next].Add(p.per); earliest.After(at) {
+		at = earliest
+	}
+	p.times[p.next] = at
+	p.next = (p.next + 1) % len(p.times)
+	return at.Sub(now)
 }

@@ -134,7 +134,7 @@ func TestPolicyDecide(t *testing.T) {
 
 func TestPolicyExhausted(t *testing.T) {
 	now := time.Unix(1_800_000_000, 0)
-	p := &Policy{RemainingHeader: "X-Rate-Limit-Remaining", ResetHeader: "X-Rate-Limit-Reset"}
+	p := &Policy{RemainingHeader: "X-Rate-Limit-Remaining", ResetHeader: "X-Rate-Limit-Reset", BackoffMin: 250 * time.Millisecond, BackoffMax: 10 * time.Second}
 	tests := []struct {
 		name      string
 		h         http.Header
@@ -143,16 +143,59 @@ func TestPolicyExhausted(t *testing.T) {
 	}{
 		{"remaining 0 with reset", http.Header{"X-Rate-Limit-Remaining": {"0"}, "X-Rate-Limit-Reset": {"1800000030"}}, true, now.Add(30 * time.Second)},
 		{"remaining 5", http.Header{"X-Rate-Limit-Remaining": {"5"}, "X-Rate-Limit-Reset": {"1800000030"}}, false, time.Time{}},
-		{"remaining 0 without reset", http.Header{"X-Rate-Limit-Remaining": {"0"}}, false, time.Time{}},
-		{"garbage reset", http.Header{"X-Rate-Limit-Remaining": {"0"}, "X-Rate-Limit-Reset": {"soon"}}, false, time.Time{}},
+		// Without a usable reset header, the pause is a backoff, 0.5-1s here.
+		{"remaining 0 without reset", http.Header{"X-Rate-Limit-Remaining": {"0"}}, true, now.Add(time.Second)},
+		{"garbage reset", http.Header{"X-Rate-Limit-Remaining": {"0"}, "X-Rate-Limit-Reset": {"soon"}}, true, now.Add(time.Second)},
 		{"no headers", http.Header{}, false, time.Time{}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			until, ok := p.Exhausted(&http.Response{Header: tt.h}, now)
+			if ok && tt.h.Get("X-Rate-Limit-Reset") != "1800000030" && until.After(now.Add(time.Second/2-1)) && !until.After(tt.until) {
+				return // a jittered backoff within its bounds
+			}
 			if ok != tt.exhausted || !until.Equal(tt.until) {
 				t.Fatalf("Exhausted = %v, %v; want %v, %v", until, ok, tt.until, tt.exhausted)
 			}
 		})
+	}
+}
+
+// HubSpot and Xero send a remaining count and no reset: a declared window
+// is waited out when nothing remains.
+func TestPolicyExhaustedWindow(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	p := &Policy{RemainingHeader: "X-Hubspot-Ratelimit-Remaining", Per: 10 * time.Second}
+	if until, ok := p.Exhausted(&http.Response{Header: http.Header{"X-Hubspot-Ratelimit-Remaining": {"0"}}}, now); !ok || !until.Equal(now.Add(10*time.Second)) {
+		t.Fatalf("Exhausted = %v, %v; want the window", until, ok)
+	}
+	if _, ok := p.Exhausted(&http.Response{Header: http.Header{"X-Hubspot-Ratelimit-Remaining": {"3"}}}, now); ok {
+		t.Fatal("3 remaining is not exhausted")
+	}
+}
+
+// TestPacer: whatever the order and timing of reservations, no window of
+// length per holds more than limit of the times they are given.
+func TestPacer(t *testing.T) {
+	if NewPacer(0, time.Second) != nil || NewPacer(5, 0) != nil {
+		t.Fatal("a pacer without a limit or window")
+	}
+	const limit, per = 3, 10 * time.Second
+	p := NewPacer(limit, per)
+	start := time.Unix(1_800_000_000, 0)
+	var sends []time.Time
+	// Bursts and gaps: reservations at these offsets from start.
+	for _, off := range []time.Duration{0, 0, 0, 0, 0, time.Second, 25 * time.Second, 25 * time.Second, 26 * time.Second, 26 * time.Second, 60 * time.Second} {
+		now := start.Add(off)
+		sends = append(sends, now.Add(p.Reserve(now)))
+	}
+	for i := range sends {
+		if i >= limit && sends[i].Sub(sends[i-limit]) < per {
+			t.Fatalf("sends %d and %d are %s apart, inside one %s window: %v", i-limit, i, sends[i].Sub(sends[i-limit]), per, sends)
+		}
+	}
+	// The first limit go at once; the 4th waits for the first's window.
+	if !sends[2].Equal(start) || !sends[3].Equal(start.Add(per)) || !sends[10].Equal(start.Add(60*time.Second)) {
+		t.Fatalf("sends %v", sends)
 	}
 }

@@ -183,6 +183,7 @@ func discard(resp *http.Response) {
 type retryTransport struct {
 	policy *Policy
 	gate   atomic.Int64 // unix nanoseconds until which the rate limit is used up; 0 for none
+	pacer  *Pacer       // the declared limit per window; nil for none
 	next   http.RoundTripper
 }
 
@@ -200,6 +201,18 @@ func (t *retryTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 				if wait > p.MaxWait {
 					closeBody(r)
 					return nil, &WaitError{Wait: wait, Source: p.ResetHeader, Max: p.MaxWait}
+				}
+				if err := sleep(ctx, wait); err != nil {
+					closeBody(r)
+					return nil, err
+				}
+			}
+		}
+		if t.pacer != nil {
+			if wait := t.pacer.Reserve(time.Now()); wait > 0 {
+				if wait > p.MaxWait {
+					closeBody(r)
+					return nil, &WaitError{Wait: wait, Source: "request.rate_limit.limit", Max: p.MaxWait}
 				}
 				if err := sleep(ctx, wait); err != nil {
 					closeBody(r)

@@ -28,6 +28,12 @@ type RateLimit struct {
 	RemainingHeader string
 	ResetHeader     string
 	Reset           string // how ResetHeader reads: ResetUnix (the default) or ResetSeconds
+	// Per is the window the API counts requests over, for APIs without a
+	// reset header (HubSpot: 10s); 0 when not declared.
+	Per time.Duration
+	// Limit is the requests allowed per window: with Per, the engine spaces
+	// its own requests so that no window of length Per holds more. 0: none.
+	Limit int
 }
 
 // How a rate-limit reset header reads.
@@ -154,17 +160,29 @@ func (b *builder) buildRequestPolicy() {
 			RemainingHeader string `yaml:"remaining_header"`
 			ResetHeader     string `yaml:"reset_header"`
 			Reset           string `yaml:"reset"`
+			Per             string `yaml:"per"`
+			Limit           int    `yaml:"limit"`
 		}
 		_ = n.Decode(&rl)
-		d.RateLimit.RemainingHeader, d.RateLimit.ResetHeader = rl.RemainingHeader, rl.ResetHeader
+		d.RateLimit.RemainingHeader, d.RateLimit.ResetHeader, d.RateLimit.Limit = rl.RemainingHeader, rl.ResetHeader, rl.Limit
 		if rl.Reset != "" {
 			d.RateLimit.Reset = rl.Reset
 		}
-		switch {
-		case rl.Reset != "" && rl.ResetHeader == "":
+		if rl.Reset != "" && rl.ResetHeader == "" {
 			b.errorf("/request/rate_limit/reset", "reset says how reset_header reads, but there is no reset_header; add it or remove reset")
-		case rl.RemainingHeader != "" && rl.ResetHeader == "":
-			b.errorf("/request/rate_limit/remaining_header", "with remaining_header but no reset_header the engine cannot tell how long to wait when nothing remains; add reset_header")
+		}
+		if rl.Per != "" {
+			if dur, err := time.ParseDuration(rl.Per); err != nil || dur <= 0 {
+				b.errorf("/request/rate_limit/per", "%q is not a positive duration such as 10s or 1m", rl.Per)
+			} else {
+				d.RateLimit.Per = dur
+			}
+		}
+		switch {
+		case rl.Limit > 0 && rl.Per == "":
+			b.errorf("/request/rate_limit/limit", "limit counts requests per window; say how long the window is with per (such as per: 10s)")
+		case rl.Per != "" && rl.Limit == 0 && rl.RemainingHeader == "":
+			b.errorf("/request/rate_limit/per", "per is the window of limit (requests per window) or of remaining_header (how long to wait when nothing remains); add one of them")
 		}
 	}
 

@@ -2,6 +2,7 @@ package examples_test
 
 import (
 	"testing"
+	"time"
 
 	"github.com/connector-engine/connector/definitions"
 )
@@ -16,6 +17,7 @@ func TestListingStyles(t *testing.T) {
 	}{
 		{"salesforce", "query", definitions.Pagination{Style: definitions.PageNextURL, Items: "records", NextPath: "nextRecordsUrl"}},
 		{"zoho-crm", "list_records", definitions.Pagination{Style: definitions.PagePage, PageParam: "page", FirstPage: 1, SizeParam: "per_page", Size: 200, Items: "data", MorePath: "info.more_records"}},
+		{"hubspot", "list_contacts", definitions.Pagination{Style: definitions.PageCursor, Items: "results", CursorPath: "paging.next.after", CursorParam: "after", SizeParam: "limit", Size: 100}},
 		{"slack", "list_conversations", definitions.Pagination{Style: definitions.PageCursor, Items: "channels", CursorPath: "response_metadata.next_cursor", CursorParam: "cursor", SizeParam: "limit", Size: 200}},
 	}
 	for _, tt := range tests {
@@ -53,5 +55,17 @@ func TestSendToken(t *testing.T) {
 		if got := d.Auth.OAuth.SendToken; got != tt.want {
 			t.Errorf("%s: send_token %+v, want %+v", tt.def, got, tt.want)
 		}
+	}
+}
+
+// TestRateLimits pins the examples' rate limits without a reset header.
+func TestRateLimits(t *testing.T) {
+	set := load(t)
+	d, err := set.Lookup("hubspot")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rl := d.RateLimit; rl.RemainingHeader != "X-HubSpot-RateLimit-Remaining" || rl.ResetHeader != "" || rl.Per != 10*time.Second || rl.Limit != 100 {
+		t.Errorf("hubspot rate limit %+v", rl)
 	}
 }

@@ -18,7 +18,7 @@ import (
 )
 
 var exampleNames = []string{
-	"datadog", "github", "github-enterprise-server", "jira-cloud", "paypal", "ryvit-v1", "salesforce", "slack", "zoho-crm",
+	"datadog", "github", "github-enterprise-server", "jira-cloud", "paypal", "ryvit-v1", "hubspot", "salesforce", "slack", "zoho-crm",
 }
 
 func load(t *testing.T) *definitions.Set {
