@@ -1,0 +1,168 @@
+package server
+
+import (
+	"errors"
+	"html/template"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/connector-engine/connector/connector"
+	"github.com/connector-engine/connector/connector/server/state"
+)
+
+type authorizeRequest struct {
+	ReturnTo string `json:"return_to"`
+}
+
+// authorize starts an authorization: the provider URL for the user's
+// browser, and a session in the database, so that the callback completes
+// on whichever replica receives it.
+func (s *Server) authorize(w http.ResponseWriter, r *http.Request, p state.Principal) {
+	var req authorizeRequest
+	if prob := decodeJSON(w, r, maxJSONBody, &req); prob != nil {
+		writeProblem(w, r, prob)
+		return
+	}
+	if req.ReturnTo != "" && !s.returnAllowed(req.ReturnTo) {
+		writeProblem(w, r, invalid([]FieldProblem{{Field: "return_to", Detail: "return_to " + quote(req.ReturnTo) + " is not in the server's allow-list (connector serve --return-to)"}}))
+		return
+	}
+	e := s.connection(w, r, p)
+	if e == nil {
+		return
+	}
+	f, err := e.flow()
+	if err != nil {
+		writeProblem(w, r, s.engineProblem(r, err))
+		return
+	}
+	a, err := f.AuthCodeURL()
+	if err != nil {
+		writeProblem(w, r, problem(http.StatusConflict, "no-authorization-step", "", "%v", err))
+		return
+	}
+	sess, err := s.cfg.State.CreateSession(r.Context(), state.Session{Tenant: p.Tenant, Connection: e.conn.ID, Verifier: a.Verifier(), ReturnTo: req.ReturnTo, Expires: earliest(a.Expires, time.Now().Add(s.cfg.SessionLifetime))}, a.State)
+	if err != nil {
+		writeProblem(w, r, s.stateProblem(r, err, "id", "connection"))
+		return
+	}
+	writeJSON(w, http.StatusCreated, map[string]any{"authorization_url": a.URL, "session_id": sess.ID, "expires": sess.Expires.UTC()})
+}
+
+// returnAllowed reports whether u starts with an allow-listed prefix on a
+// path boundary (https://app.example.com/x does not allow
+// https://app.example.com.evil.net nor https://app.example.com/xy).
+func (s *Server) returnAllowed(u string) bool {
+	pu, err := url.Parse(u)
+	if err != nil || !pu.IsAbs() || pu.Host == "" || pu.User != nil || len(u) > 2048 {
+		return false
+	}
+	for _, a := range s.cfg.ReturnTo {
+		au, err := url.Parse(a)
+		if err != nil || !strings.EqualFold(au.Scheme, pu.Scheme) || !strings.EqualFold(au.Host, pu.Host) {
+			continue
+		}
+		prefix := strings.TrimSuffix(au.Path, "/")
+		if pu.Path == prefix || strings.HasPrefix(pu.Path, prefix+"/") || prefix == "" {
+			return true
+		}
+	}
+	return false
+}
+
+// callbackHandler completes an authorization on any replica: the session is
+// found by its state's hash and consumed by one conditional update, then
+// the engine's Flow checks the callback (issuer, error, code) and exchanges
+// the code with the stored verifier.
+func (s *Server) callbackHandler(w http.ResponseWriter, r *http.Request, _ state.Principal) {
+	q := r.URL.Query()
+	sess, err := s.cfg.State.UseSession(r.Context(), q.Get("state"))
+	switch {
+	case errors.Is(err, state.ErrSessionUnknown):
+		s.page(w, http.StatusBadRequest, "Not connected", "This link does not belong to an authorization this service started. Start connecting again from the application.")
+		return
+	case errors.Is(err, state.ErrSessionUsed):
+		s.page(w, http.StatusBadRequest, "Not connected", "This authorization was already completed or abandoned; each link works once. Start connecting again from the application.")
+		return
+	case errors.Is(err, state.ErrSessionExpired):
+		s.page(w, http.StatusBadRequest, "Not connected", "This authorization took too long and expired. Start connecting again from the application.")
+		return
+	case err != nil:
+		s.log.ErrorContext(r.Context(), "callback", "error", err)
+		s.page(w, http.StatusServiceUnavailable, "Not connected", "The service could not read the authorization; try again in a moment.")
+		return
+	}
+	setTenant(r, sess.Tenant)
+	setConnection(r, sess.Connection)
+	e, err := s.load(r.Context(), sess.Tenant, sess.Connection)
+	if err != nil {
+		s.page(w, http.StatusNotFound, "Not connected", "The connection being authorized no longer exists.")
+		return
+	}
+	f, err := e.flow()
+	if err != nil {
+		s.page(w, http.StatusConflict, "Not connected", err.Error())
+		return
+	}
+	tok, err := f.Exchange(r.Context(), f.ResumeAttempt(q.Get("state"), sess.Verifier, sess.Expires), q)
+	if err == nil {
+		err = e.api.Source().Store(r.Context(), tok)
+	}
+	if err != nil {
+		var te *connector.TokenError
+		if errors.As(err, &te) {
+			s.metrics.tokenErrors.WithLabelValues(te.Code).Inc()
+		}
+		s.finish(w, r, sess, e.conn.ID, "error", http.StatusBadGateway, "Not connected", err.Error())
+		return
+	}
+	_ = s.cfg.State.SetConnectionStatus(r.Context(), sess.Tenant, e.conn.ID, state.StatusConnected, "")
+	s.finish(w, r, sess, e.conn.ID, "connected", http.StatusOK, "Connected", "The connection is authorized. You can close this window.")
+}
+
+// finish sends the browser back to the platform when the session named a
+// return_to, else shows the page.
+func (s *Server) finish(w http.ResponseWriter, r *http.Request, sess state.Session, conn, status string, code int, title, msg string) {
+	if sess.ReturnTo != "" && s.returnAllowed(sess.ReturnTo) {
+		u, _ := url.Parse(sess.ReturnTo)
+		q := u.Query()
+		q.Set("connection", conn)
+		q.Set("status", status)
+		u.RawQuery = q.Encode()
+		pageHeaders(w.Header())
+		http.Redirect(w, r, u.String(), http.StatusSeeOther)
+		return
+	}
+	s.page(w, code, title, msg)
+}
+
+var pageTmpl = template.Must(template.New("page").Parse(`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{{.Title}}</title>
+<style>body{font-family:system-ui,sans-serif;max-width:36em;margin:4em auto;padding:0 1em}</style></head>
+<body><h1>{{.Title}}</h1><p>{{.Message}}</p></body></html>
+`))
+
+func pageHeaders(h http.Header) {
+	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; form-action 'none'")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Frame-Options", "DENY")
+}
+
+// page writes a browser page; html/template escapes the message.
+func (s *Server) page(w http.ResponseWriter, code int, title, msg string) {
+	pageHeaders(w.Header())
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(code)
+	_ = pageTmpl.Execute(w, struct{ Title, Message string }{title, msg})
+}
+
+func earliest(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}

@@ -1,0 +1,138 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/connector-engine/connector/connector"
+	"github.com/connector-engine/connector/connector/server/state"
+	"github.com/connector-engine/connector/definitions"
+)
+
+// engine is the engine's view of one connection: its connector.API (with
+// its Source and Flow), cached per connection and rebuilt when the
+// connection or its client changes (a version check on every use, so a
+// secret rotated on another replica takes effect here at the next call).
+type engine struct {
+	conn      state.Connection
+	client    state.Client
+	def       *definitions.Definition
+	api       *connector.API
+	connVer   int64
+	clientVer int64
+}
+
+// load returns the tenant's connection and its engine. A connection of
+// another tenant is not found, exactly like one that does not exist.
+func (s *Server) load(ctx context.Context, tenant, id string) (*engine, error) {
+	c, err := s.cfg.State.Connection(ctx, tenant, id)
+	if err != nil {
+		return nil, err
+	}
+	cl, err := s.cfg.State.Client(ctx, tenant, c.Client)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	e := s.engines[id]
+	s.mu.Unlock()
+	if e != nil && e.connVer == c.Version && e.clientVer == cl.Version {
+		e2 := *e
+		e2.conn = c // status and reason may have moved without a version bump of the engine's inputs
+		return &e2, nil
+	}
+	def, err := s.cfg.Definitions.Lookup(cl.Definition)
+	if err != nil {
+		return nil, fmt.Errorf("connection %s: its OAuth client's definition is no longer loaded: %w", id, err)
+	}
+	cc := s.engineConnection(def, cl, c)
+	api, err := connector.NewAPI(cc, s.cfg.Tokens, &connector.APIOptions{Base: s.cfg.Transport})
+	if err != nil {
+		return nil, err
+	}
+	if src := api.Source(); src != nil && s.cfg.TokenMargin > 0 {
+		src.Margin = s.cfg.TokenMargin
+	}
+	e = &engine{conn: c, client: cl, def: def, api: api, connVer: c.Version, clientVer: cl.Version}
+	s.mu.Lock()
+	s.engines[id] = e
+	s.mu.Unlock()
+	return e, nil
+}
+
+func (s *Server) engineConnection(def *definitions.Definition, cl state.Client, c state.Connection) *connector.Connection {
+	return &connector.Connection{
+		ID: c.ID, Definition: def, Environment: c.Environment,
+		ClientID: cl.ClientID, ClientSecret: cl.Secret, RedirectURI: cl.RedirectURI,
+		Scopes: cl.Scopes, Fields: c.Fields, BaseURL: cl.BaseURL, LoginURL: cl.LoginURL,
+	}
+}
+
+func (s *Server) forget(id string) {
+	s.mu.Lock()
+	delete(s.engines, id)
+	s.mu.Unlock()
+}
+
+// checkHost applies the operator's host allow-list to a URL an API caller
+// supplied (an OAuth client's base_url or login_url): it is where the
+// server will send credentials, so it must not reach inside the network
+// unless the operator says so.
+func (s *Server) checkHost(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil || !u.IsAbs() || u.Host == "" {
+		return fmt.Errorf("%q must be an absolute URL such as https://api.example.com", raw)
+	}
+	host := strings.ToLower(u.Hostname())
+	allowed := false
+	for _, a := range s.cfg.AllowHosts {
+		a = strings.ToLower(a)
+		if a == host || (strings.HasPrefix(a, "*.") && strings.HasSuffix(host, a[1:])) {
+			allowed = true
+		}
+	}
+	if !allowed {
+		return fmt.Errorf("host %s is not in the server's allow-list (connector serve --allow-hosts)", host)
+	}
+	if s.cfg.AllowPrivate {
+		return nil
+	}
+	ips := []net.IP{net.ParseIP(host)}
+	if ips[0] == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), dnsTimeout)
+		defer cancel()
+		addrs, err := net.DefaultResolver.LookupIPAddr(ctx, host)
+		if err != nil {
+			return fmt.Errorf("host %s does not resolve: %v", host, err)
+		}
+		ips = ips[:0]
+		for _, a := range addrs {
+			ips = append(ips, a.IP)
+		}
+	}
+	for _, ip := range ips {
+		if ip.IsLoopback() || ip.IsPrivate() || ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() || ip.IsUnspecified() || host == "localhost" {
+			return fmt.Errorf("host %s is a loopback or private address, which the server refuses unless started with --allow-private", host)
+		}
+	}
+	return nil
+}
+
+var errNoOAuth = errors.New("the connection's definition has no OAuth flow")
+
+// flow returns the connection's OAuth flow.
+func (e *engine) flow() (*connector.Flow, error) {
+	src := e.api.Source()
+	if src == nil || src.Flow() == nil {
+		return nil, errNoOAuth
+	}
+	return src.Flow(), nil
+}
+
+const dnsTimeout = 5 * time.Second

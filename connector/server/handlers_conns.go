@@ -1,0 +1,321 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/connector-engine/connector/connector"
+	"github.com/connector-engine/connector/connector/server/state"
+	"github.com/connector-engine/connector/connector/store"
+)
+
+type connectionRequest struct {
+	OAuthClient string            `json:"oauth_client"`
+	Environment string            `json:"environment"`
+	Fields      map[string]string `json:"fields"`
+}
+
+// connectionView is a connection as the API shows it. Secret fields are
+// shown as set or not, never by value.
+type connectionView struct {
+	ID          string            `json:"id"`
+	OAuthClient string            `json:"oauth_client"`
+	Definition  string            `json:"definition"`
+	Environment string            `json:"environment"`
+	Fields      map[string]string `json:"fields"`
+	Status      string            `json:"status"`
+	Reason      string            `json:"reason,omitempty"`
+	Expires     *time.Time        `json:"token_expires,omitempty"`
+	Scopes      []string          `json:"scopes,omitempty"`
+	Created     time.Time         `json:"created"`
+	Updated     time.Time         `json:"updated"`
+}
+
+func (s *Server) viewConnection(ctx context.Context, e *engine) connectionView {
+	c := e.conn
+	v := connectionView{ID: c.ID, OAuthClient: c.Client, Definition: e.def.Name, Environment: c.Environment, Fields: map[string]string{}, Status: c.Status, Reason: c.Reason, Created: c.Created, Updated: c.Updated}
+	if v.Environment == "" {
+		v.Environment = e.def.DefaultEnvironment
+	}
+	for k, val := range c.Fields {
+		if f, ok := e.def.Field(k); ok && f.Secret {
+			val = "(set)"
+		}
+		v.Fields[k] = val
+	}
+	// The token store has the live status: mirror it for listings.
+	if rec, err := s.cfg.Tokens.Get(ctx, c.ID); err == nil {
+		st, reason := state.StatusConnected, ""
+		if rec.Status == store.StatusNeedsReauth {
+			st, reason = state.StatusNeedsReauth, rec.Reason
+		}
+		if st != c.Status || reason != c.Reason {
+			_ = s.cfg.State.SetConnectionStatus(ctx, c.Tenant, c.ID, st, reason)
+		}
+		v.Status, v.Reason = st, reason
+		if !rec.Token.Expiry.IsZero() {
+			exp := rec.Token.Expiry.UTC()
+			v.Expires = &exp
+		}
+		v.Scopes = rec.Token.Scopes
+	}
+	return v
+}
+
+func (s *Server) createConnection(w http.ResponseWriter, r *http.Request, p state.Principal) {
+	var req connectionRequest
+	if prob := decodeJSON(w, r, maxJSONBody, &req); prob != nil {
+		writeProblem(w, r, prob)
+		return
+	}
+	if req.OAuthClient == "" {
+		writeProblem(w, r, invalid([]FieldProblem{{Field: "oauth_client", Detail: "oauth_client is required: the id of one of your OAuth clients (GET /v1/oauth-clients)"}}))
+		return
+	}
+	cl, err := s.cfg.State.Client(r.Context(), p.Tenant, req.OAuthClient)
+	if errors.Is(err, state.ErrNotFound) {
+		writeProblem(w, r, invalid([]FieldProblem{{Field: "oauth_client", Detail: "no OAuth client " + quote(req.OAuthClient)}}))
+		return
+	} else if err != nil {
+		writeProblem(w, r, s.stateProblem(r, err, "", ""))
+		return
+	}
+	def, err := s.cfg.Definitions.Lookup(cl.Definition)
+	if err != nil {
+		writeProblem(w, r, invalid([]FieldProblem{{Field: "oauth_client", Detail: err.Error()}}))
+		return
+	}
+	var errs []FieldProblem
+	if _, err := def.Environment(req.Environment); err != nil {
+		errs = append(errs, FieldProblem{Field: "environment", Detail: err.Error()})
+	}
+	for name, val := range req.Fields {
+		f, ok := def.Field(name)
+		if !ok {
+			errs = append(errs, FieldProblem{Field: "fields." + name, Detail: "definition " + def.Name + " has no field " + quote(name)})
+		} else if msg := f.Check(val); msg != "" {
+			errs = append(errs, FieldProblem{Field: "fields." + name, Detail: msg})
+		}
+	}
+	for _, f := range def.Fields {
+		if _, given := req.Fields[f.Name]; f.Required && !f.HasDefault && !given {
+			errs = append(errs, FieldProblem{Field: "fields." + f.Name, Detail: "field " + f.Name + " is required"})
+		}
+	}
+	if len(errs) == 0 {
+		// Whatever the engine would refuse later is refused now.
+		cc := s.engineConnection(def, cl, state.Connection{ID: "new", Environment: req.Environment, Fields: req.Fields})
+		if err := cc.Validate(); err != nil {
+			errs = append(errs, FieldProblem{Field: "fields", Detail: err.Error()})
+		}
+	}
+	if len(errs) > 0 {
+		writeProblem(w, r, invalid(errs))
+		return
+	}
+	c, err := s.cfg.State.CreateConnection(r.Context(), state.Connection{Tenant: p.Tenant, Client: cl.ID, Environment: req.Environment, Fields: req.Fields})
+	if err != nil {
+		writeProblem(w, r, s.stateProblem(r, err, "", "connection"))
+		return
+	}
+	setConnection(r, c.ID)
+	e, err := s.load(r.Context(), p.Tenant, c.ID)
+	if err != nil {
+		writeProblem(w, r, s.engineProblem(r, err))
+		return
+	}
+	w.Header().Set("Location", "/v1/connections/"+c.ID)
+	writeJSON(w, http.StatusCreated, s.viewConnection(r.Context(), e))
+}
+
+// connection loads the connection named by the path for p, writing the
+// problem when it cannot.
+func (s *Server) connection(w http.ResponseWriter, r *http.Request, p state.Principal) *engine {
+	id := r.PathValue("id")
+	setConnection(r, id)
+	e, err := s.load(r.Context(), p.Tenant, id)
+	if err != nil {
+		writeProblem(w, r, s.engineProblem(r, err))
+		return nil
+	}
+	return e
+}
+
+func (s *Server) engineProblem(r *http.Request, err error) *Problem {
+	if errors.Is(err, state.ErrNotFound) {
+		return problem(http.StatusNotFound, "not-found", "id", "no connection %q", r.PathValue("id"))
+	}
+	var nr *connector.NeedsReauthError
+	if errors.As(err, &nr) {
+		return problem(http.StatusConflict, "needs-reauthorization", "", "%s; POST /v1/connections/%s/authorize", nr.Reason, r.PathValue("id"))
+	}
+	var te *connector.TokenError
+	if errors.As(err, &te) {
+		s.metrics.tokenErrors.WithLabelValues(te.Code).Inc()
+		return problem(http.StatusBadGateway, "provider-token-error", "", "%v", err)
+	}
+	var ve *connector.ValidationError
+	if errors.As(err, &ve) {
+		return problem(http.StatusConflict, "invalid-connection", "", "%v", err)
+	}
+	if errors.Is(err, errNoOAuth) {
+		return problem(http.StatusConflict, "no-oauth", "", "%v", err)
+	}
+	var re *connector.RequestError
+	if errors.As(err, &re) || errors.Is(err, context.DeadlineExceeded) {
+		return problem(http.StatusBadGateway, "provider-unreachable", "", "%v", err)
+	}
+	s.log.ErrorContext(r.Context(), "engine", "error", err)
+	return problem(http.StatusBadGateway, "engine-error", "", "%v", err)
+}
+
+func (s *Server) getConnection(w http.ResponseWriter, r *http.Request, p state.Principal) {
+	if e := s.connection(w, r, p); e != nil {
+		writeJSON(w, http.StatusOK, s.viewConnection(r.Context(), e))
+	}
+}
+
+func (s *Server) listConnections(w http.ResponseWriter, r *http.Request, p state.Principal) {
+	q := r.URL.Query()
+	for k := range q {
+		switch k {
+		case "oauth_client", "environment", "status", "cursor", "limit":
+		default:
+			writeProblem(w, r, problem(http.StatusBadRequest, "unknown-parameter", k, "unknown query parameter %q (oauth_client, environment, status, cursor, limit)", k))
+			return
+		}
+	}
+	f := state.Filter{Client: q.Get("oauth_client"), Environment: q.Get("environment"), Status: q.Get("status"), After: q.Get("cursor")}
+	if l := q.Get("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 1 || n > state.MaxLimit {
+			writeProblem(w, r, problem(http.StatusBadRequest, "invalid-parameter", "limit", "limit must be a whole number from 1 to %d", state.MaxLimit))
+			return
+		}
+		f.Limit = n
+	}
+	switch f.Status {
+	case "", state.StatusPending, state.StatusConnected, state.StatusNeedsReauth:
+	default:
+		writeProblem(w, r, problem(http.StatusBadRequest, "invalid-parameter", "status", "status must be pending, connected or needs_reauthorization"))
+		return
+	}
+	page, next, err := s.cfg.State.Connections(r.Context(), p.Tenant, f)
+	if errors.Is(err, state.ErrCursor) {
+		writeProblem(w, r, problem(http.StatusBadRequest, "invalid-parameter", "cursor", "%v", err))
+		return
+	}
+	if err != nil {
+		writeProblem(w, r, s.stateProblem(r, err, "", ""))
+		return
+	}
+	out := make([]connectionView, 0, len(page))
+	for _, c := range page {
+		e, err := s.load(r.Context(), p.Tenant, c.ID)
+		if err != nil {
+			continue // deleted meanwhile
+		}
+		out = append(out, s.viewConnection(r.Context(), e))
+	}
+	body := map[string]any{"connections": out}
+	if next != "" {
+		body["next_cursor"] = next
+	}
+	writeJSON(w, http.StatusOK, body)
+}
+
+// deleteConnection revokes the grant at the provider first (when the
+// definition can), then forgets the tokens and the connection. A failed
+// revocation deletes nothing, unless ?force=true.
+func (s *Server) deleteConnection(w http.ResponseWriter, r *http.Request, p state.Principal) {
+	force := r.URL.Query().Get("force") == "true"
+	e := s.connection(w, r, p)
+	if e == nil {
+		return
+	}
+	ctx := r.Context()
+	if rec, err := s.cfg.Tokens.Get(ctx, e.conn.ID); err == nil {
+		if f, ferr := e.flow(); ferr == nil {
+			tok, hint := rec.Token.RefreshToken, "refresh_token"
+			if tok == "" {
+				tok, hint = rec.Token.AccessToken, "access_token"
+			}
+			if err := f.Revoke(ctx, tok, hint); err != nil && !force {
+				writeProblem(w, r, problem(http.StatusBadGateway, "revocation-failed", "", "%v; nothing was deleted (DELETE with ?force=true deletes without revoking)", err))
+				return
+			}
+		}
+	} else if !errors.Is(err, store.ErrNotFound) {
+		writeProblem(w, r, s.engineProblem(r, err))
+		return
+	}
+	if err := s.cfg.Tokens.Delete(ctx, e.conn.ID); err != nil {
+		writeProblem(w, r, s.engineProblem(r, err))
+		return
+	}
+	if err := s.cfg.State.DeleteConnection(ctx, p.Tenant, e.conn.ID); err != nil {
+		writeProblem(w, r, s.stateProblem(r, err, "id", "connection"))
+		return
+	}
+	s.forget(e.conn.ID)
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) refreshConnection(w http.ResponseWriter, r *http.Request, p state.Principal) {
+	e := s.connection(w, r, p)
+	if e == nil {
+		return
+	}
+	src := e.api.Source()
+	if src == nil {
+		writeProblem(w, r, s.engineProblem(r, errNoOAuth))
+		return
+	}
+	_, err := src.Refresh(r.Context())
+	var nr *connector.NeedsReauthError
+	switch {
+	case err == nil:
+		s.metrics.refreshes.WithLabelValues("ok").Inc()
+	case errors.As(err, &nr):
+		s.metrics.refreshes.WithLabelValues("needs_reauthorization").Inc()
+		_ = s.cfg.State.SetConnectionStatus(r.Context(), p.Tenant, e.conn.ID, state.StatusNeedsReauth, nr.Reason)
+	default:
+		s.metrics.refreshes.WithLabelValues("error").Inc()
+	}
+	if err != nil {
+		writeProblem(w, r, s.engineProblem(r, err))
+		return
+	}
+	writeJSON(w, http.StatusOK, s.viewConnection(r.Context(), e))
+}
+
+// token hands an internal service the connection's access token, valid for
+// at least the server's margin. Never the refresh token.
+func (s *Server) token(w http.ResponseWriter, r *http.Request, p state.Principal) {
+	e := s.connection(w, r, p)
+	if e == nil {
+		return
+	}
+	src := e.api.Source()
+	if src == nil {
+		writeProblem(w, r, s.engineProblem(r, errNoOAuth))
+		return
+	}
+	t, err := src.TokenContext(r.Context())
+	if err != nil {
+		var nr *connector.NeedsReauthError
+		if errors.As(err, &nr) {
+			_ = s.cfg.State.SetConnectionStatus(r.Context(), p.Tenant, e.conn.ID, state.StatusNeedsReauth, nr.Reason)
+		}
+		writeProblem(w, r, s.engineProblem(r, err))
+		return
+	}
+	out := map[string]any{"access_token": t.AccessToken, "token_type": t.Type()}
+	if !t.Expiry.IsZero() {
+		out["expires_at"] = t.Expiry.UTC()
+	}
+	writeJSON(w, http.StatusOK, out)
+}
