@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"strconv"
@@ -13,9 +14,29 @@ import (
 )
 
 type connectionRequest struct {
-	OAuthClient string            `json:"oauth_client"`
-	Environment string            `json:"environment"`
-	Fields      map[string]string `json:"fields"`
+	OAuthClient string         `json:"oauth_client"`
+	Environment string         `json:"environment"`
+	Fields      map[string]any `json:"fields"`
+}
+
+// fieldValues takes numbers and booleans for the fields of those types as
+// well as strings, and names the field whose value is of no such type.
+func fieldValues(in map[string]any) (map[string]string, []FieldProblem) {
+	out := make(map[string]string, len(in))
+	var errs []FieldProblem
+	for k, v := range in {
+		switch t := v.(type) {
+		case string:
+			out[k] = t
+		case json.Number:
+			out[k] = t.String()
+		case bool:
+			out[k] = strconv.FormatBool(t)
+		default:
+			errs = append(errs, FieldProblem{Field: "fields." + k, Detail: "fields." + k + " must be a string, number or boolean"})
+		}
+	}
+	return out, errs
 }
 
 // connectionView is a connection as the API shows it. Secret fields are
@@ -88,11 +109,11 @@ func (s *Server) createConnection(w http.ResponseWriter, r *http.Request, p stat
 		writeProblem(w, r, invalid([]FieldProblem{{Field: "oauth_client", Detail: err.Error()}}))
 		return
 	}
-	var errs []FieldProblem
+	fields, errs := fieldValues(req.Fields)
 	if _, err := def.Environment(req.Environment); err != nil {
 		errs = append(errs, FieldProblem{Field: "environment", Detail: err.Error()})
 	}
-	for name, val := range req.Fields {
+	for name, val := range fields {
 		f, ok := def.Field(name)
 		if !ok {
 			errs = append(errs, FieldProblem{Field: "fields." + name, Detail: "definition " + def.Name + " has no field " + quote(name)})
@@ -101,13 +122,13 @@ func (s *Server) createConnection(w http.ResponseWriter, r *http.Request, p stat
 		}
 	}
 	for _, f := range def.Fields {
-		if _, given := req.Fields[f.Name]; f.Required && !f.HasDefault && !given {
+		if _, given := fields[f.Name]; f.Required && !f.HasDefault && !given {
 			errs = append(errs, FieldProblem{Field: "fields." + f.Name, Detail: "field " + f.Name + " is required"})
 		}
 	}
 	if len(errs) == 0 {
 		// Whatever the engine would refuse later is refused now.
-		cc := s.engineConnection(def, cl, state.Connection{ID: "new", Environment: req.Environment, Fields: req.Fields})
+		cc := s.engineConnection(def, cl, state.Connection{ID: "new", Environment: req.Environment, Fields: fields})
 		if err := cc.Validate(); err != nil {
 			errs = append(errs, FieldProblem{Field: "fields", Detail: err.Error()})
 		}
@@ -116,7 +137,7 @@ func (s *Server) createConnection(w http.ResponseWriter, r *http.Request, p stat
 		writeProblem(w, r, invalid(errs))
 		return
 	}
-	c, err := s.cfg.State.CreateConnection(r.Context(), state.Connection{Tenant: p.Tenant, Client: cl.ID, Environment: req.Environment, Fields: req.Fields})
+	c, err := s.cfg.State.CreateConnection(r.Context(), state.Connection{Tenant: p.Tenant, Client: cl.ID, Environment: req.Environment, Fields: fields})
 	if err != nil {
 		writeProblem(w, r, s.stateProblem(r, err, "", "connection"))
 		return
