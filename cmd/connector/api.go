@@ -24,12 +24,16 @@ import (
 )
 
 func (a *app) actionsCommand() *cobra.Command {
+	var format string
 	c := &cobra.Command{
 		Use:               "actions DEFINITION [ACTION]",
 		Short:             "List a definition's actions and their inputs",
 		Args:              cobra.RangeArgs(1, 2),
-		ValidArgsFunction: a.completeDefinitionNames,
+		ValidArgsFunction: a.completeActions,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkOutput(format, listFormats...); err != nil {
+				return err
+			}
 			defs, err := a.definitions()
 			if err != nil {
 				return err
@@ -45,6 +49,38 @@ func (a *app) actionsCommand() *cobra.Command {
 					return usageErrorf("%w", err)
 				}
 				acts = []*definitions.Action{act}
+			}
+			if format != "table" {
+				type input struct {
+					Name        string `json:"name"`
+					Type        string `json:"type,omitempty"`
+					Required    bool   `json:"required"`
+					Description string `json:"description,omitempty"`
+					Default     any    `json:"default,omitempty"`
+					Enum        []any  `json:"enum,omitempty"`
+				}
+				type row struct {
+					Name   string          `json:"name"`
+					Title  string          `json:"title,omitempty"`
+					Method string          `json:"method"`
+					Path   string          `json:"path"`
+					Paged  bool            `json:"paged"`
+					Inputs []input         `json:"inputs"`
+					Schema json.RawMessage `json:"input_schema,omitempty"`
+				}
+				rows := []row{}
+				for _, act := range acts {
+					r := row{Name: act.Name, Title: act.Title, Method: act.Method, Path: act.PathTemplate(),
+						Paged: act.Pagination != nil && act.Pagination.Style != definitions.PageNone, Inputs: []input{}}
+					if len(act.Schema) > 0 {
+						r.Schema = json.RawMessage(act.Schema)
+					}
+					for _, in := range act.Inputs {
+						r.Inputs = append(r.Inputs, input{in.Name, in.Type, in.Required, in.Description, in.Default, in.Enum})
+					}
+					rows = append(rows, r)
+				}
+				return emit(a.stdout, format, rows)
 			}
 			if len(acts) == 0 {
 				fmt.Fprintf(a.stdout, "definition %s declares no actions; 'connector request' calls any path\n", d.Name)
@@ -85,6 +121,7 @@ func (a *app) actionsCommand() *cobra.Command {
 			return nil
 		},
 	}
+	bindOutput(c, &format, "table", listFormats...)
 	return c
 }
 
@@ -104,17 +141,15 @@ type output struct {
 
 func (o *output) bind(c *cobra.Command) {
 	c.Flags().BoolVar(&o.all, "all", false, "fetch every page and write the items as they arrive")
-	c.Flags().StringVarP(&o.format, "output", "o", "json", "json, ndjson (one item a line) or table")
+	bindOutput(c, &o.format, "json", apiFormats...)
 	c.Flags().BoolVar(&o.progress, "progress", true, "with --all, report items fetched so far on stderr")
 }
 
-func (o *output) check() error {
-	switch o.format {
-	case "json", "ndjson", "table":
-		return nil
-	}
-	return usageErrorf("--output must be json, ndjson or table, not %q", o.format)
-}
+// apiFormats are the -o values of call and request: ndjson writes one item
+// a line, table the scalar fields of the items.
+var apiFormats = []string{"json", "ndjson", "table", "yaml"}
+
+func (o *output) check() error { return checkOutput(o.format, apiFormats...) }
 
 // apiSession opens a connection's API access. Connections without OAuth
 // need no token store.
@@ -206,6 +241,7 @@ and writes items as they arrive.`,
 	f.bind(c)
 	out.bind(c)
 	c.Flags().DurationVar(&timeout, "timeout", 10*time.Minute, "give up after this long")
+	c.ValidArgsFunction = a.completeCall(&f)
 	return c
 }
 
@@ -370,6 +406,10 @@ func (a *app) writeItems(conn *connector.Connection, items iter.Seq2[json.RawMes
 				tbl = newTable(w, item)
 			}
 			tbl.row(item)
+		case "yaml":
+			if err := yamlItem(w, item); err != nil {
+				return &exitError{code: exitFailed, err: fmt.Errorf("item %d as YAML: %w", n+1, err)}
+			}
 		}
 		n++
 		if n%100 == 0 {
@@ -380,7 +420,7 @@ func (a *app) writeItems(conn *connector.Connection, items iter.Seq2[json.RawMes
 		}
 	}
 	switch {
-	case o.format == "json" && n == 0:
+	case (o.format == "json" || o.format == "yaml") && n == 0:
 		w.WriteString("[]\n")
 	case o.format == "json":
 		w.WriteString("\n]\n")
@@ -410,11 +450,14 @@ func (a *app) writeResponse(conn *connector.Connection, resp *http.Response, p *
 		_, _ = a.stdout.Write(body)
 		return nil
 	}
-	if o.format == "json" {
+	switch o.format {
+	case "json":
 		w := bufio.NewWriter(a.stdout)
 		writeIndented(w, body, "")
 		w.WriteByte('\n')
 		return w.Flush()
+	case "yaml":
+		return writeYAML(a.stdout, body)
 	}
 	itemsPath := ""
 	if p != nil {

@@ -11,15 +11,44 @@ import (
 	"github.com/connector-engine/connector/definitions"
 )
 
+// listFormats are the -o values of the commands that list things.
+var listFormats = []string{"table", "json", "ndjson", "yaml"}
+
 func (a *app) definitionsCommand() *cobra.Command {
-	return &cobra.Command{
+	var format string
+	c := &cobra.Command{
 		Use:   "definitions",
 		Short: "List the known connection definitions",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkOutput(format, listFormats...); err != nil {
+				return err
+			}
 			set, err := a.definitions()
 			if err != nil {
 				return err
+			}
+			if format != "table" {
+				type row struct {
+					Name         string   `json:"name"`
+					Title        string   `json:"title"`
+					Scheme       string   `json:"scheme"`
+					Version      string   `json:"oauth_version,omitempty"`
+					Grant        string   `json:"grant_type,omitempty"`
+					Environments []string `json:"environments"`
+				}
+				rows := []row{}
+				for _, d := range set.All() {
+					r := row{Name: d.Name, Title: d.Title, Scheme: string(d.Auth.Scheme), Environments: []string{}}
+					if o := d.Auth.OAuth; o != nil {
+						r.Version, r.Grant = o.Version, string(o.GrantType)
+					}
+					for _, e := range d.Environments {
+						r.Environments = append(r.Environments, e.Name)
+					}
+					rows = append(rows, r)
+				}
+				return emit(a.stdout, format, rows)
 			}
 			tw := tabwriter.NewWriter(a.stdout, 0, 0, 2, ' ', 0)
 			fmt.Fprintln(tw, "NAME\tTITLE\tSCHEME\tVERSION\tGRANT\tENVIRONMENTS")
@@ -37,6 +66,8 @@ func (a *app) definitionsCommand() *cobra.Command {
 			return tw.Flush()
 		},
 	}
+	bindOutput(c, &format, "table", listFormats...)
+	return c
 }
 
 func (a *app) renderCommand() *cobra.Command {
@@ -44,6 +75,7 @@ func (a *app) renderCommand() *cobra.Command {
 		sets        []string
 		env         string
 		showSecrets bool
+		format      string
 	)
 	cmd := &cobra.Command{
 		Use:   "render NAME URI",
@@ -57,6 +89,9 @@ the environment. Secret values print as *** unless --show-secrets is given.`,
 		Args:              cobra.ExactArgs(2),
 		ValidArgsFunction: a.completeDefinitionNames,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkOutput(format, renderFormats...); err != nil {
+				return err
+			}
 			set, err := a.definitions()
 			if err != nil {
 				return err
@@ -106,20 +141,31 @@ the environment. Secret values print as *** unless --show-secrets is given.`,
 			if _, err := t.Expand(vals); err != nil {
 				return &exitError{code: exitFailed, err: err}
 			}
+			out := t.Redacted(vals)
 			if showSecrets {
-				out, _ := t.Expand(vals)
-				fmt.Fprintln(a.stdout, out)
-			} else {
-				fmt.Fprintln(a.stdout, t.Redacted(vals))
+				out, _ = t.Expand(vals)
 			}
-			return nil
+			if format == "text" {
+				fmt.Fprintln(a.stdout, out)
+				return nil
+			}
+			return emit(a.stdout, format, struct {
+				Definition  string `json:"definition"`
+				Environment string `json:"environment"`
+				URI         string `json:"uri"`
+				Value       string `json:"value"`
+			}{d.Name, e.Name, args[1], out})
 		},
 	}
 	cmd.Flags().StringArrayVar(&sets, "set", nil, "a placeholder value, Name=value (repeatable; names match case-insensitively)")
 	cmd.Flags().StringVar(&env, "env", "", "the environment (default: the definition's default)")
 	cmd.Flags().BoolVar(&showSecrets, "show-secrets", false, "print secret values instead of ***")
+	bindOutput(cmd, &format, "text", renderFormats...)
 	return cmd
 }
+
+// renderFormats are render's -o values: text is the expanded URI alone.
+var renderFormats = []string{"text", "json", "yaml"}
 
 // redactAssignment keeps a malformed --set argument out of error output in
 // case it holds a secret.

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -58,6 +59,7 @@ func failed() error { return &exitError{code: exitFailed} }
 type app struct {
 	stdout, stderr io.Writer
 	definitionsDir []string
+	defs           *definitions.Set // loaded once per run
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
@@ -101,7 +103,7 @@ describe. Procore definitions are built in; --definitions adds your own.`,
 		SilenceErrors: true,
 	}
 	root.PersistentFlags().StringArrayVar(&a.definitionsDir, "definitions", nil,
-		"a directory or file of definitions to add to (or override) the built-in ones; repeatable")
+		"a directory or file of definitions to add to (or override) the built-in ones; repeatable (default: $"+EnvDefinitions+", paths separated by '"+string(filepath.ListSeparator)+"')")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
 		return &exitError{code: exitUsage, err: err}
 	})
@@ -140,12 +142,67 @@ func wrapArgs(c *cobra.Command) {
 	}
 }
 
-// definitions returns the built-in definitions plus those of --definitions.
+// EnvDefinitions names definition files or directories to add when
+// --definitions is not given, separated like $PATH.
+const EnvDefinitions = "CONNECTOR_DEFINITIONS"
+
+// definitionPaths is --definitions, else $CONNECTOR_DEFINITIONS.
+func (a *app) definitionPaths() []string {
+	if len(a.definitionsDir) > 0 {
+		return a.definitionsDir
+	}
+	var paths []string
+	for _, p := range filepath.SplitList(os.Getenv(EnvDefinitions)) {
+		if p != "" {
+			paths = append(paths, p)
+		}
+	}
+	return paths
+}
+
+// definitionFiles reads the files of definitionPaths, each once: a file
+// named both directly and through its directory (--definitions defs
+// --definitions defs/x.yaml), or a flag cobra parsed twice (shell
+// completion does), would otherwise clash with itself.
+func (a *app) definitionFiles() ([]definitions.File, error) {
+	files, err := definitions.ReadFiles(a.definitionPaths()...)
+	if err != nil {
+		return nil, err
+	}
+	var (
+		out  []definitions.File
+		kept []os.FileInfo
+	)
+next:
+	for _, f := range files {
+		fi, err := os.Stat(f.Path)
+		if err == nil {
+			for _, k := range kept {
+				if os.SameFile(fi, k) {
+					continue next
+				}
+			}
+			kept = append(kept, fi)
+		}
+		out = append(out, f)
+	}
+	return out, nil
+}
+
+// definitions returns the built-in definitions plus those of --definitions
+// (or $CONNECTOR_DEFINITIONS).
 func (a *app) definitions() (*definitions.Set, error) {
-	if len(a.definitionsDir) == 0 {
+	if a.defs != nil {
+		return a.defs, nil
+	}
+	if len(a.definitionPaths()) == 0 {
 		return definitions.Builtin(), nil
 	}
-	set, err := definitions.Load(a.definitionsDir...)
+	files, err := a.definitionFiles()
+	if err != nil {
+		return nil, &exitError{code: exitUsage, err: err}
+	}
+	set, err := definitions.Parse(definitions.Builtin(), files...)
 	if err != nil {
 		var de *definitions.Error
 		if errors.As(err, &de) {
@@ -156,17 +213,6 @@ func (a *app) definitions() (*definitions.Set, error) {
 		}
 		return nil, &exitError{code: exitUsage, err: err}
 	}
+	a.defs = set
 	return set, nil
-}
-
-// completeDefinitionNames offers definition names for shell completion.
-func (a *app) completeDefinitionNames(_ *cobra.Command, args []string, _ string) ([]string, cobra.ShellCompDirective) {
-	if len(args) > 0 {
-		return nil, cobra.ShellCompDirectiveNoFileComp
-	}
-	set, err := a.definitions()
-	if err != nil {
-		return nil, cobra.ShellCompDirectiveError
-	}
-	return set.Names(), cobra.ShellCompDirectiveNoFileComp
 }

@@ -57,7 +57,7 @@ func TestValidateExitCodesAndOutput(t *testing.T) {
 		{"directory", []string{"validate", dir}, 1, "", "bad.yaml:1:1: auth: missing required key", ""},
 		{"missing path", []string{"validate", filepath.Join(dir, "nope")}, 2, "", "cannot read definitions from", ""},
 		{"empty dir", []string{"validate", t.TempDir()}, 2, "", "no *.yaml or *.yml files", ""},
-		{"bad format", []string{"validate", "--format", "xml"}, 2, "", "--format must be text or json", ""},
+		{"bad format", []string{"validate", "--format", "xml"}, 2, "", "-o must be one of text, json, yaml, not \"xml\"", ""},
 		{"unknown flag", []string{"validate", "--nope"}, 2, "", "unknown flag: --nope", ""},
 		{"unknown command", []string{"frobnicate"}, 2, "", "unknown command \"frobnicate\"", ""},
 		{"definitions table", []string{"definitions"}, 0, "procore-client-credentials  Procore V2 OAuth Client Credentials    oauth_client  V2       client_credentials", "", ""},

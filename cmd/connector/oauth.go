@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"crypto/subtle"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"html"
@@ -33,6 +32,11 @@ import (
 	"github.com/connector-engine/connector/definitions"
 )
 
+// EnvConnection is the connection used when neither --connection nor
+// --connection-string is given: a connection string if it contains '=',
+// else a connection file.
+const EnvConnection = "CONNECTOR_CONNECTION"
+
 // connFlags are the flags that name a connection and where its tokens live.
 type connFlags struct {
 	file, str       string
@@ -47,9 +51,10 @@ func (f *connFlags) bindStore(c *cobra.Command) {
 }
 
 func (f *connFlags) bind(c *cobra.Command) {
-	c.Flags().StringVar(&f.file, "connection", "", "a connection file (YAML)")
+	c.Flags().StringVar(&f.file, "connection", "", "a connection file (YAML) (default: $"+EnvConnection+")")
 	c.Flags().StringVar(&f.str, "connection-string", "",
-		"a connection string, e.g. 'Definition=procore;OAuthClientId=...;CallbackURL=...'")
+		"a connection string, e.g. 'Definition=procore;OAuthClientId=...;CallbackURL=...' (default: $"+EnvConnection+" when it contains '=')")
+	_ = c.MarkFlagFilename("connection", "yaml", "yml")
 	f.bindStore(c)
 }
 
@@ -83,7 +88,16 @@ func (a *app) loadConnection(f *connFlags) (*connector.Connection, namedStore, e
 		return nil, namedStore{}, usageErrorf("both --connection and --connection-string given; pass one")
 	}
 	if f.file == "" && f.str == "" {
-		return nil, namedStore{}, usageErrorf("no connection given: pass --connection FILE or --connection-string 'Definition=procore;...'")
+		// A value with '=' is a connection string (Definition=...;...),
+		// anything else a connection file.
+		switch env := os.Getenv(EnvConnection); {
+		case strings.Contains(env, "="):
+			f.str = env
+		case env != "":
+			f.file = env
+		default:
+			return nil, namedStore{}, usageErrorf("no connection given: pass --connection FILE or --connection-string 'Definition=procore;...', or set $%s to either", EnvConnection)
+		}
 	}
 	defs, err := a.definitions()
 	if err != nil {
@@ -538,12 +552,19 @@ func (a *app) tokenCommand() *cobra.Command {
 		f           connFlags
 		asJSON      bool
 		showSecrets bool
+		format      string
 	)
 	c := &cobra.Command{
 		Use:   "token",
 		Short: "Print a valid access token, refreshing it if needed",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if asJSON {
+				format = "json"
+			}
+			if err := checkOutput(format, tokenFormats...); err != nil {
+				return err
+			}
 			s, err := a.openSession(&f)
 			if err != nil {
 				return err
@@ -555,7 +576,7 @@ func (a *app) tokenCommand() *cobra.Command {
 			if err != nil {
 				return tokenFailure(s, err)
 			}
-			if !asJSON {
+			if format == "text" {
 				fmt.Fprintln(a.stdout, t.AccessToken)
 				return nil
 			}
@@ -572,16 +593,19 @@ func (a *app) tokenCommand() *cobra.Command {
 			if showSecrets {
 				out.RefreshToken = t.RefreshToken
 			}
-			enc := json.NewEncoder(a.stdout)
-			enc.SetIndent("", "  ")
-			return enc.Encode(out)
+			return emit(a.stdout, format, out)
 		},
 	}
 	f.bind(c)
-	c.Flags().BoolVar(&asJSON, "json", false, "print the token and its metadata as JSON")
-	c.Flags().BoolVar(&showSecrets, "show-secrets", false, "with --json, include the refresh token")
+	bindOutput(c, &format, "text", tokenFormats...)
+	c.Flags().BoolVar(&asJSON, "json", false, "the old name of -o json")
+	_ = c.Flags().MarkHidden("json")
+	c.Flags().BoolVar(&showSecrets, "show-secrets", false, "with -o json or yaml, include the refresh token")
 	return c
 }
+
+// tokenFormats: text is the access token alone, for TOKEN=$(connector token).
+var tokenFormats = []string{"text", "json", "yaml"}
 
 func (a *app) refreshCommand() *cobra.Command {
 	var f connFlags
@@ -655,12 +679,18 @@ func (a *app) revokeCommand() *cobra.Command {
 }
 
 func (a *app) connectionsCommand() *cobra.Command {
-	var f connFlags
+	var (
+		f      connFlags
+		format string
+	)
 	c := &cobra.Command{
 		Use:   "connections",
 		Short: "List the connections in the store",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkOutput(format, listFormats...); err != nil {
+				return err
+			}
 			st, err := f.openStore(namedStore{})
 			if err != nil {
 				return err
@@ -672,6 +702,26 @@ func (a *app) connectionsCommand() *cobra.Command {
 			}
 			defs, _ := a.definitions() // only to say what an interrupted refresh will do
 			now := time.Now()
+			if format != "table" {
+				type row struct {
+					ID             string    `json:"id"`
+					Definition     string    `json:"definition"`
+					Status         string    `json:"status"`
+					Reason         string    `json:"reason,omitempty"`
+					Expiry         time.Time `json:"expiry,omitzero"`
+					RefreshStarted time.Time `json:"refresh_started,omitzero"`
+					UpdatedAt      time.Time `json:"updated_at,omitzero"`
+				}
+				rows := []row{}
+				for _, r := range recs {
+					status, reason := connectionState(cmd.Context(), st, defs, r)
+					if reason == "-" {
+						reason = ""
+					}
+					rows = append(rows, row{r.ID, r.Definition, status, reason, r.Token.Expiry, r.RefreshStarted, r.UpdatedAt})
+				}
+				return emit(a.stdout, format, rows)
+			}
 			tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "ID\tDEFINITION\tSTATUS\tEXPIRES IN\tREASON")
 			for _, r := range recs {
@@ -693,6 +743,7 @@ func (a *app) connectionsCommand() *cobra.Command {
 		},
 	}
 	f.bindStore(c)
+	bindOutput(c, &format, "table", listFormats...)
 	return c
 }
 

@@ -1,9 +1,9 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 
 	"github.com/spf13/cobra"
 
@@ -11,7 +11,7 @@ import (
 )
 
 func (a *app) validateCommand() *cobra.Command {
-	var format string
+	var format, legacy string
 	cmd := &cobra.Command{
 		Use:   "validate [PATH...]",
 		Short: "Check definition files and directories; with no path, the built-in definitions",
@@ -22,8 +22,11 @@ Files may extend the built-in definitions or each other.
 Exit status: 0 valid (warnings allowed), 1 invalid, 2 bad command line.`,
 		Args: cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, paths []string) error {
-			if format != "text" && format != "json" {
-				return usageErrorf("--format must be text or json, not %q", format)
+			if legacy != "" {
+				format = legacy
+			}
+			if err := checkOutput(format, validateFormats...); err != nil {
+				return err
 			}
 			var files []definitions.File
 			if len(paths) > 0 {
@@ -41,7 +44,9 @@ Exit status: 0 valid (warnings allowed), 1 invalid, 2 bad command line.`,
 			if len(files) == 0 {
 				set = definitions.Builtin()
 				diags = set.Warnings()
-			} else if set, err = definitions.Parse(definitions.Builtin(), files...); err != nil {
+			} else if base, berr := a.validationBase(files); berr != nil {
+				return berr
+			} else if set, err = definitions.Parse(base, files...); err != nil {
 				var de *definitions.Error
 				if !errors.As(err, &de) {
 					return err
@@ -53,9 +58,52 @@ Exit status: 0 valid (warnings allowed), 1 invalid, 2 bad command line.`,
 			return a.reportValidation(format, len(files), set, diags)
 		},
 	}
-	cmd.Flags().StringVar(&format, "format", "text", "output format: text (problems on stderr) or json (a report on stdout)")
+	bindOutput(cmd, &format, "text", validateFormats...)
+	cmd.Flags().StringVar(&legacy, "format", "", "the old name of -o")
+	_ = cmd.Flags().MarkHidden("format")
 	return cmd
 }
+
+// validationBase is what the files being validated may extend: the built-in
+// definitions plus those of --definitions (or $CONNECTOR_DEFINITIONS), less
+// the files being validated themselves.
+func (a *app) validationBase(files []definitions.File) (*definitions.Set, error) {
+	if len(a.definitionPaths()) == 0 {
+		return definitions.Builtin(), nil
+	}
+	extra, err := a.definitionFiles()
+	if err != nil {
+		return nil, &exitError{code: exitUsage, err: err}
+	}
+	var base []definitions.File
+next:
+	for _, e := range extra {
+		if ei, err := os.Stat(e.Path); err == nil {
+			for _, f := range files {
+				if fi, err := os.Stat(f.Path); err == nil && os.SameFile(ei, fi) {
+					continue next
+				}
+			}
+		}
+		base = append(base, e)
+	}
+	set, err := definitions.Parse(definitions.Builtin(), base...)
+	if err != nil {
+		var de *definitions.Error
+		if errors.As(err, &de) {
+			for _, d := range de.Diagnostics {
+				fmt.Fprintln(a.stderr, d.String())
+			}
+			return nil, &exitError{code: exitFailed, err: errors.New("the definitions given with --definitions are invalid, so the files cannot be checked against them; validate those first")}
+		}
+		return nil, &exitError{code: exitUsage, err: err}
+	}
+	return set, nil
+}
+
+// validateFormats: text prints the problems on stderr, the others a report
+// on stdout.
+var validateFormats = []string{"text", "json", "yaml"}
 
 func (a *app) reportValidation(format string, nfiles int, set *definitions.Set, diags []definitions.Diagnostic) error {
 	nerr, nwarn := 0, 0
@@ -67,7 +115,7 @@ func (a *app) reportValidation(format string, nfiles int, set *definitions.Set, 
 		}
 	}
 	valid := nerr == 0
-	if format == "json" {
+	if format != "text" {
 		report := struct {
 			Valid       bool                     `json:"valid"`
 			Errors      int                      `json:"errors"`
@@ -77,9 +125,7 @@ func (a *app) reportValidation(format string, nfiles int, set *definitions.Set, 
 		if report.Diagnostics == nil {
 			report.Diagnostics = []definitions.Diagnostic{}
 		}
-		enc := json.NewEncoder(a.stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(report); err != nil {
+		if err := emit(a.stdout, format, report); err != nil {
 			return err
 		}
 	} else {
