@@ -158,8 +158,12 @@ func (a *app) apiSession(f *connFlags) (*connector.API, *connector.Connection, f
 	if err != nil {
 		return nil, nil, nil, err
 	}
+	opts := &connector.APIOptions{}
 	if conn.Definition.Auth.OAuth == nil {
-		api, err := connector.NewAPI(conn, store.NewMemory(), nil)
+		if v := a.verboseFor(conn, nil); v != nil {
+			opts.Base = v
+		}
+		api, err := connector.NewAPI(conn, store.NewMemory(), opts)
 		if err != nil {
 			return nil, nil, nil, &exitError{code: exitFailed, err: err}
 		}
@@ -169,7 +173,15 @@ func (a *app) apiSession(f *connFlags) (*connector.API, *connector.Connection, f
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	api, err := connector.NewAPI(conn, st, nil)
+	if a.verbose {
+		src, err := connector.NewSource(conn, st)
+		if err != nil {
+			st.Close()
+			return nil, nil, nil, &exitError{code: exitFailed, err: err}
+		}
+		opts.Source, opts.Base = src, a.verboseFor(conn, src)
+	}
+	api, err := connector.NewAPI(conn, st, opts)
 	if err != nil {
 		st.Close()
 		return nil, nil, nil, &exitError{code: exitFailed, err: err}

@@ -145,3 +145,44 @@ func TestCallYAML(t *testing.T) {
 		t.Errorf("call me -o yaml: exit %d\n%s", code, out)
 	}
 }
+
+// --verbose shows each exchange, token requests included, and no secret of
+// the run: the client secret, every access and refresh token issued
+// (issue 13 item 8).
+func TestVerboseHidesSecrets(t *testing.T) {
+	r := newRig(t, "code", time.Hour)
+	r.connect(t)
+	before := r.record(t).Token
+	var logs strings.Builder
+	for _, args := range [][]string{
+		r.args("refresh", "--verbose"),
+		r.args("call", "list_companies", "-v"),
+		r.args("request", "GET", "/rest/v1.0/me", "-v"),
+		r.args("token", "-v"),
+	} {
+		code, _, errOut := cli(t, args...)
+		if code != 0 {
+			t.Fatalf("%v: exit %d, %s", args, code, errOut)
+		}
+		logs.WriteString(errOut)
+	}
+	after := r.record(t).Token
+	out := logs.String()
+	for _, want := range []string{
+		"http 1: POST " + r.base + "/oauth/token (token request: refresh_token) -> 200 OK in ",
+		"http 1: GET " + r.base + "/rest/v1.0/companies",
+		"http 1: GET " + r.base + "/rest/v1.0/me -> 200 OK in ",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("--verbose output lacks %q:\n%s", want, out)
+		}
+	}
+	transcript.Lock()
+	secrets := append([]string{r.secret, before.AccessToken, before.RefreshToken, after.AccessToken, after.RefreshToken}, transcript.secrets...)
+	transcript.Unlock()
+	for _, s := range secrets {
+		if s != "" && strings.Contains(out, s) {
+			t.Errorf("--verbose printed a secret (%s...):\n%s", s[:4], out)
+		}
+	}
+}

@@ -60,6 +60,7 @@ type app struct {
 	stdout, stderr io.Writer
 	definitionsDir []string
 	defs           *definitions.Set // loaded once per run
+	verbose        bool
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
@@ -104,6 +105,8 @@ describe. Procore definitions are built in; --definitions adds your own.`,
 	}
 	root.PersistentFlags().StringArrayVar(&a.definitionsDir, "definitions", nil,
 		"a directory or file of definitions to add to (or override) the built-in ones; repeatable (default: $"+EnvDefinitions+", paths separated by '"+string(filepath.ListSeparator)+"')")
+	root.PersistentFlags().BoolVarP(&a.verbose, "verbose", "v", false,
+		"print each HTTP exchange on stderr (method, URL, status, duration, retry and rate-limit hints, token requests), secrets as ***")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
 		return &exitError{code: exitUsage, err: err}
 	})

@@ -283,6 +283,7 @@ func (a *app) openSession(f *connFlags) (*session, error) {
 		st.Close()
 		return nil, &exitError{code: exitFailed, err: err}
 	}
+	a.verboseFor(conn, src)
 	return &session{conn: conn, store: st, source: src}, nil
 }
 

@@ -1,0 +1,203 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/connector-engine/connector/connector"
+)
+
+// --verbose prints every HTTP exchange on stderr as it ends: the method, the
+// URL with every secret as ***, the status, how long it took, and what the
+// server said about retrying and rate limits. It is a RoundTripper at the
+// bottom of the chain, so each attempt of a retried request and each token
+// request (exchange, refresh, revocation) shows.
+
+// verboseTransport logs exchanges through next.
+type verboseTransport struct {
+	next http.RoundTripper
+	log  io.Writer
+	mu   sync.Mutex
+	// secrets are redacted wherever they appear: the connection's, and
+	// every credential a request carried (learnt from its headers).
+	secrets []string
+	// secretParams are query parameters whose value is a secret whatever
+	// it is (an API key or access token in the query).
+	secretParams map[string]bool
+	n            int
+}
+
+func newVerbose(next http.RoundTripper, log io.Writer, c *connector.Connection) *verboseTransport {
+	v := &verboseTransport{next: next, log: log, secretParams: map[string]bool{
+		"access_token": true, "refresh_token": true, "client_secret": true, "code": true, "code_verifier": true,
+		"token": true, "id_token": true, "password": true, "api_key": true, "apikey": true, "key": true,
+	}}
+	v.addSecret(c.ClientSecret, c.AccessToken, c.RefreshToken)
+	if d := c.Definition; d != nil {
+		for _, f := range d.Fields {
+			if f.Secret {
+				v.addSecret(c.Fields[f.Name])
+			}
+		}
+		if k := d.Auth.APIKey; k != nil && k.In == "query" {
+			v.secretParams[strings.ToLower(k.Name)] = true
+		}
+		if o := d.Auth.OAuth; o != nil && o.SendToken.In == "query" {
+			v.secretParams[strings.ToLower(o.SendToken.Name)] = true
+		}
+	}
+	return v
+}
+
+func (v *verboseTransport) addSecret(ss ...string) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	for _, s := range ss {
+		if len(s) >= 4 {
+			v.secrets = append(v.secrets, s)
+		}
+	}
+}
+
+// credentialHeaders carry secrets; their values are learnt and never shown.
+func isCredentialHeader(name string, value string) bool {
+	switch http.CanonicalHeaderKey(name) {
+	case "Authorization", "Proxy-Authorization", "Cookie", "X-Api-Key":
+		return true
+	}
+	n := strings.ToLower(name)
+	return strings.Contains(n, "token") || strings.Contains(n, "secret") || strings.Contains(n, "key")
+}
+
+func (v *verboseTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	for name, vals := range req.Header {
+		for _, val := range vals {
+			if isCredentialHeader(name, val) {
+				v.addSecret(val)
+				if _, cred, ok := strings.Cut(val, " "); ok {
+					v.addSecret(cred)
+				}
+			}
+		}
+	}
+	what := ""
+	if req.Method == http.MethodPost && req.GetBody != nil && strings.HasPrefix(req.Header.Get("Content-Type"), "application/x-www-form-urlencoded") {
+		if body, err := req.GetBody(); err == nil {
+			b, _ := io.ReadAll(io.LimitReader(body, 64<<10))
+			body.Close()
+			if form, err := url.ParseQuery(string(b)); err == nil {
+				for k, vals := range form {
+					if v.secretParams[strings.ToLower(k)] {
+						v.addSecret(vals...)
+					}
+				}
+				if g := form.Get("grant_type"); g != "" {
+					what = " (token request: " + g + ")"
+				} else if form.Has("token") {
+					what = " (token revocation or introspection)"
+				}
+			}
+		}
+	}
+	v.mu.Lock()
+	v.n++
+	n := v.n
+	v.mu.Unlock()
+	start := time.Now()
+	resp, err := v.next.RoundTrip(req)
+	took := time.Since(start).Round(time.Millisecond)
+	line := fmt.Sprintf("http %d: %s %s%s", n, req.Method, v.redactURL(req.URL), what)
+	if err != nil {
+		line += fmt.Sprintf(" -> error after %s: %v", took, err)
+	} else {
+		line += fmt.Sprintf(" -> %d %s in %s", resp.StatusCode, http.StatusText(resp.StatusCode), took)
+		if ra := resp.Header.Get("Retry-After"); ra != "" {
+			line += "; the server asks to retry after " + ra
+		}
+		for _, h := range []string{"X-Rate-Limit-Remaining", "X-RateLimit-Remaining", "RateLimit-Remaining"} {
+			if rem := resp.Header.Get(h); rem != "" {
+				line += "; rate limit remaining " + rem
+				if reset := cutFirst(resp.Header, "X-Rate-Limit-Reset", "X-RateLimit-Reset", "RateLimit-Reset"); reset != "" {
+					line += ", reset " + reset
+				}
+				break
+			}
+		}
+		if resp.StatusCode == http.StatusTooManyRequests {
+			line += "; rate limited: the engine waits and retries as the definition's policy says"
+		}
+	}
+	fmt.Fprintln(v.log, safeText(v.redact(line)))
+	return resp, err
+}
+
+func cutFirst(h http.Header, names ...string) string {
+	for _, n := range names {
+		if v := h.Get(n); v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+// redactURL shows u without its user info and with secret query values as ***.
+func (v *verboseTransport) redactURL(u *url.URL) string {
+	c := *u
+	c.User = nil
+	if c.RawQuery != "" {
+		q := c.Query()
+		for k := range q {
+			if v.secretParams[strings.ToLower(k)] {
+				for i := range q[k] {
+					v.addSecret(q[k][i])
+					q[k][i] = "***"
+				}
+			}
+		}
+		c.RawQuery = strings.ReplaceAll(q.Encode(), "%2A%2A%2A", "***")
+	}
+	return c.String()
+}
+
+// redact replaces every known secret, raw or URL-encoded, by ***.
+func (v *verboseTransport) redact(s string) string {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	for _, sec := range v.secrets {
+		s = strings.ReplaceAll(s, sec, "***")
+		if esc := url.QueryEscape(sec); esc != sec {
+			s = strings.ReplaceAll(s, esc, "***")
+		}
+	}
+	return s
+}
+
+// baseTransport is what the API sends through when the CLI wraps it: the
+// engine's bounds on waiting for an answer, on a clone of the default
+// transport.
+func baseTransport() http.RoundTripper {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.ResponseHeaderTimeout = connector.DefaultResponseHeaderTimeout
+	return t
+}
+
+// verbose returns the logging transport of a connection when --verbose is
+// given (nil otherwise), and makes the source's token requests go through it.
+func (a *app) verboseFor(c *connector.Connection, src *connector.Source) *verboseTransport {
+	if !a.verbose {
+		return nil
+	}
+	v := newVerbose(baseTransport(), a.stderr, c)
+	if src != nil {
+		f := src.Flow()
+		client := *f.HTTPClient // keeps its timeout and redirect policy
+		client.Transport = v
+		f.HTTPClient = &client
+	}
+	return v
+}
