@@ -134,15 +134,18 @@ func nonEmpty(s, def string) string {
 
 // output says how listed items are written.
 type output struct {
-	format   string // json, ndjson or table
+	format   string // json, ndjson, table or yaml
 	all      bool
 	progress bool
+	dryRun   bool
+	report   *progressReport // set by app.progress
 }
 
 func (o *output) bind(c *cobra.Command) {
 	c.Flags().BoolVar(&o.all, "all", false, "fetch every page and write the items as they arrive")
 	bindOutput(c, &o.format, "json", apiFormats...)
 	c.Flags().BoolVar(&o.progress, "progress", true, "with --all, report items fetched so far on stderr")
+	c.Flags().BoolVar(&o.dryRun, "dry-run", false, "print the request that would be sent (credentials as ***) and send nothing to the API; with --all, the first page's")
 }
 
 // apiFormats are the -o values of call and request: ndjson writes one item
@@ -153,16 +156,25 @@ func (o *output) check() error { return checkOutput(o.format, apiFormats...) }
 
 // apiSession opens a connection's API access. Connections without OAuth
 // need no token store.
-func (a *app) apiSession(f *connFlags) (*connector.API, *connector.Connection, func(), error) {
+func (a *app) apiSession(f *connFlags, o *output) (*connector.API, *connector.Connection, func(), error) {
 	conn, loc, err := a.loadConnection(f)
 	if err != nil {
 		return nil, nil, nil, err
 	}
 	opts := &connector.APIOptions{}
+	dry := func(src *connector.Source) {
+		if o.dryRun {
+			// Token requests still go out (the request carries the token);
+			// API requests stop here.
+			v := newVerbose(nil, a.stderr, conn)
+			opts.Base = &dryRunTransport{out: a.stdout, verbose: v}
+		}
+	}
 	if conn.Definition.Auth.OAuth == nil {
 		if v := a.verboseFor(conn, nil); v != nil {
 			opts.Base = v
 		}
+		dry(nil)
 		api, err := connector.NewAPI(conn, store.NewMemory(), opts)
 		if err != nil {
 			return nil, nil, nil, &exitError{code: exitFailed, err: err}
@@ -181,6 +193,7 @@ func (a *app) apiSession(f *connFlags) (*connector.API, *connector.Connection, f
 		}
 		opts.Source, opts.Base = src, a.verboseFor(conn, src)
 	}
+	dry(opts.Source)
 	api, err := connector.NewAPI(conn, st, opts)
 	if err != nil {
 		st.Close()
@@ -219,7 +232,7 @@ and writes items as they arrive.`,
 				}
 				kv[k] = v
 			}
-			api, conn, closeFn, err := a.apiSession(&f)
+			api, conn, closeFn, err := a.apiSession(&f, &out)
 			if err != nil {
 				return err
 			}
@@ -240,12 +253,20 @@ and writes items as they arrive.`,
 			defer cancel()
 			ctx, cancelT := context.WithTimeout(ctx, timeout)
 			defer cancelT()
-			if out.all {
+			paged := act.Pagination != nil && act.Pagination.Style != definitions.PageNone
+			if out.all && !out.dryRun {
 				return a.writeItems(conn, api.CallItems(ctx, act.Name, input, a.progress(&out)), &out)
 			}
 			resp, err := api.Call(ctx, act.Name, input)
 			if err != nil {
 				return connectionFailure(conn, err)
+			}
+			if out.dryRun {
+				resp.Body.Close()
+				return nil
+			}
+			if paged {
+				defer fmt.Fprintf(a.stderr, "note: %s is paged and this is its first page; --all fetches every page\n", act.Name)
 			}
 			return a.writeResponse(conn, resp, act.Pagination, &out)
 		},
@@ -283,7 +304,12 @@ definition's headers, retries and rate limits. -d sends a JSON body, inline or
 			default:
 				return usageErrorf("method %q is not one of GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS", args[0])
 			}
-			r := connector.Request{Method: method, Path: args[1], Header: http.Header{}}
+			path := args[1]
+			if !strings.HasPrefix(path, "/") && !strings.Contains(path, "://") {
+				// "users" means /users under the base URL, not base+"users"
+				path = "/" + path
+			}
+			r := connector.Request{Method: method, Path: path, Header: http.Header{}}
 			for _, h := range headers {
 				k, v, ok := strings.Cut(h, ":")
 				if !ok || strings.TrimSpace(k) == "" {
@@ -298,7 +324,7 @@ definition's headers, retries and rate limits. -d sends a JSON body, inline or
 				}
 				r.Body = body
 			}
-			api, conn, closeFn, err := a.apiSession(&f)
+			api, conn, closeFn, err := a.apiSession(&f, &out)
 			if err != nil {
 				return err
 			}
@@ -308,7 +334,7 @@ definition's headers, retries and rate limits. -d sends a JSON body, inline or
 			ctx, cancelT := context.WithTimeout(ctx, timeout)
 			defer cancelT()
 			p := api.Definition().Pagination
-			if out.all {
+			if out.all && !out.dryRun {
 				if p == nil {
 					return usageErrorf("definition %s declares no request.pagination, so --all does not know how to page; drop --all or add pagination to the definition", api.Definition().Name)
 				}
@@ -321,6 +347,10 @@ definition's headers, retries and rate limits. -d sends a JSON body, inline or
 			}
 			if err != nil {
 				return connectionFailure(conn, err)
+			}
+			if out.dryRun {
+				resp.Body.Close()
+				return nil
 			}
 			return a.writeResponse(conn, resp, p, &out)
 		},
@@ -361,27 +391,63 @@ func readData(d string) ([]byte, error) {
 }
 
 // progress returns the progress reporter for --all: on a terminal one line
-// rewritten in place, otherwise a line every ten pages.
+// rewritten in place, otherwise a line every ten pages; writeItems ends it
+// with the last count (see progressReport.finish).
 func (a *app) progress(o *output) func(connector.Progress) {
 	if !o.progress || !o.all {
 		return nil
 	}
-	tty := isTerminal(a.stderr)
-	return func(p connector.Progress) {
-		msg := fmt.Sprintf("%d items", p.Items)
-		if p.Total >= 0 {
-			msg = fmt.Sprintf("%d of %d items", p.Items, p.Total)
-		}
-		msg += fmt.Sprintf(", %d pages", p.Pages)
-		if tty {
-			fmt.Fprintf(a.stderr, "\r%s", msg)
-			if p.Total >= 0 && p.Items >= p.Total {
-				fmt.Fprintln(a.stderr)
-			}
-		} else if p.Pages%10 == 0 || (p.Total >= 0 && p.Items >= p.Total) {
-			fmt.Fprintf(a.stderr, "progress: %s\n", msg)
-		}
+	o.report = &progressReport{w: a.stderr, tty: isTerminal(a.stderr)}
+	return o.report.update
+}
+
+// progressReport writes --all's progress on stderr.
+type progressReport struct {
+	w       io.Writer
+	tty     bool
+	last    connector.Progress
+	printed bool // the last update was written (and, on a terminal, ended)
+	open    bool // a terminal line is waiting for its newline
+}
+
+func (p *progressReport) line(pr connector.Progress) string {
+	msg := fmt.Sprintf("%d items", pr.Items)
+	if pr.Total >= 0 {
+		msg = fmt.Sprintf("%d of %d items", pr.Items, pr.Total)
 	}
+	return "progress: " + msg + ", " + plural(pr.Pages, "page")
+}
+
+func (p *progressReport) update(pr connector.Progress) {
+	p.last, p.printed = pr, false
+	done := pr.Total >= 0 && pr.Items >= pr.Total
+	switch {
+	case p.tty:
+		fmt.Fprintf(p.w, "\r%s", p.line(pr))
+		p.open = true
+		if done {
+			fmt.Fprintln(p.w)
+			p.open, p.printed = false, true
+		}
+	case pr.Pages%10 == 0 || done:
+		fmt.Fprintln(p.w, p.line(pr))
+		p.printed = true
+	}
+}
+
+// finish ends the terminal line, or writes the final count when the last
+// update was not written.
+func (p *progressReport) finish() {
+	if p == nil || p.last.Pages == 0 {
+		return
+	}
+	switch {
+	case p.open:
+		fmt.Fprintln(p.w)
+	case !p.printed:
+		fmt.Fprintln(p.w, p.line(p.last))
+	}
+	p.open, p.printed = false, true
 }
 
 // writeItems writes items as they arrive: NDJSON a line each, JSON as one
@@ -391,8 +457,10 @@ func (a *app) writeItems(conn *connector.Connection, items iter.Seq2[json.RawMes
 	defer w.Flush()
 	n := 0
 	var tbl *table
+	defer o.report.finish()
 	for item, err := range items {
 		if err != nil {
+			o.report.finish()
 			if o.format == "json" && n > 0 {
 				fmt.Fprintln(w, "\n]")
 			}

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/connector-engine/connector/connector"
 )
 
 // Every -o format of the commands that need no connection, and the help,
@@ -183,6 +185,54 @@ func TestVerboseHidesSecrets(t *testing.T) {
 	for _, s := range secrets {
 		if s != "" && strings.Contains(out, s) {
 			t.Errorf("--verbose printed a secret (%s...):\n%s", s[:4], out)
+		}
+	}
+}
+
+// --dry-run prints the request with its credentials as *** and sends
+// nothing to the API (issue 13 item 8); a path without a leading slash is
+// under the base URL; a paged call without --all says so; the doubled
+// "connection string:" is gone (issue 13 item 9).
+func TestDryRunAndMessages(t *testing.T) {
+	r := connected(t)
+	tok := r.record(t).Token.AccessToken
+	before := r.emu.Stats().APIRequests
+	code, out, errOut := cli(t, r.args("call", "create_project", `project={"name":"Tower"}`, "--dry-run")...)
+	if code != 0 || !strings.HasPrefix(out, "POST "+r.base+"/rest/v1.0/projects\n") ||
+		!strings.Contains(out, "Authorization: ***\n") || !strings.Contains(out, `"name": "Tower"`) || strings.Contains(out, tok) {
+		t.Errorf("call --dry-run: exit %d\n%s%s", code, out, errOut)
+	}
+	code, out, errOut = cli(t, r.args("request", "GET", "rest/v1.0/me", "--dry-run", "-H", "X-Trace: 1")...)
+	if code != 0 || !strings.HasPrefix(out, "GET "+r.base+"/rest/v1.0/me") || !strings.Contains(out, "X-Trace: 1\n") {
+		t.Errorf("request --dry-run: exit %d\n%s%s", code, out, errOut)
+	}
+	if after := r.emu.Stats().APIRequests; after != before {
+		t.Errorf("--dry-run sent %d requests to the API", after-before)
+	}
+	if code, out, errOut := cli(t, r.args("request", "GET", "rest/v1.0/me")...); code != 0 || !strings.Contains(out, `"id"`) {
+		t.Errorf("request without a leading slash: exit %d, %s%s", code, out, errOut)
+	}
+	if code, _, errOut := cli(t, r.args("call", "list_projects")...); code != 0 || !strings.Contains(errOut, "note: list_projects is paged and this is its first page; --all fetches every page") {
+		t.Errorf("paged call without --all: exit %d, stderr %q", code, errOut)
+	}
+	if _, _, errOut := cli(t, "token", "--connection-string", "Definition=procore;Nonsense"); strings.Contains(errOut, "connection string: connection string") || !strings.Contains(errOut, "--connection-string: the part at character 20") {
+		t.Errorf("connection string error: %q", errOut)
+	}
+}
+
+// The progress of --all ends its terminal line, and on a pipe always
+// reports the final count, with or without a total (issue 13 item 9).
+func TestProgressReportEnds(t *testing.T) {
+	for _, tty := range []bool{false, true} {
+		var b strings.Builder
+		p := &progressReport{w: &b, tty: tty}
+		for i := 1; i <= 3; i++ {
+			p.update(connector.Progress{Items: i * 10, Pages: i, Total: -1})
+		}
+		p.finish()
+		got := b.String()
+		if !strings.HasSuffix(got, "progress: 30 items, 3 pages\n") || (!tty && strings.Count(got, "\n") != 1) {
+			t.Errorf("tty=%v: progress output %q", tty, got)
 		}
 	}
 }

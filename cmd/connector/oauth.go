@@ -117,6 +117,9 @@ func (a *app) loadConnection(f *connFlags) (*connector.Connection, namedStore, e
 	} else {
 		conn, opts, err = connector.ParseConnectionString(f.str, defs)
 		if err != nil {
+			if strings.HasPrefix(err.Error(), "connection string") {
+				return nil, namedStore{}, usageErrorf("--connection-string: %s", strings.TrimPrefix(strings.TrimPrefix(err.Error(), "connection string"), ": "))
+			}
 			return nil, namedStore{}, usageErrorf("--connection-string: %w", err)
 		}
 		named = namedStore{opts.StoreLocation, "--connection-string: OAuthSettingsLocation"}
