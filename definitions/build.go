@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/santhosh-tekuri/jsonschema/v5"
+	"golang.org/x/net/idna"
 	"gopkg.in/yaml.v3"
 
 	"github.com/connector-engine/connector/templates"
@@ -85,6 +86,7 @@ type rawField struct {
 	Required bool      `yaml:"required"`
 	Pattern  string    `yaml:"pattern"`
 	Secret   bool      `yaml:"secret"`
+	AllowIP  bool      `yaml:"allow_ip"`
 	Default  yaml.Node `yaml:"default"`
 	Help     string    `yaml:"help"`
 }
@@ -212,9 +214,21 @@ func (b *builder) buildVars(r *raw) {
 		if f.Secret {
 			flags |= templates.Secret
 		}
-		if f.Type == "url" {
+		switch f.Type {
+		case "url":
 			flags |= templates.URLValued
+		case "host_label":
+			flags |= templates.HostLabel
+		case "hostname":
+			flags |= templates.HostName
+			if rf.AllowIP {
+				flags |= templates.HostIP
+			}
 		}
+		if rf.AllowIP && f.Type != "hostname" {
+			b.errorf(ptr+"/allow_ip", "allow_ip lets a hostname field hold an IPv4 address; this field's type is %s, so remove it or use type: hostname", f.Type)
+		}
+		f.flags = flags
 		idx, err := d.vars.Add(k.Value, flags)
 		if err != nil {
 			if j, ok := d.vars.Lookup(k.Value); ok && j < NumBuiltinVars {
@@ -263,6 +277,10 @@ func (f *Field) Check(v string) string {
 		}
 	case "url":
 		if msg := absoluteURLProblem(v); msg != "" {
+			return fmt.Sprintf("%s %s", show, msg)
+		}
+	case "host_label", "hostname":
+		if msg := templates.HostProblem(HostASCII(v), f.flags); msg != "" {
 			return fmt.Sprintf("%s %s", show, msg)
 		}
 	}
@@ -821,4 +839,16 @@ func (b *builder) buildSendToken(o *OAuth, in, name *string, prefix *string) {
 		b.warnf(p+"/in", "the access token travels in the URL, which ends up in proxy and server logs; send it in a header unless the provider accepts nothing else")
 	}
 	o.SendToken = st
+}
+
+// HostASCII returns a host name or label as it travels in a URL: an
+// internationalised name (bücher) as punycode (xn--bcher-kva), in lower
+// case. A value IDNA refuses is returned as it is, for the host check to
+// say what is wrong with it.
+func HostASCII(v string) string {
+	a, err := idna.Lookup.ToASCII(v)
+	if err != nil || a == "" {
+		return v
+	}
+	return a
 }

@@ -182,7 +182,7 @@ type APIKey struct {
 type Field struct {
 	Name       string
 	Title      string
-	Type       string // string, integer, boolean or url
+	Type       string // string, integer, boolean, url, host_label or hostname
 	Required   bool
 	Secret     bool
 	Pattern    *regexp.Regexp // the whole value must match
@@ -190,6 +190,8 @@ type Field struct {
 	HasDefault bool
 	Help       string
 	Var        int // the field's index in Vars()
+
+	flags templates.Flag
 }
 
 // Param is a name and a value template (a default header or query parameter).

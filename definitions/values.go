@@ -47,6 +47,9 @@ func (d *Definition) Values(env string, assign map[string]string) ([]string, err
 		if msg := f.Check(v); msg != "" {
 			return nil, fmt.Errorf("field %s: %s", f.Name, msg)
 		}
+		if f.Type == "host_label" || f.Type == "hostname" {
+			vals[f.Var] = HostASCII(v) // one spelling in every host it feeds
+		}
 	}
 	if len(missing) > 0 {
 		return nil, fmt.Errorf("definition %s needs a value for %s", d.Name, strings.Join(missing, ", "))

@@ -69,3 +69,50 @@ func TestRateLimits(t *testing.T) {
 		t.Errorf("hubspot rate limit %+v", rl)
 	}
 }
+
+// TestTenantHosts renders the per-tenant hosts of the examples whose
+// tenants live on their own host, and refuses values that would move it.
+func TestTenantHosts(t *testing.T) {
+	set := load(t)
+	tests := []struct {
+		def, field, value, key, want string
+	}{
+		{"zendesk", "Subdomain", "acme", "base_url", "https://acme.zendesk.com/api/v2"},
+		{"zendesk", "Subdomain", "acme", "token_request_uri", "https://acme.zendesk.com/oauth/tokens"},
+		{"shopify", "Shop", "acme-store", "base_url", "https://acme-store.myshopify.com/admin/api/2024-10"},
+		{"shopify", "Shop", "acme-store", "token_request_uri", "https://acme-store.myshopify.com/admin/oauth/access_token"},
+		{"okta", "OktaDomain", "acme.okta.com", "base_url", "https://acme.okta.com/api/v1"},
+		{"okta", "OktaDomain", "login.acme.example", "token_request_uri", "https://login.acme.example/oauth2/v1/token"},
+		{"zendesk", "Subdomain", "Bücher", "base_url", "https://xn--bcher-kva.zendesk.com/api/v2"},
+	}
+	for _, tt := range tests {
+		d, _ := set.Get(tt.def)
+		vals, err := d.Values("", map[string]string{tt.field: tt.value})
+		if err != nil {
+			t.Fatalf("%s %s=%s: %v", tt.def, tt.field, tt.value, err)
+		}
+		got := vals[definitions.VarBaseURL]
+		if tt.key != "base_url" {
+			tmpl, _ := d.URI(tt.key)
+			if got, err = tmpl.Expand(vals); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if got != tt.want {
+			t.Errorf("%s %s: got %s, want %s", tt.def, tt.key, got, tt.want)
+		}
+	}
+	for _, bad := range []struct{ def, field, value string }{
+		{"zendesk", "Subdomain", "evil.example/x?"},
+		{"zendesk", "Subdomain", "acme.evil"},
+		{"shopify", "Shop", "acme@evil"},
+		{"okta", "OktaDomain", "https://acme.okta.com"},
+		{"okta", "OktaDomain", "10.0.0.1"},
+		{"okta", "OktaDomain", "acme.okta.com:444"},
+	} {
+		d, _ := set.Get(bad.def)
+		if _, err := d.Values("", map[string]string{bad.field: bad.value}); err == nil {
+			t.Errorf("%s accepted %s=%q", bad.def, bad.field, bad.value)
+		}
+	}
+}

@@ -251,9 +251,28 @@ func (c *compiler) classify() *Error {
 			i = colon + 1
 		}
 		if isLit(i, "/") && isLit(i+1, "/") {
-			for i += 2; i < len(shape) && !isLit(i, "/?#"); i++ {
-				if at[i] >= 0 {
-					return c.notHost(at[i], false)
+			// The authority: a host-valued placeholder may form (part of)
+			// the host, never the user info or the port.
+			start := i + 2
+			end := start
+			hostStart := start
+			for end < len(shape) && !isLit(end, "/?#") {
+				if isLit(end, "@") {
+					hostStart = end + 1 // what came before is user info
+				}
+				end++
+			}
+			inHost := true
+			for i = start; i < end; i++ {
+				if k := at[i]; k >= 0 {
+					if i < hostStart || !inHost || c.chunks[k].flags&hostValued == 0 || c.chunks[k].v < 0 {
+						return c.notHost(k, false)
+					}
+					c.chunks[k].pos = PosHost
+					continue
+				}
+				if i >= hostStart && shape[i] == ':' {
+					inHost = false // the port
 				}
 			}
 		}
@@ -357,6 +376,11 @@ func (c *compiler) notHost(k int, atStart bool) *Error {
 	hint := "only a URL-valued placeholder can, at the very start of the template"
 	if len(urlVars) > 0 {
 		hint = "only a URL-valued placeholder such as " + joinPlaceholders(urlVars, " or ") + " can, at the very start of the template"
+	}
+	if ch.flags&hostValued != 0 {
+		hint = "a host-valued placeholder may form only the host, not the scheme, user info or port"
+	} else {
+		hint += ", or, in the host, a field of type host_label (one DNS label, as in https://${" + tg.name + "}.example.com) or hostname"
 	}
 	return &Error{Offset: tg.off, Placeholder: tg.name, Msg: fmt.Sprintf(
 		"${%s} cannot form part of the URL's scheme or host: %s", tg.name, hint)}

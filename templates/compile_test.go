@@ -78,7 +78,7 @@ func TestCompileErrors(t *testing.T) {
 		{"unknown, two edits", "${Tenat}", Text, 0, "Tenat", []string{"did you mean ${Tenant}?"}},
 		{"unknown, two edits, any length", "https://x.com/${nope}", URL, 14, "nope", []string{"did you mean ${code}?"}},
 		{"unknown, far", "https://x.com/${nothing}", URL, 14, "nothing", []string{"unknown placeholder ${nothing}; known placeholders are ${ClientId}, ${ClientSecret}"}},
-		{"host", "https://${Tenant}.example.com/", URL, 8, "Tenant", []string{"${Tenant} cannot form part of the URL's scheme or host", "${BaseUrl} or ${LoginUrl} or ${SecretBase}"}},
+		{"host", "https://${Tenant}.example.com/", URL, 8, "Tenant", []string{"${Tenant} cannot form part of the URL's scheme or host", "${BaseUrl} or ${LoginUrl} or ${SecretBase}", "a field of type host_label"}},
 		{"host port", "https://x.com:${Tenant}/", URL, 14, "Tenant", []string{"scheme or host"}},
 		{"glued to host", "https://x.com${id}", URL, 13, "id", []string{"scheme or host"}},
 		{"scheme", "http${Tenant}://x.com/", URL, 4, "Tenant", []string{"scheme or host"}},

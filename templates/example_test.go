@@ -49,6 +49,6 @@ func ExampleCompile() {
 	// Output:
 	// https://login.procore.com/oauth/token?grant_type=authorization_code&code=abc123&client_id=my-client&client_secret=p%26ss%3Dword%2B%2F&redirect_uri=http%3A%2F%2F127.0.0.1%3A8765%2Fcallback
 	// https://login.procore.com/oauth/token?grant_type=authorization_code&code=***&client_id=my-client&client_secret=***&redirect_uri=http%3A%2F%2F127.0.0.1%3A8765%2Fcallback
-	// template: byte 8: ${ClientId} cannot form part of the URL's scheme or host: only a URL-valued placeholder such as ${LoginUrl} can, at the very start of the template
+	// template: byte 8: ${ClientId} cannot form part of the URL's scheme or host: only a URL-valued placeholder such as ${LoginUrl} can, at the very start of the template, or, in the host, a field of type host_label (one DNS label, as in https://${ClientId}.example.com) or hostname
 	// template: byte 38: unknown placeholder ${client_id}; did you mean ${ClientId}?
 }

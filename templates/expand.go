@@ -88,6 +88,11 @@ func (t *Template) size(values []string) (int, error) {
 			if dropSlash(v, t.next(i)) {
 				n--
 			}
+		case PosHost:
+			if problem := checkHost(v, ch.flags); problem != "" {
+				return 0, t.valueError(i, v, problem)
+			}
+			n += len(v)
 		case PosText:
 			if strings.ContainsAny(v, "\r\n\x00") {
 				return 0, t.valueError(i, v, "contains a line break or NUL byte, which would corrupt the header or text it goes into")
@@ -129,7 +134,7 @@ func isDots(v string) bool { return v == "." || v == ".." }
 func (t *Template) valueError(i int, v, problem string) *Error {
 	ch, p := &t.chunks[i], &t.ph[i]
 	msg := fmt.Sprintf("the value of ${%s} %s", p.Name, problem)
-	if ch.flags&Secret == 0 && ch.pos == PosPrefix {
+	if ch.flags&Secret == 0 && (ch.pos == PosPrefix || ch.pos == PosHost) {
 		// Showing a base URL helps find the typo; other values may be
 		// personal, and a secret's never appears.
 		msg += fmt.Sprintf(" (it is %q)", v)
@@ -161,6 +166,12 @@ func (t *Template) appendTo(dst []byte, values []string, redact bool) []byte {
 		case PosText:
 			if redact {
 				dst = appendVisible(dst, v)
+				break
+			}
+			dst = append(dst, v...)
+		case PosHost:
+			if redact && checkHost(v, ch.flags) != "" {
+				dst = appendEscaped(dst, v)
 				break
 			}
 			dst = append(dst, v...)
@@ -317,4 +328,56 @@ func validHostPort(hp string) bool {
 		}
 	}
 	return true
+}
+
+// HostProblem says what keeps v from standing in a URL's host for a
+// variable with these flags (HostName, HostLabel, HostIP), or "" if
+// nothing does: the check Expand makes.
+func HostProblem(v string, flags Flag) string { return checkHost(v, flags) }
+
+// checkHost says what keeps v from standing in a URL's host, or "" if
+// nothing does. A HostLabel value is one DNS label; a HostName value is
+// labels joined by dots, and an IPv4 address only with HostIP. Labels are
+// ASCII letters, digits and hyphens, 1 to 63 long, not starting or ending
+// with a hyphen (RFC 1123); an internationalised name must arrive as
+// punycode (xn--...), which the definitions package converts it to.
+func checkHost(v string, flags Flag) string {
+	if v == "" {
+		return "is empty; it forms the URL's host"
+	}
+	if len(v) > 253 {
+		return "is longer than the 253 characters a host name may have"
+	}
+	if flags&HostLabel != 0 && strings.IndexByte(v, '.') >= 0 {
+		return "must be one DNS label (letters, digits and hyphens, such as acme), with no dots"
+	}
+	if flags&HostIP != 0 {
+		if a, err := netip.ParseAddr(v); err == nil && a.Is4() {
+			return ""
+		}
+	}
+	labels := strings.Split(v, ".")
+	for _, l := range labels {
+		if l == "" {
+			return "has an empty label (two dots, or a dot at an end); write a host name such as acme.example.com"
+		}
+		if len(l) > 63 {
+			return "has a label longer than 63 characters"
+		}
+		if l[0] == '-' || l[len(l)-1] == '-' {
+			return "has a label starting or ending with a hyphen"
+		}
+		for i := 0; i < len(l); i++ {
+			c := l[i]
+			if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-') {
+				return "may hold only letters, digits, hyphens and dots; a /, @, :, % or space would change where the URL goes"
+			}
+		}
+	}
+	// A label is followed by the template's own domain; a whole name
+	// ending in a numeric label is an IP address or would be read as one.
+	if last := labels[len(labels)-1]; flags&HostLabel == 0 && strings.Trim(last, "0123456789") == "" {
+		return "is an IP address or ends in a numeric label; give a host name"
+	}
+	return ""
 }

@@ -48,6 +48,7 @@ const (
 	PosQueryValue                 // a query parameter value (after "=")
 	PosFragment                   // after "#"
 	PosText                       // anywhere in a Text template
+	PosHost                       // in the literal host of a URL (https://${Subdomain}.zendesk.com); host-valued variables only
 )
 
 var positionNames = [...]string{
@@ -57,6 +58,7 @@ var positionNames = [...]string{
 	PosQueryValue: "query value",
 	PosFragment:   "fragment",
 	PosText:       "text",
+	PosHost:       "host",
 }
 
 func (p Position) String() string {

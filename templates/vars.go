@@ -16,7 +16,20 @@ const (
 	// Secret marks a variable whose value Redacted shows as *** and errors
 	// never repeat.
 	Secret
+	// HostName marks a variable that may stand in a URL's host: a DNS name
+	// (acme.zendesk.com), checked when expanded: letters, digits and
+	// hyphens in dot-separated labels, never an IP address (unless HostIP),
+	// a port, user info or anything that would end the host.
+	HostName
+	// HostLabel is HostName restricted to one DNS label (acme), for
+	// templates such as https://${Subdomain}.zendesk.com.
+	HostLabel
+	// HostIP lets a HostName variable be an IPv4 address as well.
+	HostIP
 )
+
+// hostValued marks the flags that let a variable stand in a URL's host.
+const hostValued = HostName | HostLabel
 
 // Vars is the set of variables templates may name. Each has an index, used
 // to pass values to Expand. Names match case-insensitively, because
