@@ -122,8 +122,10 @@ func (c *Connection) Validate() error {
 			if c.ClientID == "" {
 				add("client id is missing: set OAuthClientId (client_id in a connection file)")
 			}
-			// Every definition here is for a confidential client.
-			if c.ClientSecret == "" {
+			switch {
+			case o.Public && c.ClientSecret != "":
+				add("definition %s is for a public client, which has no secret; remove OAuthClientSecret (client_secret in a connection file)", d.Name)
+			case !o.Public && c.ClientSecret == "":
 				add("client secret is missing: set OAuthClientSecret (client_secret in a connection file, e.g. ${env:PROCORE_CLIENT_SECRET})")
 			}
 		}
@@ -244,6 +246,9 @@ func (c *Connection) values() ([]string, error) {
 		scopes := c.Scopes
 		if scopes == nil {
 			scopes = o.Scopes
+			if e, err := d.Environment(c.Environment); err == nil && e.Scopes != nil {
+				scopes = e.Scopes // a national cloud's or sandbox app's own
+			}
 		}
 		vals[definitions.VarScope] = strings.Join(scopes, o.ScopeSeparator)
 	}

@@ -58,6 +58,7 @@ type raw struct {
 				CreatedAt        string `yaml:"created_at"`
 				DefaultExpiresIn string `yaml:"default_expires_in"`
 			} `yaml:"token_response"`
+			Client    string `yaml:"client"`
 			SendToken struct {
 				In     string  `yaml:"in"`
 				Name   string  `yaml:"name"`
@@ -92,9 +93,11 @@ type rawField struct {
 }
 
 type rawEnv struct {
-	Title    string `yaml:"title"`
-	BaseURL  string `yaml:"base_url"`
-	LoginURL string `yaml:"login_url"`
+	Title    string    `yaml:"title"`
+	BaseURL  string    `yaml:"base_url"`
+	LoginURL string    `yaml:"login_url"`
+	Scopes   []string  `yaml:"scopes"`
+	Fields   yaml.Node `yaml:"fields"`
 }
 
 // builder turns one (merged) tree into a Definition, reporting findings at
@@ -326,6 +329,37 @@ func (b *builder) buildEnvironments(r *raw) {
 		}
 		if re.LoginURL != "" {
 			env.LoginURL = b.compile(ptr+"/login_url", re.LoginURL, templates.URL, scopeHosts)
+		}
+		env.Scopes = re.Scopes
+		if re.Scopes != nil && r.Auth.OAuth == nil {
+			b.errorf(ptr+"/scopes", "scopes are OAuth scopes, and this definition's scheme is %s; remove them", r.Auth.Scheme)
+		}
+		if fn := resolve(&re.Fields); fn != nil && fn.Kind == yaml.MappingNode {
+			env.Defaults = map[string]string{}
+			for j := 0; j+1 < len(fn.Content); j += 2 {
+				fk, fv := fn.Content[j], fn.Content[j+1]
+				f, ok := d.Field(fk.Value)
+				if !ok {
+					var names []string
+					for _, f := range d.Fields {
+						names = append(names, f.Name)
+					}
+					msg := fmt.Sprintf("there is no field %q to give a default for (fields: %s)", fk.Value, strings.Join(names, ", "))
+					if s := suggest(fk.Value, names); s != "" {
+						msg += fmt.Sprintf("; did you mean %q?", s)
+					}
+					b.reportAt(SeverityError, fk, pointerField(ptr+"/fields/"+escapePointer(fk.Value)), msg)
+					continue
+				}
+				if fv.Kind != yaml.ScalarNode {
+					continue // the schema reported it
+				}
+				if msg := f.Check(fv.Value); msg != "" {
+					b.reportAt(SeverityError, fv, pointerField(ptr+"/fields/"+escapePointer(fk.Value)), "the default "+msg)
+					continue
+				}
+				env.Defaults[f.Name] = fv.Value
+			}
 		}
 		d.Environments = append(d.Environments, env)
 		names = append(names, k.Value)
@@ -762,7 +796,15 @@ func (b *builder) buildOAuth(r *raw) {
 		need("token_request_uri", ro.TokenRequestURI, "a V2 code flow exchanges the code there")
 		forbid("authorize_uri", ro.AuthorizeURI, "authorize_uri is V1 only; a V2 code flow starts at initiate_uri. Remove it or set version: V1")
 	}
-	if code && !o.PKCE {
+	o.Public = ro.Client == "public"
+	switch {
+	case o.Public && !code:
+		b.errorf(p+"/client", "client credentials authenticate the client with its secret, which a public client does not have; use scheme: oauth or remove client: public")
+	case o.Public && !o.PKCE:
+		b.errorf(p+"/pkce", "a public client has no secret, so only PKCE binds the code to it (RFC 9700 2.1.1); turn pkce on")
+	case o.Public && o.TokenRequest.ClientAuth == ClientAuthBasic:
+		b.errorf(p+"/token_request/client_auth", "a public client has no secret to send with HTTP Basic; remove client_auth: basic")
+	case code && !o.PKCE:
 		b.warnf(p+"/pkce", "PKCE is off for a code flow; an intercepted code could be redeemed by someone else. Turn it on unless the provider rejects it")
 	}
 
@@ -789,6 +831,21 @@ func (b *builder) buildOAuth(r *raw) {
 		o.IntrospectionURI = b.compile(p+"/introspection_uri", ro.IntrospectURI, templates.URL, scopeIntrospect)
 	}
 
+	if o.Public {
+		for _, u := range []struct {
+			field string
+			t     *templates.Template
+		}{{"token_request_uri", o.TokenRequestURI}, {"refresh_uri", o.RefreshURI}, {"revoke_uri", o.RevokeURI}, {"introspection_uri", o.IntrospectionURI}} {
+			if u.t == nil {
+				continue
+			}
+			for _, ph := range u.t.Placeholders() {
+				if ph.Var == VarClientSecret {
+					b.offsetReporter(p+"/"+u.field)(SeverityError, ph.Offset, fmt.Sprintf("${%s} has no value: this is a public client (client: public), which has no secret; remove the parameter", ph.Name))
+				}
+			}
+		}
+	}
 	// A secret in a URL that is sent as written ends up in proxy and server logs.
 	if o.TokenRequest.Params == ParamsQuery {
 		for _, u := range []struct {

@@ -76,6 +76,12 @@ type Environment struct {
 	Title    string
 	BaseURL  *templates.Template // the API base URL
 	LoginURL *templates.Template // the OAuth host; nil when not given
+	// Scopes replace the OAuth scopes in this environment; nil when the
+	// environment gives none.
+	Scopes []string
+	// Defaults are field defaults in this environment, by field name,
+	// over the fields' own.
+	Defaults map[string]string
 }
 
 // Auth says how requests authenticate; exactly one of OAuth, Basic and APIKey
@@ -112,6 +118,9 @@ type OAuth struct {
 	TokenRequest  TokenRequest
 	TokenResponse TokenResponse
 	SendToken     SendToken // where API requests carry the access token
+	// Public is set for a public client (auth.oauth.client: public): it has
+	// no secret, so PKCE is required and nothing authenticates the client.
+	Public bool
 }
 
 // SendToken says where API requests carry the access token: by default

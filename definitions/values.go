@@ -34,7 +34,10 @@ func (d *Definition) Values(env string, assign map[string]string) ([]string, err
 	var missing []string
 	for _, f := range d.Fields {
 		v := vals[f.Var]
-		if v == "" && f.HasDefault {
+		if dv, ok := e.Defaults[f.Name]; v == "" && ok {
+			v = dv
+			vals[f.Var] = v
+		} else if v == "" && f.HasDefault {
 			v = f.Default
 			vals[f.Var] = v
 		}

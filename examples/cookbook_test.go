@@ -1,6 +1,7 @@
 package examples_test
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -18,6 +19,7 @@ func TestListingStyles(t *testing.T) {
 		{"salesforce", "query", definitions.Pagination{Style: definitions.PageNextURL, Items: "records", NextPath: "nextRecordsUrl"}},
 		{"zoho-crm", "list_records", definitions.Pagination{Style: definitions.PagePage, PageParam: "page", FirstPage: 1, SizeParam: "per_page", Size: 200, Items: "data", MorePath: "info.more_records"}},
 		{"hubspot", "list_contacts", definitions.Pagination{Style: definitions.PageCursor, Items: "results", CursorPath: "paging.next.after", CursorParam: "after", SizeParam: "limit", Size: 100}},
+		{"microsoft-graph", "list_users", definitions.Pagination{Style: definitions.PageNextURL, Items: "value", NextPath: "/@odata.nextLink", SizeParam: "$top", Size: 100}},
 		{"slack", "list_conversations", definitions.Pagination{Style: definitions.PageCursor, Items: "channels", CursorPath: "response_metadata.next_cursor", CursorParam: "cursor", SizeParam: "limit", Size: 200}},
 	}
 	for _, tt := range tests {
@@ -114,5 +116,42 @@ func TestTenantHosts(t *testing.T) {
 		if _, err := d.Values("", map[string]string{bad.field: bad.value}); err == nil {
 			t.Errorf("%s accepted %s=%q", bad.def, bad.field, bad.value)
 		}
+	}
+}
+
+// TestClientsAndScopes: Xero is a public client; Graph's national clouds
+// ask for their own scopes.
+func TestClientsAndScopes(t *testing.T) {
+	set := load(t)
+	x, _ := set.Get("xero")
+	if o := x.Auth.OAuth; !o.Public || !o.PKCE {
+		t.Errorf("xero: public %v, pkce %v", o.Public, o.PKCE)
+	}
+	g, _ := set.Get("microsoft-graph")
+	want := map[string]string{
+		"global": "[https://graph.microsoft.com/User.Read offline_access]",
+		"us-gov": "[https://graph.microsoft.us/User.Read offline_access]",
+		"china":  "[https://microsoftgraph.chinacloudapi.cn/User.Read offline_access]",
+	}
+	for env, scopes := range want {
+		e, err := g.Environment(env)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := e.Scopes
+		if got == nil {
+			got = g.Auth.OAuth.Scopes
+		}
+		if fmt.Sprint(got) != scopes {
+			t.Errorf("graph %s: scopes %v, want %s", env, got, scopes)
+		}
+	}
+	vals, err := g.Values("us-gov", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl, _ := g.URI("token_request_uri")
+	if got, _ := tmpl.Expand(vals); got != "https://login.microsoftonline.us/organizations/oauth2/v2.0/token" {
+		t.Errorf("graph us-gov token URI %s", got)
 	}
 }

@@ -18,7 +18,7 @@ import (
 )
 
 var exampleNames = []string{
-	"datadog", "github", "github-enterprise-server", "jira-cloud", "paypal", "ryvit-v1", "hubspot", "okta", "salesforce", "shopify", "slack", "zendesk", "zoho-crm",
+	"datadog", "github", "github-enterprise-server", "jira-cloud", "paypal", "ryvit-v1", "hubspot", "microsoft-graph", "okta", "salesforce", "shopify", "slack", "xero", "zendesk", "zoho-crm",
 }
 
 func load(t *testing.T) *definitions.Set {
