@@ -10,9 +10,11 @@ import (
 	"io"
 	"iter"
 	"net/http"
+	"net/url"
 	"os"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"text/tabwriter"
 	"time"
 
@@ -138,7 +140,35 @@ type output struct {
 	all      bool
 	progress bool
 	dryRun   bool
-	report   *progressReport // set by app.progress
+	report   *progressReport    // set by app.progress
+	attempts *countingTransport // set by apiSession
+	timeout  time.Duration
+}
+
+// countingTransport counts the requests sent to the API.
+type countingTransport struct {
+	next http.RoundTripper
+	n    atomic.Int64
+}
+
+func (c *countingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	c.n.Add(1)
+	return c.next.RoundTrip(req)
+}
+
+// apiFailure explains err: a --timeout that ran out names the request, the
+// attempts and the timeout instead of a bare "context deadline exceeded".
+func apiFailure(ctx context.Context, conn *connector.Connection, o *output, err error) error {
+	var ue *url.Error
+	if ctx.Err() != nil && errors.Is(err, context.DeadlineExceeded) && errors.As(err, &ue) {
+		n := int64(0)
+		if o.attempts != nil {
+			n = o.attempts.n.Load()
+		}
+		err = fmt.Errorf("%s %s: no answer within --timeout %s (%s sent; the host took the connection but did not answer): check the connection's base URL, or give a longer --timeout",
+			strings.ToUpper(ue.Op), ue.URL, o.timeout, plural(int(n), "request"))
+	}
+	return connectionFailure(conn, err)
 }
 
 func (o *output) bind(c *cobra.Command) {
@@ -168,7 +198,15 @@ func (a *app) apiSession(f *connFlags, o *output) (*connector.API, *connector.Co
 			// API requests stop here.
 			v := newVerbose(nil, a.stderr, conn)
 			opts.Base = &dryRunTransport{out: a.stdout, verbose: v}
+			return
 		}
+		// Count what reaches the network, for the timeout message.
+		next := opts.Base
+		if next == nil {
+			next = baseTransport()
+		}
+		o.attempts = &countingTransport{next: next}
+		opts.Base = o.attempts
 	}
 	if conn.Definition.Auth.OAuth == nil {
 		if v := a.verboseFor(conn, nil); v != nil {
@@ -204,9 +242,8 @@ func (a *app) apiSession(f *connFlags, o *output) (*connector.API, *connector.Co
 
 func (a *app) callCommand() *cobra.Command {
 	var (
-		f       connFlags
-		out     output
-		timeout time.Duration
+		f   connFlags
+		out output
 	)
 	c := &cobra.Command{
 		Use:   "call --connection FILE ACTION [input=value ...]",
@@ -251,7 +288,7 @@ and writes items as they arrive.`,
 			}
 			ctx, cancel := interruptible(cmd.Context())
 			defer cancel()
-			ctx, cancelT := context.WithTimeout(ctx, timeout)
+			ctx, cancelT := context.WithTimeout(ctx, out.timeout)
 			defer cancelT()
 			paged := act.Pagination != nil && act.Pagination.Style != definitions.PageNone
 			if out.all && !out.dryRun {
@@ -259,7 +296,7 @@ and writes items as they arrive.`,
 			}
 			resp, err := api.Call(ctx, act.Name, input)
 			if err != nil {
-				return connectionFailure(conn, err)
+				return apiFailure(ctx, conn, &out, err)
 			}
 			if out.dryRun {
 				resp.Body.Close()
@@ -273,7 +310,7 @@ and writes items as they arrive.`,
 	}
 	f.bind(c)
 	out.bind(c)
-	c.Flags().DurationVar(&timeout, "timeout", 10*time.Minute, "give up after this long")
+	c.Flags().DurationVar(&out.timeout, "timeout", 10*time.Minute, "give up after this long")
 	c.ValidArgsFunction = a.completeCall(&f)
 	return c
 }
@@ -284,7 +321,6 @@ func (a *app) requestCommand() *cobra.Command {
 		out     output
 		data    string
 		headers []string
-		timeout time.Duration
 	)
 	c := &cobra.Command{
 		Use:   "request --connection FILE METHOD PATH",
@@ -331,7 +367,7 @@ definition's headers, retries and rate limits. -d sends a JSON body, inline or
 			defer closeFn()
 			ctx, cancel := interruptible(cmd.Context())
 			defer cancel()
-			ctx, cancelT := context.WithTimeout(ctx, timeout)
+			ctx, cancelT := context.WithTimeout(ctx, out.timeout)
 			defer cancelT()
 			p := api.Definition().Pagination
 			if out.all && !out.dryRun {
@@ -346,7 +382,7 @@ definition's headers, retries and rate limits. -d sends a JSON body, inline or
 				return usageErrorf("%s is not on the connection's API host; request sends only to %s: give a path relative to it, such as /rest/v1.0/me", he.URL, he.API)
 			}
 			if err != nil {
-				return connectionFailure(conn, err)
+				return apiFailure(ctx, conn, &out, err)
 			}
 			if out.dryRun {
 				resp.Body.Close()
@@ -359,7 +395,7 @@ definition's headers, retries and rate limits. -d sends a JSON body, inline or
 	out.bind(c)
 	c.Flags().StringVarP(&data, "data", "d", "", "JSON body: inline, or @FILE (@- for stdin)")
 	c.Flags().StringArrayVarP(&headers, "header", "H", nil, "extra header 'Name: value'; repeatable")
-	c.Flags().DurationVar(&timeout, "timeout", 10*time.Minute, "give up after this long")
+	c.Flags().DurationVar(&out.timeout, "timeout", 10*time.Minute, "give up after this long")
 	return c
 }
 

@@ -1,9 +1,11 @@
 package main
 
 import (
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -234,5 +236,43 @@ func TestProgressReportEnds(t *testing.T) {
 		if !strings.HasSuffix(got, "progress: 30 items, 3 pages\n") || (!tty && strings.Count(got, "\n") != 1) {
 			t.Errorf("tty=%v: progress output %q", tty, got)
 		}
+	}
+}
+
+// An API host that accepts and never answers: the error names the
+// endpoint, the attempts and the timeout, not a bare "context deadline
+// exceeded" (issue 13 item 9).
+func TestSilentHostMessage(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var held []net.Conn
+	var mu sync.Mutex
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			held = append(held, c)
+			mu.Unlock()
+		}
+	}()
+	defer func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range held {
+			c.Close()
+		}
+	}()
+	defs := writeFile(t, t.TempDir(), "hostile.yaml", hostileDef)
+	code, _, errOut := cli(t, "--definitions", defs, "request", "GET", "/slow", "--timeout", "1s",
+		"--connection-string", "Definition=hostile;BaseURL=http://"+ln.Addr().String())
+	if code != exitFailed || !strings.Contains(errOut, "GET http://"+ln.Addr().String()+"/slow") ||
+		!strings.Contains(errOut, "no answer within --timeout 1s") {
+		t.Errorf("exit %d, stderr %q", code, errOut)
 	}
 }
