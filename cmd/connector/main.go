@@ -124,6 +124,7 @@ describe. Procore definitions are built in; --definitions adds your own.`,
 		a.requestCommand(),
 		a.emulateCommand(),
 		a.demoCommand(),
+		a.serveCommand(),
 	)
 	for _, c := range root.Commands() {
 		wrapArgs(c)

@@ -97,13 +97,6 @@ func (d *DB) migrate(ctx context.Context) error {
 	if current == len(migrations) {
 		return nil
 	}
-	if _, err := d.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS server_schema_migrations (
-	version INTEGER PRIMARY KEY,
-	name    TEXT NOT NULL,
-	applied BIGINT NOT NULL
-)`); err != nil && !isUnique(err) { // two PostgreSQL hosts racing here may collide on the catalog
-		return fmt.Errorf("creating the migrations table: %w", err)
-	}
 	for _, m := range migrations[current:] {
 		if err := d.apply(ctx, m); err != nil {
 			return fmt.Errorf("applying migration %d (%s): %w", m.version, m.name, err)
@@ -122,7 +115,16 @@ func (d *DB) apply(ctx context.Context, m migration) error {
 		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, migrationLock); err != nil {
 			return err
 		}
-	} else if _, err := tx.ExecContext(ctx, `UPDATE server_schema_migrations SET name = name WHERE version < 0`); err != nil {
+	}
+	// Under the lock (PostgreSQL), or as the write that takes SQLite's.
+	if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS server_schema_migrations (
+	version INTEGER PRIMARY KEY,
+	name    TEXT NOT NULL,
+	applied BIGINT NOT NULL
+)`); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE server_schema_migrations SET name = name WHERE version < 0`); err != nil {
 		return err
 	}
 	var done int

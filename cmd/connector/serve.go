@@ -1,0 +1,282 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/connector-engine/connector/connector/emulator"
+	"github.com/connector-engine/connector/connector/server"
+	"github.com/connector-engine/connector/connector/server/state"
+	"github.com/connector-engine/connector/connector/store"
+	"github.com/connector-engine/connector/connector/store/filestore"
+	"github.com/connector-engine/connector/connector/store/pgstore"
+)
+
+type serveFlags struct {
+	addr, store, keyFile, publicURL string
+	allowHosts, returnTo            []string
+	allowPrivate, demo              bool
+}
+
+func (f *serveFlags) bindStore(c *cobra.Command) {
+	c.Flags().StringVar(&f.store, "store", "",
+		"the server's database: an SQLite file (or sqlite:///path) or a postgres:// URL shared by every replica (default: $CONNECTOR_STORE when it names a database, else connector.db in the state directory)")
+	c.Flags().StringVar(&f.keyFile, "key-file", "", "the key that seals secrets at rest (default: secret.key next to an SQLite file; $CONNECTOR_SECRET_KEY wins; required for PostgreSQL)")
+}
+
+func (a *app) serveCommand() *cobra.Command {
+	var f serveFlags
+	c := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the connections service: an HTTP API for OAuth clients, connections, tokens and proxied calls",
+		Long: `serve runs the multi-tenant connections service (API under /v1, described at
+/v1/openapi.json). Its state and the tokens live in one database: an SQLite
+file by default, or PostgreSQL (--store postgres://...), which any number of
+replicas share. Create API keys with 'connector serve keys create'.
+--demo starts it on a temporary database with a Procore emulator and a ready
+OAuth client, and prints an admin key.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, cancel := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer cancel()
+			return a.serve(ctx, f, nil)
+		},
+	}
+	f.bindStore(c)
+	c.Flags().StringVar(&f.addr, "addr", "127.0.0.1:8080", "the address to listen on")
+	c.Flags().StringVar(&f.publicURL, "public-url", "", "where browsers reach the server, for the OAuth redirect URI (default: http://ADDR)")
+	c.Flags().StringSliceVar(&f.allowHosts, "allow-hosts", nil, "hosts an OAuth client's base_url/login_url may name (exact, or *.example.com); repeatable")
+	c.Flags().BoolVar(&f.allowPrivate, "allow-private", false, "let those hosts be loopback or private addresses")
+	c.Flags().StringSliceVar(&f.returnTo, "return-to", nil, "URL prefixes a browser may be sent back to after authorizing; repeatable")
+	c.Flags().BoolVar(&f.demo, "demo", false, "a temporary database, a Procore emulator and a ready OAuth client")
+	keys := &cobra.Command{Use: "keys", Short: "Manage API keys"}
+	keys.AddCommand(a.keysCreateCommand())
+	c.AddCommand(keys)
+	return c
+}
+
+func (a *app) keysCreateCommand() *cobra.Command {
+	var (
+		f      serveFlags
+		tenant string
+		scopes []string
+	)
+	c := &cobra.Command{
+		Use:   "create",
+		Short: "Create an API key for a tenant (created when new) and print it, once",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var sc []state.Scope
+			for _, s := range scopes {
+				p, err := state.ParseScope(s)
+				if err != nil {
+					return usageErrorf("--scope: %w", err)
+				}
+				sc = append(sc, p)
+			}
+			if tenant == "" || len(sc) == 0 {
+				return usageErrorf("give --tenant and at least one --scope (%s)", strings.Join(scopeNames(), ", "))
+			}
+			ctx, cancel := context.WithTimeout(cmd.Context(), time.Minute)
+			defer cancel()
+			st, err := openServeStorage(ctx, f)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			if _, err := st.State.EnsureTenant(ctx, tenant, ""); err != nil {
+				return usageErrorf("--tenant: %w", err)
+			}
+			key, k, err := st.State.CreateKey(ctx, tenant, sc)
+			if err != nil {
+				return &exitError{code: exitFailed, err: err}
+			}
+			fmt.Fprintln(a.stdout, key)
+			fmt.Fprintf(a.stderr, "API key %s for tenant %s with scopes %s. It is shown only this once: keep it in your secret manager.\n", k.ID, tenant, strings.Join(scopes, ", "))
+			return nil
+		},
+	}
+	f.bindStore(c)
+	c.Flags().StringVar(&tenant, "tenant", "", "the tenant the key belongs to")
+	c.Flags().StringSliceVar(&scopes, "scope", nil, "a scope: "+strings.Join(scopeNames(), ", ")+"; repeatable or comma-separated")
+	return c
+}
+
+func scopeNames() []string {
+	var out []string
+	for _, s := range state.Scopes {
+		out = append(out, string(s))
+	}
+	return out
+}
+
+// openServeStorage opens the database --store names, with the sealing key.
+func openServeStorage(ctx context.Context, f serveFlags) (*server.Storage, error) {
+	spec := f.store
+	if spec == "" {
+		if env := os.Getenv(filestore.EnvStore); env != "" && !strings.HasSuffix(env, ".json") {
+			spec = env
+		}
+	}
+	if spec == "" {
+		p, err := filestore.DefaultPath()
+		if err != nil {
+			return nil, &exitError{code: exitFailed, err: err}
+		}
+		spec = filepath.Join(filepath.Dir(p), "connector.db")
+	}
+	if strings.HasSuffix(spec, ".json") {
+		return nil, usageErrorf("--store %s is a token file; the server needs a database: an SQLite file (connector.db) or a postgres:// URL", spec)
+	}
+	keyFile := f.keyFile
+	if pgstore.IsURL(spec) {
+		if _, set := os.LookupEnv(store.EnvSecretKey); !set && keyFile == "" {
+			return nil, usageErrorf("replicas sharing PostgreSQL must share the key that seals secrets: set %s (make one with: openssl rand -base64 32) or pass --key-file", store.EnvSecretKey)
+		}
+	} else if keyFile == "" {
+		keyFile = filepath.Join(filepath.Dir(strings.TrimPrefix(spec, "sqlite://")), "secret.key")
+	}
+	sealer, err := store.LoadSealer(keyFile)
+	if err != nil {
+		return nil, &exitError{code: exitFailed, err: err}
+	}
+	st, err := server.OpenStorage(ctx, spec, sealer)
+	if err != nil {
+		return nil, &exitError{code: exitFailed, err: err}
+	}
+	return st, nil
+}
+
+// serve runs the server until ctx ends, then shuts down gracefully: no new
+// connections, in-flight requests finish (up to shutdownGrace), and the
+// database handles close, releasing any lock held. ready, when set, is
+// told the listening address.
+func (a *app) serve(ctx context.Context, f serveFlags, ready func(addr string)) error {
+	logger := slog.New(slog.NewJSONHandler(a.stderr, nil))
+	var cleanup []func()
+	defer func() {
+		for i := len(cleanup) - 1; i >= 0; i-- {
+			cleanup[i]()
+		}
+	}()
+	var emu *emulator.Server
+	var emuURL, demoSecret string
+	if f.demo {
+		dir, err := os.MkdirTemp("", "connector-serve-demo-")
+		if err != nil {
+			return err
+		}
+		cleanup = append(cleanup, func() { os.RemoveAll(dir) })
+		f.store, f.keyFile = filepath.Join(dir, "connector.db"), filepath.Join(dir, "secret.key")
+		f.allowHosts, f.allowPrivate = append(f.allowHosts, "127.0.0.1"), true
+		demoSecret = randomSecret()
+		emu = emulator.New(emulator.Config{Clients: []emulator.Client{{ID: "connector-serve-demo", Secret: demoSecret, Name: "connector serve demo"}}})
+		if emuURL, err = emu.Start(ctx, "127.0.0.1:0"); err != nil {
+			return err
+		}
+		cleanup = append(cleanup, func() { emu.Close() })
+	}
+	octx, cancel := context.WithTimeout(ctx, time.Minute)
+	st, err := openServeStorage(octx, f)
+	cancel()
+	if err != nil {
+		return err
+	}
+	cleanup = append(cleanup, func() { st.Close() })
+	defs, err := a.definitions()
+	if err != nil {
+		return err
+	}
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", f.addr)
+	if err != nil {
+		return &exitError{code: exitFailed, err: fmt.Errorf("listening on %s: %w", f.addr, err)}
+	}
+	public := f.publicURL
+	if public == "" {
+		public = "http://" + ln.Addr().String()
+	}
+	srv, err := server.New(server.Config{
+		State: st.State, Tokens: st.Tokens, Definitions: defs, PublicURL: public,
+		ReturnTo: f.returnTo, AllowHosts: f.allowHosts, AllowPrivate: f.allowPrivate, Logger: logger,
+	})
+	if err != nil {
+		ln.Close()
+		return usageErrorf("%w", err)
+	}
+	if f.demo {
+		if err := a.seedDemo(ctx, st, srv, emuURL, demoSecret, public); err != nil {
+			ln.Close()
+			return err
+		}
+	}
+	hs := server.HTTPServer(f.addr, srv)
+	done := make(chan error, 1)
+	go func() { done <- hs.Serve(ln) }()
+	logger.Info("serving", "addr", ln.Addr().String(), "public_url", public)
+	if ready != nil {
+		ready(ln.Addr().String())
+	}
+	select {
+	case err := <-done:
+		return &exitError{code: exitFailed, err: err}
+	case <-ctx.Done():
+	}
+	logger.Info("shutting down: finishing in-flight requests")
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	defer cancel()
+	if err := hs.Shutdown(sctx); err != nil {
+		return &exitError{code: exitFailed, err: fmt.Errorf("shutting down: %w", err)}
+	}
+	if err := <-done; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return &exitError{code: exitFailed, err: err}
+	}
+	return nil
+}
+
+const shutdownGrace = 30 * time.Second
+
+func randomSecret() string {
+	b := make([]byte, 24)
+	_, _ = rand.Read(b)
+	return fmt.Sprintf("%x", b)
+}
+
+// seedDemo makes the demo tenant, its admin key and an OAuth client for the
+// emulator, and prints how to use them.
+func (a *app) seedDemo(ctx context.Context, st *server.Storage, srv *server.Server, emuURL, secret, public string) error {
+	if _, err := st.State.EnsureTenant(ctx, "demo", "Demo tenant"); err != nil {
+		return err
+	}
+	key, _, err := st.State.CreateKey(ctx, "demo", []state.Scope{state.ScopeAdmin})
+	if err != nil {
+		return err
+	}
+	cl, err := st.State.CreateClient(ctx, state.Client{Tenant: "demo", Definition: "procore", ClientID: "connector-serve-demo", Secret: secret,
+		RedirectURI: srv.RedirectURI(), BaseURL: emuURL, LoginURL: emuURL})
+	if err != nil {
+		return err
+	}
+	w := a.stdout
+	fmt.Fprintf(w, "connector serve --demo: a Procore emulator at %s and a temporary database.\n\n", emuURL)
+	fmt.Fprintf(w, "Admin URL:  %s/v1/openapi.json\nAdmin key:  %s   (tenant demo, scope admin; shown once)\nOAuth client: %s (definition procore)\n\n", public, key, cl.ID)
+	fmt.Fprintf(w, "Try:\n  export KEY=%s\n", key)
+	fmt.Fprintf(w, "  curl -s -H \"Authorization: Bearer $KEY\" -d '{\"oauth_client\":\"%s\"}' %s/v1/connections\n", cl.ID, public)
+	fmt.Fprintf(w, "  curl -s -H \"Authorization: Bearer $KEY\" -X POST %s/v1/connections/ID/authorize   # open authorization_url in a browser\n", public)
+	fmt.Fprintf(w, "  curl -s -H \"Authorization: Bearer $KEY\" %s/v1/connections/ID/proxy/rest/v1.0/me\n\n", public)
+	fmt.Fprintln(w, "Ctrl-C stops the server and removes the database.")
+	return nil
+}

@@ -1,0 +1,151 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// syncBuffer is a bytes.Buffer safe for the server's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// startServe runs a.serve until the test ends and returns its base URL.
+func startServe(t *testing.T, f serveFlags) (string, *syncBuffer, *syncBuffer, func() error) {
+	t.Helper()
+	out, errs := &syncBuffer{}, &syncBuffer{}
+	a := &app{stdout: out, stderr: errs}
+	ctx, cancel := context.WithCancel(context.Background())
+	addr := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() { done <- a.serve(ctx, f, func(s string) { addr <- s }) }()
+	var base string
+	select {
+	case s := <-addr:
+		base = "http://" + s
+	case err := <-done:
+		cancel()
+		t.Fatalf("serve: %v\n%s", err, errs.String())
+	}
+	stopped := false
+	stop := func() error {
+		if stopped {
+			return nil
+		}
+		stopped = true
+		cancel()
+		return <-done
+	}
+	t.Cleanup(func() { _ = stop() })
+	return base, out, errs, stop
+}
+
+func get(t *testing.T, url, key string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest("GET", url, nil)
+	if key != "" {
+		req.Header.Set("Authorization", "Bearer "+key)
+	}
+	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func TestServeKeysAndOperations(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "connector.db")
+	t.Setenv("CONNECTOR_SECRET_KEY", "")
+	os.Unsetenv("CONNECTOR_SECRET_KEY") // restored by Setenv's cleanup
+	code, stdout, stderr := runCLI(t, "serve", "keys", "create", "--store", db, "--key-file", filepath.Join(dir, "secret.key"), "--tenant", "acme", "--scope", "connections:read,token")
+	if code != 0 {
+		t.Fatalf("keys create: %d %s", code, stderr)
+	}
+	key := strings.TrimSpace(stdout)
+	if !strings.HasPrefix(key, "cks_") || strings.Contains(stderr, key) || !strings.Contains(stderr, "shown only this once") {
+		t.Fatalf("keys create printed %q / %q", stdout, stderr)
+	}
+	for _, bad := range [][]string{
+		{"--tenant", "acme", "--scope", "root"},
+		{"--scope", "token"},
+		{"--tenant", "Not A Tenant", "--scope", "token"},
+	} {
+		args := append([]string{"serve", "keys", "create", "--store", db, "--key-file", filepath.Join(dir, "secret.key")}, bad...)
+		if code, _, stderr := runCLI(t, args...); code != exitUsage || stderr == "" {
+			t.Errorf("keys create %v: exit %d, %q", bad, code, stderr)
+		}
+	}
+	if code, _, stderr := runCLI(t, "serve", "--store", filepath.Join(dir, "store.json")); code != exitUsage || !strings.Contains(stderr, "needs a database") {
+		t.Errorf("serve on a token file: %d %q", code, stderr)
+	}
+
+	base, _, logs, stop := startServe(t, serveFlags{addr: "127.0.0.1:0", store: db, keyFile: filepath.Join(dir, "secret.key")})
+	for path, want := range map[string]string{"/healthz": "ok", "/readyz": "ready", "/metrics": "connector_connections"} {
+		if code, body := get(t, base+path, ""); code != 200 || !strings.Contains(body, want) {
+			t.Errorf("%s: %d %s", path, code, body)
+		}
+	}
+	if code, body := get(t, base+"/v1/connections", key); code != 200 || !strings.Contains(body, `"connections"`) {
+		t.Errorf("list with the new key: %d %s", code, body)
+	}
+	if code, _ := get(t, base+"/v1/oauth-clients", key); code != 403 {
+		t.Errorf("admin route with a read key: %d", code)
+	}
+	if code, body := get(t, base+"/metrics", ""); !strings.Contains(body, `connector_http_requests_total{route="GET /v1/connections",status="200"} 1`) {
+		t.Errorf("metrics do not count the request: %d %s", code, body)
+	}
+	if err := stop(); err != nil {
+		t.Fatalf("shutdown: %v", err)
+	}
+	if strings.Contains(logs.String(), key) {
+		t.Fatal("the API key is in the server's log")
+	}
+	if n := strings.Count(logs.String(), `"msg":"request"`); n < 6 {
+		t.Fatalf("%d request log lines, want one per request:\n%s", n, logs.String())
+	}
+}
+
+func TestServeDemo(t *testing.T) {
+	base, out, _, stop := startServe(t, serveFlags{addr: "127.0.0.1:0", demo: true})
+	text := out.String()
+	if !strings.Contains(text, "Admin URL:  "+base+"/v1/openapi.json") {
+		t.Fatalf("demo output lacks the admin URL:\n%s", text)
+	}
+	var key string
+	for _, l := range strings.Split(text, "\n") {
+		if k, ok := strings.CutPrefix(l, "Admin key:  "); ok {
+			key = strings.Fields(k)[0]
+		}
+	}
+	code, body := get(t, base+"/v1/oauth-clients", key)
+	if code != 200 || !strings.Contains(body, `"definition":"procore"`) {
+		t.Fatalf("demo client: %d %s", code, body)
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+}
