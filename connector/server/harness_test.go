@@ -73,7 +73,7 @@ func randomKey(t testing.TB) *store.Sealer {
 // env is a running server (one or more replicas on one database) with an
 // emulator, two tenants and their keys.
 type env struct {
-	t        *testing.T
+	t        testing.TB
 	emu      *emulator.Server
 	emuURL   string
 	replicas []*replica
@@ -102,7 +102,7 @@ type envOptions struct {
 	margin        time.Duration
 }
 
-func newEnv(t *testing.T, spec string, o envOptions) *env {
+func newEnv(t testing.TB, spec string, o envOptions) *env {
 	t.Helper()
 	if o.replicas == 0 {
 		o.replicas = 1

@@ -1,0 +1,151 @@
+package server_test
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/connector-engine/connector/connector"
+	"github.com/connector-engine/connector/connector/internal/pgtest"
+	"github.com/connector-engine/connector/definitions"
+)
+
+// quantiles reports p50 and p99 of ds as benchmark metrics.
+func quantiles(b *testing.B, ds []time.Duration) {
+	if len(ds) == 0 {
+		return
+	}
+	slices.Sort(ds)
+	b.ReportMetric(float64(ds[len(ds)/2].Microseconds()), "p50-µs")
+	b.ReportMetric(float64(ds[len(ds)*99/100].Microseconds()), "p99-µs")
+}
+
+func benchEnv(b *testing.B, spec string) (*env, string) {
+	e := newEnv(b, spec, envOptions{})
+	cl := e.oauthClient("acme")
+	conn := e.connection("acme", cl)
+	a := e.must(201, 0, "POST", "/v1/connections/"+conn+"/authorize", e.keys["acme:connections:write"], nil)
+	e.browse(0, e.consent(a["authorization_url"].(string), "allow"))
+	return e, conn
+}
+
+var benchClient = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 128}}
+
+func getBody(b *testing.B, url, key string) {
+	req, _ := http.NewRequest("GET", url, nil)
+	req.Header.Set("Authorization", "Bearer "+key)
+	resp, err := benchClient.Do(req)
+	if err != nil {
+		b.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		b.Fatalf("HTTP %d", resp.StatusCode)
+	}
+}
+
+// BenchmarkProxy compares a call through the server's proxy with the same
+// call made directly with connector.API on the same token store (the
+// baseline, in the same run). Quote the p50 ratio.
+func BenchmarkProxy(b *testing.B) {
+	e, conn := benchEnv(b, b.TempDir()+"/connector.db")
+	def, _ := definitions.Builtin().Get("procore")
+	api, err := connector.NewAPI(&connector.Connection{ID: conn, Definition: def, ClientID: emuClientID, ClientSecret: emuSecret,
+		RedirectURI: e.replicas[0].srv.RedirectURI(), BaseURL: e.emuURL, LoginURL: e.emuURL}, e.replicas[0].storage.Tokens, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("direct", func(b *testing.B) {
+		ds := make([]time.Duration, 0, b.N)
+		for b.Loop() {
+			start := time.Now()
+			resp, err := api.Do(context.Background(), connector.Request{Path: "/rest/v1.0/me"})
+			if err != nil {
+				b.Fatal(err)
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			ds = append(ds, time.Since(start))
+		}
+		quantiles(b, ds)
+	})
+	b.Run("proxy", func(b *testing.B) {
+		url := e.replicas[0].url + "/v1/connections/" + conn + "/proxy/rest/v1.0/me"
+		key := e.keys["acme:proxy"]
+		ds := make([]time.Duration, 0, b.N)
+		for b.Loop() {
+			start := time.Now()
+			getBody(b, url, key)
+			ds = append(ds, time.Since(start))
+		}
+		quantiles(b, ds)
+	})
+}
+
+// BenchmarkToken measures the token endpoint with the replica's token cache
+// warm, on SQLite and on PostgreSQL (each request still authenticates its
+// key and reads the connection from the database), and a bare read of the
+// token record from PostgreSQL as the baseline.
+func BenchmarkToken(b *testing.B) {
+	for _, bk := range []struct{ name, spec string }{{"sqlite", b.TempDir() + "/connector.db"}, {"postgres", pgtest.Shared(b)}} {
+		e, conn := benchEnv(b, bk.spec)
+		b.Run("endpoint-warm-"+bk.name, func(b *testing.B) {
+			url := e.replicas[0].url + "/v1/connections/" + conn + "/token"
+			key := e.keys["acme:token"]
+			ds := make([]time.Duration, 0, b.N)
+			for b.Loop() {
+				start := time.Now()
+				req, _ := http.NewRequest("POST", url, nil)
+				req.Header.Set("Authorization", "Bearer "+key)
+				resp, err := benchClient.Do(req)
+				if err != nil {
+					b.Fatal(err)
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				ds = append(ds, time.Since(start))
+			}
+			quantiles(b, ds)
+		})
+		b.Run("store-get-"+bk.name, func(b *testing.B) {
+			st := e.replicas[0].storage.Tokens
+			ds := make([]time.Duration, 0, b.N)
+			for b.Loop() {
+				start := time.Now()
+				if _, err := st.Get(context.Background(), conn); err != nil {
+					b.Fatal(err)
+				}
+				ds = append(ds, time.Since(start))
+			}
+			quantiles(b, ds)
+		})
+	}
+}
+
+// BenchmarkProxy64 runs proxied calls from 64 concurrent clients and
+// reports requests per second.
+func BenchmarkProxy64(b *testing.B) {
+	e, conn := benchEnv(b, b.TempDir()+"/connector.db")
+	url := e.replicas[0].url + "/v1/connections/" + conn + "/proxy/rest/v1.0/me"
+	key := e.keys["acme:proxy"]
+	var left atomic.Int64
+	left.Store(int64(b.N))
+	b.ResetTimer()
+	start := time.Now()
+	var wg sync.WaitGroup
+	for range 64 {
+		wg.Go(func() {
+			for left.Add(-1) >= 0 {
+				getBody(b, url, key)
+			}
+		})
+	}
+	wg.Wait()
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "req/s")
+}
