@@ -41,7 +41,7 @@ func (a *app) serveCommand() *cobra.Command {
 	var f serveFlags
 	c := &cobra.Command{
 		Use:   "serve",
-		Short: "Run the connections service: an HTTP API for OAuth clients, connections, tokens and proxied calls",
+		Short: "Run the multi-tenant connections service (HTTP API)",
 		Long: `serve runs the multi-tenant connections service (API under /v1, described at
 /v1/openapi.json). Its state and the tokens live in one database: an SQLite
 file by default, or PostgreSQL (--store postgres://...), which any number of
