@@ -25,6 +25,7 @@ import (
 	"github.com/connector-engine/connector/connector/server"
 	"github.com/connector-engine/connector/connector/server/state"
 	"github.com/connector-engine/connector/connector/store"
+	"github.com/connector-engine/connector/definitions"
 )
 
 func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
@@ -100,6 +101,7 @@ type envOptions struct {
 	replicas      int
 	tokenLifetime time.Duration
 	margin        time.Duration
+	definitions   *definitions.Set
 }
 
 func newEnv(t testing.TB, spec string, o envOptions) *env {
@@ -161,7 +163,7 @@ func (e *env) startReplica(spec string, sealer *store.Sealer, o envOptions) *rep
 		ReturnTo:   []string{"https://platform.example.com/connected"},
 		AllowHosts: []string{"127.0.0.1"}, AllowPrivate: true,
 		Logger:      slog.New(slog.NewJSONHandler(logSink{}, nil)),
-		TokenMargin: o.margin,
+		TokenMargin: o.margin, Definitions: o.definitions,
 	})
 	if err != nil {
 		t.Fatal(err)
