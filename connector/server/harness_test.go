@@ -28,7 +28,12 @@ import (
 	"github.com/connector-engine/connector/definitions"
 )
 
-func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
+func TestMain(m *testing.M) {
+	if os.Getenv(envReplica) != "" {
+		os.Exit(runChildReplica())
+	}
+	os.Exit(pgtest.Main(m))
+}
 
 // secrets collects every secret the tests issue, and logs every log line,
 // so that TestZZNoSecretInLogs can grep the one for the other.
@@ -64,6 +69,7 @@ const (
 func randomKey(t testing.TB) *store.Sealer {
 	key := make([]byte, 32)
 	_, _ = rand.Read(key)
+	lastKey = key
 	s, err := store.NewSealer(key)
 	if err != nil {
 		t.Fatal(err)
@@ -73,6 +79,9 @@ func randomKey(t testing.TB) *store.Sealer {
 
 // env is a running server (one or more replicas on one database) with an
 // emulator, two tenants and their keys.
+// lastKey is the sealing key of the latest env, for child replicas.
+var lastKey []byte
+
 type env struct {
 	t        testing.TB
 	emu      *emulator.Server
