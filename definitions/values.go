@@ -2,8 +2,11 @@ package definitions
 
 import (
 	"fmt"
-	"github.com/connector-engine/connector/templates"
+	"regexp"
+	"slices"
 	"strings"
+
+	"github.com/connector-engine/connector/templates"
 )
 
 // Values assigns placeholder values for one environment: assign maps
@@ -105,5 +108,20 @@ func (d *Definition) Compile(src string) (*templates.Template, error) {
 	if !strings.Contains(src, "/") {
 		kind = templates.Text
 	}
-	return templates.Compile(src, kind, d.vars)
+	t, err := templates.Compile(src, kind, d.vars)
+	if err != nil {
+		// Report every unknown placeholder, not only the first.
+		var unknown []string
+		for _, m := range placeholderName.FindAllStringSubmatch(src, -1) {
+			if _, ok := d.vars.Lookup(m[1]); !ok && !slices.Contains(unknown, "${"+m[1]+"}") {
+				unknown = append(unknown, "${"+m[1]+"}")
+			}
+		}
+		if len(unknown) > 1 {
+			return nil, fmt.Errorf("%d unknown placeholders: %s; known placeholders are %s", len(unknown), strings.Join(unknown, ", "), strings.Join(d.vars.Names(), ", "))
+		}
+	}
+	return t, err
 }
+
+var placeholderName = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)

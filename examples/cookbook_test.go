@@ -2,6 +2,7 @@ package examples_test
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -153,5 +154,59 @@ func TestClientsAndScopes(t *testing.T) {
 	tmpl, _ := g.URI("token_request_uri")
 	if got, _ := tmpl.Expand(vals); got != "https://login.microsoftonline.us/organizations/oauth2/v2.0/token" {
 		t.Errorf("graph us-gov token URI %s", got)
+	}
+}
+
+// TestRenderEveryExample renders every OAuth request of every example as
+// render --request shows it: it must build, carry the standard parameters
+// and never show a secret.
+func TestRenderEveryExample(t *testing.T) {
+	set := load(t)
+	samples := map[string]string{
+		"InstanceUrl": "https://acme.my.salesforce.com", "Subdomain": "acme", "Shop": "acme", "OktaDomain": "acme.okta.com",
+		"TenantId": "00000000-0000-0000-0000-000000000000", "ServerUrl": "https://github.acme.example",
+		"ApiKey": "k", "ApplicationKey": "a", "PartnerApiKey": "pk", "SiteUrl": "https://acme.atlassian.net", "Email": "a@acme.example", "ApiToken": "tok",
+		"ClientId": "cid", "ClientSecret": "SECRET-VALUE", "RedirectUri": "https://platform.example/cb",
+		"code": "CODE-VALUE", "refreshToken": "REFRESH-VALUE",
+	}
+	rendered := 0
+	for _, d := range set.All() {
+		if d.Auth.OAuth == nil || d.Source == "" || strings.HasPrefix(d.Source, "builtin/") {
+			continue
+		}
+		assign := map[string]string{}
+		for k, v := range samples {
+			if _, ok := d.Vars().Lookup(k); ok {
+				assign[k] = v
+			}
+		}
+		for _, env := range d.Environments {
+			vals, err := d.Values(env.Name, assign)
+			if err != nil {
+				t.Fatalf("%s/%s: %v", d.Name, env.Name, err)
+			}
+			for _, key := range definitions.URIKeys {
+				if _, ok := d.URI(key); !ok {
+					continue
+				}
+				p, err := d.Preview(env.Name, key, vals, false)
+				if err != nil {
+					t.Fatalf("%s/%s %s: %v", d.Name, env.Name, key, err)
+				}
+				s := p.String()
+				for _, secret := range []string{"SECRET-VALUE", "CODE-VALUE", "REFRESH-VALUE"} {
+					if strings.Contains(s, secret) {
+						t.Errorf("%s %s shows a secret:\n%s", d.Name, key, s)
+					}
+				}
+				if (key == "initiate_uri" || key == "authorize_uri") && !strings.Contains(p.URL, "client_id=cid") {
+					t.Errorf("%s %s lacks the client id: %s", d.Name, key, p.URL)
+				}
+				rendered++
+			}
+		}
+	}
+	if rendered < 30 {
+		t.Fatalf("only %d requests rendered", rendered)
 	}
 }

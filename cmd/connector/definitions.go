@@ -75,6 +75,7 @@ func (a *app) renderCommand() *cobra.Command {
 		sets        []string
 		env         string
 		showSecrets bool
+		request     bool
 		format      string
 	)
 	cmd := &cobra.Command{
@@ -141,6 +142,14 @@ the environment. Secret values print as *** unless --show-secrets is given.`,
 			if _, err := t.Expand(vals); err != nil {
 				return &exitError{code: exitFailed, err: err}
 			}
+			if _, isURI := d.URI(args[1]); isURI && request && format == "text" {
+				p, err := d.Preview(env, args[1], vals, showSecrets)
+				if err != nil {
+					return &exitError{code: exitFailed, err: err}
+				}
+				fmt.Fprint(a.stdout, p)
+				return nil
+			}
 			out := t.Redacted(vals)
 			if showSecrets {
 				out, _ = t.Expand(vals)
@@ -160,6 +169,7 @@ the environment. Secret values print as *** unless --show-secrets is given.`,
 	cmd.Flags().StringArrayVar(&sets, "set", nil, "a placeholder value, Name=value (repeatable; names match case-insensitively)")
 	cmd.Flags().StringVar(&env, "env", "", "the environment (default: the definition's default)")
 	cmd.Flags().BoolVar(&showSecrets, "show-secrets", false, "print secret values instead of ***")
+	cmd.Flags().BoolVar(&request, "request", false, "for an OAuth URI, print the whole request the engine sends: method, URL, headers and body with the standard parameters it adds")
 	bindOutput(cmd, &format, "text", renderFormats...)
 	return cmd
 }

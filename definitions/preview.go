@@ -1,0 +1,182 @@
+package definitions
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"slices"
+	"strings"
+)
+
+// Preview is an OAuth request as the engine sends it: the URI's template
+// expanded, the standard parameters it does not set added, placed where
+// token_request says, with the client's authentication.
+type Preview struct {
+	Method  string
+	URL     string
+	Headers [][2]string // in the order sent
+	Body    string      // "" when there is none
+}
+
+// String writes the request as HTTP/1.1 would, without the Host line.
+func (p *Preview) String() string {
+	var b strings.Builder
+	b.WriteString(p.Method + " " + p.URL + "\n")
+	for _, h := range p.Headers {
+		b.WriteString(h[0] + ": " + h[1] + "\n")
+	}
+	if p.Body != "" {
+		b.WriteString("\n" + p.Body + "\n")
+	}
+	return b.String()
+}
+
+// Generated stand-ins for the values the engine makes per request, shown
+// when the caller gives none.
+const (
+	PreviewState     = "GENERATED-STATE"
+	PreviewChallenge = "GENERATED-CODE-CHALLENGE"
+	PreviewVerifier  = "GENERATED-CODE-VERIFIER"
+)
+
+// Preview renders the request the engine sends for one of the OAuth URIs
+// (initiate_uri, authorize_uri, token_request_uri, refresh_uri, revoke_uri,
+// introspection_uri) of environment env with vals (from Values, plus any per-request value the
+// caller sets). Secret values, the client secret and Basic credentials are
+// *** unless showSecrets. It mirrors connector.Flow, and a connector test
+// holds the two to the same requests.
+//
+// The scopes, when vals gives none, are those of environment env (its own,
+// else the definition's), joined as the engine joins them.
+func (d *Definition) Preview(env, key string, vals []string, showSecrets bool) (*Preview, error) {
+	o := d.Auth.OAuth
+	t, ok := d.URI(key)
+	if !ok || o == nil {
+		return nil, fmt.Errorf("definition %s has no %s", d.Name, key)
+	}
+	vs := slices.Clone(vals)
+	gen := func(i int, v string) {
+		if vs[i] == "" {
+			vs[i] = v
+		}
+	}
+	scopes := o.Scopes
+	if e, err := d.Environment(env); err == nil && e.Scopes != nil {
+		scopes = e.Scopes
+	}
+	gen(VarScope, strings.Join(scopes, o.ScopeSeparator))
+	secret := func(v string) string {
+		if showSecrets || v == "" {
+			return v
+		}
+		return "***"
+	}
+	var raw string
+	if showSecrets {
+		var err error
+		if raw, err = t.Expand(vs); err != nil {
+			return nil, err
+		}
+	}
+	type kv = [2]string
+	var std []kv
+	browser := false
+	switch key {
+	case "initiate_uri", "authorize_uri":
+		browser = true
+		gen(VarState, PreviewState)
+		if o.PKCE {
+			gen(VarCodeChallenge, PreviewChallenge)
+		}
+		std = []kv{{"response_type", "code"}, {"client_id", vs[VarClientID]}, {"redirect_uri", vs[VarRedirectURI]}, {"state", vs[VarState]}, {"scope", vs[VarScope]}}
+		if o.PKCE {
+			std = append(std, kv{"code_challenge", vs[VarCodeChallenge]}, kv{"code_challenge_method", "S256"})
+		}
+	case "token_request_uri":
+		if o.GrantType == GrantClientCredentials {
+			std = []kv{{"grant_type", "client_credentials"}, {"scope", vs[VarScope]}}
+			break
+		}
+		if o.PKCE {
+			gen(VarCodeVerifier, PreviewVerifier)
+		}
+		std = []kv{{"grant_type", "authorization_code"}, {"code", secret(vs[VarCode])}, {"redirect_uri", vs[VarRedirectURI]}}
+		if o.PKCE {
+			std = append(std, kv{"code_verifier", secret(vs[VarCodeVerifier])})
+		}
+	case "refresh_uri":
+		std = []kv{{"grant_type", "refresh_token"}, {"refresh_token", secret(vs[VarRefreshToken])}}
+	case "revoke_uri", "introspection_uri":
+		std = []kv{{"token", secret("TOKEN")}, {"token_type_hint", "refresh_token"}}
+	}
+	if !showSecrets {
+		raw = t.Redacted(vs)
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, fmt.Errorf("%s does not expand to a URL: %w", key, err)
+	}
+	params := u.Query()
+	add := func(k, v string) {
+		if !params.Has(k) && v != "" {
+			params.Set(k, v)
+		}
+	}
+	for _, p := range std {
+		add(p[0], p[1])
+	}
+	p := &Preview{Method: "GET"}
+	if browser {
+		u.RawQuery = params.Encode()
+		p.URL = u.String()
+		if !showSecrets {
+			p.URL = strings.ReplaceAll(p.URL, "%2A%2A%2A", "***")
+		}
+		return p, nil
+	}
+	tr := o.TokenRequest
+	if key == "revoke_uri" || key == "introspection_uri" {
+		tr.Method, tr.Params = "POST", ParamsForm
+	}
+	basic := tr.ClientAuth == ClientAuthBasic
+	if basic {
+		params.Del("client_id")
+		params.Del("client_secret")
+	} else {
+		add("client_id", vs[VarClientID])
+		add("client_secret", secret(vs[VarClientSecret]))
+	}
+	p.Method = tr.Method
+	p.Headers = append(p.Headers, [2]string{"Accept", "application/json"})
+	switch tr.Params {
+	case ParamsQuery:
+		u.RawQuery = params.Encode()
+	case ParamsJSON:
+		u.RawQuery = ""
+		m := map[string]string{}
+		for k := range params {
+			m[k] = params.Get(k)
+		}
+		body, _ := json.Marshal(m)
+		p.Body = string(body)
+		p.Headers = append(p.Headers, [2]string{"Content-Type", "application/json"})
+	default:
+		u.RawQuery = ""
+		p.Body = params.Encode()
+		p.Headers = append(p.Headers, [2]string{"Content-Type", "application/x-www-form-urlencoded"})
+	}
+	if basic {
+		cred := "***"
+		if showSecrets {
+			cred = base64.StdEncoding.EncodeToString([]byte(url.QueryEscape(vs[VarClientID]) + ":" + url.QueryEscape(vs[VarClientSecret])))
+		}
+		p.Headers = append(p.Headers, [2]string{"Authorization", "Basic " + cred})
+	}
+	p.URL = u.String()
+	if !showSecrets { // *** reads better than its escaped form
+		p.URL = strings.ReplaceAll(p.URL, "%2A%2A%2A", "***")
+		p.Body = strings.ReplaceAll(p.Body, "%2A%2A%2A", "***")
+	}
+	return p, nil
+}
