@@ -21,6 +21,9 @@ func TestListingStyles(t *testing.T) {
 		{"zoho-crm", "list_records", definitions.Pagination{Style: definitions.PagePage, PageParam: "page", FirstPage: 1, SizeParam: "per_page", Size: 200, Items: "data", MorePath: "info.more_records"}},
 		{"hubspot", "list_contacts", definitions.Pagination{Style: definitions.PageCursor, Items: "results", CursorPath: "paging.next.after", CursorParam: "after", SizeParam: "limit", Size: 100}},
 		{"microsoft-graph", "list_users", definitions.Pagination{Style: definitions.PageNextURL, Items: "value", NextPath: "/@odata.nextLink", SizeParam: "$top", Size: 100}},
+		{"twilio", "list_messages", definitions.Pagination{Style: definitions.PageNextURL, Items: "messages", NextPath: "next_page_uri", SizeParam: "PageSize", Size: 1000}},
+		{"pipedrive", "list_deals", definitions.Pagination{Style: definitions.PageOffset, OffsetParam: "start", SizeParam: "limit", Size: 500, Items: "data", MorePath: "additional_data.pagination.more_items_in_collection"}},
+		{"google-drive", "list_files", definitions.Pagination{Style: definitions.PageCursor, Items: "files", CursorPath: "nextPageToken", CursorParam: "pageToken", SizeParam: "pageSize", Size: 100}},
 		{"slack", "list_conversations", definitions.Pagination{Style: definitions.PageCursor, Items: "channels", CursorPath: "response_metadata.next_cursor", CursorParam: "cursor", SizeParam: "limit", Size: 200}},
 	}
 	for _, tt := range tests {
@@ -166,6 +169,8 @@ func TestRenderEveryExample(t *testing.T) {
 		"InstanceUrl": "https://acme.my.salesforce.com", "Subdomain": "acme", "Shop": "acme", "OktaDomain": "acme.okta.com",
 		"TenantId": "00000000-0000-0000-0000-000000000000", "ServerUrl": "https://github.acme.example",
 		"ApiKey": "k", "ApplicationKey": "a", "PartnerApiKey": "pk", "SiteUrl": "https://acme.atlassian.net", "Email": "a@acme.example", "ApiToken": "tok",
+		"BaseUriHost": "na3.docusign.net", "AccountId": "00000000-0000-0000-0000-000000000000", "CompanyDomain": "acme",
+		"CloudId": "00000000-0000-0000-0000-000000000000", "RealmId": "9130350000000000",
 		"ClientId": "cid", "ClientSecret": "SECRET-VALUE", "RedirectUri": "https://platform.example/cb",
 		"code": "CODE-VALUE", "refreshToken": "REFRESH-VALUE",
 	}

@@ -18,7 +18,7 @@ import (
 )
 
 var exampleNames = []string{
-	"datadog", "github", "github-enterprise-server", "jira-cloud", "paypal", "ryvit-v1", "hubspot", "microsoft-graph", "okta", "salesforce", "shopify", "slack", "xero", "zendesk", "zoho-crm",
+	"atlassian-jira-oauth", "box", "datadog", "docusign", "dropbox", "github", "github-enterprise-server", "google-drive", "hubspot", "jira-cloud", "microsoft-graph", "monday", "okta", "paypal", "pipedrive", "quickbooks", "ryvit-v1", "salesforce", "shopify", "slack", "stripe", "twilio", "xero", "zendesk", "zoho-crm",
 }
 
 func load(t *testing.T) *definitions.Set {
