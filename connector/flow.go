@@ -301,6 +301,11 @@ func (f *Flow) Introspect(ctx context.Context, tok, hint string) (bool, error) {
 func (f *Flow) tokenRequest(ctx context.Context, what string, t *templates.Template, vals []string, std [][2]string, idempotent bool, extra string) (*token.Token, error) {
 	start := f.Now()
 	resp, body, err := f.send(ctx, t, vals, std, idempotent, false)
+	var redirect *RedirectError
+	if errors.As(err, &redirect) { // an answer, not a lost request
+		redirect.Op = what
+		return nil, redirect
+	}
 	if err != nil {
 		return nil, &RequestError{Op: what, Err: f.redact(err, extra, vals[definitions.VarCode])}
 	}
@@ -394,9 +399,13 @@ func (f *Flow) send(ctx context.Context, t *templates.Template, vals []string, s
 		// a ':' or '%' in either survives.
 		req.SetBasicAuth(url.QueryEscape(f.conn.ClientID), url.QueryEscape(f.conn.ClientSecret))
 	}
-	resp, err := newTokenClient(f.HTTPClient, idempotent).Do(req)
+	resp, err := newTokenClient(noRedirects(f.HTTPClient), idempotent).Do(req)
 	if err != nil {
 		return nil, nil, err
+	}
+	if resp.StatusCode/100 == 3 {
+		resp.Body.Close()
+		return nil, nil, f.redirectError(t, u, resp)
 	}
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxBody+1))
 	if err != nil {
@@ -408,6 +417,67 @@ func (f *Flow) send(ctx context.Context, t *templates.Template, vals []string, s
 		return nil, nil, fmt.Errorf("the response is larger than %d bytes; refusing it", maxBody)
 	}
 	return resp, data, nil
+}
+
+// noRedirects returns a copy of c that hands every redirect back instead of
+// following it. Go's default policy re-sends a 307/308 with its body (the
+// client secret, a code, a refresh token) to whatever host Location names;
+// OAuth token, revocation and introspection endpoints do not redirect.
+func noRedirects(c *http.Client) *http.Client {
+	if c == nil {
+		c = &http.Client{Timeout: DefaultRequestTimeout}
+	}
+	cp := *c
+	cp.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return &cp
+}
+
+// RedirectError is a token, refresh, revocation or introspection endpoint
+// answering with a redirect, which the flow never follows.
+type RedirectError struct {
+	Op       string // "refresh", "code exchange", ...; "" for revocation and introspection, whose callers say so
+	Endpoint string // the endpoint's URL without its query, secrets removed
+	Key      string // the definition key naming it, e.g. token_request_uri
+	Status   int
+	Host     string // the host Location names (never its path or query); "" if none
+}
+
+func (e *RedirectError) Error() string {
+	to := "without a Location"
+	if e.Host != "" {
+		to = "to host " + e.Host
+	}
+	msg := fmt.Sprintf("the endpoint %s (%s) answered HTTP %d, a redirect %s; OAuth endpoints do not redirect, so the request was not sent there and nothing was stored: set %s to the endpoint itself",
+		e.Endpoint, e.Key, e.Status, to, e.Key)
+	if e.Op != "" {
+		msg = e.Op + " refused: " + msg
+	}
+	return msg
+}
+
+func (f *Flow) redirectError(t *templates.Template, u *url.URL, resp *http.Response) error {
+	e := &RedirectError{Endpoint: f.redactString((&url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path}).String()), Key: f.uriKey(t), Status: resp.StatusCode}
+	if loc := resp.Header.Get("Location"); loc != "" {
+		if l, err := u.Parse(loc); err == nil {
+			e.Host = l.Host
+		} else {
+			e.Host = "(an unparsable Location)"
+		}
+	}
+	return e
+}
+
+// uriKey names the definition key of one of the flow's templates.
+func (f *Flow) uriKey(t *templates.Template) string {
+	switch t {
+	case f.o.RefreshURI:
+		return "refresh_uri"
+	case f.o.RevokeURI:
+		return "revoke_uri"
+	case f.o.IntrospectionURI:
+		return "introspection_uri"
+	}
+	return "token_request_uri"
 }
 
 func bodyOrNil(b []byte) any {
@@ -459,6 +529,10 @@ func (f *Flow) redactString(s string, extra ...string) string {
 }
 
 func (f *Flow) redact(err error, extra ...string) error {
+	var redirect *RedirectError
+	if errors.As(err, &redirect) {
+		return redirect // built redacted; kept whole so that callers can match it
+	}
 	return errors.New(f.redactString(err.Error(), extra...))
 }
 
