@@ -11,9 +11,12 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"strings"
 
+	"github.com/connector-engine/connector/connector/store"
 	"github.com/connector-engine/connector/definitions"
+	"github.com/connector-engine/connector/templates"
 )
 
 // InitiateMode says what the engine may do to obtain tokens, with CData's
@@ -33,7 +36,11 @@ const (
 // a connection file (LoadConnectionFile) or a connection string
 // (ParseConnectionString); Validate checks it before any network call.
 type Connection struct {
-	ID           string // the connection's key in the store; derived when empty
+	ID string // the connection's key in the store; derived when empty
+	// Tenant is who the connection belongs to in a multi-tenant runtime,
+	// "" for the CLI. It is part of the store binding (a record issued to
+	// one tenant is never used by another) and of the derived key.
+	Tenant       string
 	Definition   *definitions.Definition
 	Environment  string // "" for the definition's default
 	ClientID     string
@@ -84,6 +91,9 @@ func (c *Connection) Key() string {
 	}
 	h := sha256.New()
 	fmt.Fprintf(h, "%s\x00%s\x00%s\x00%s\x00%s", def, c.env(), c.ClientID, c.BaseURL, c.LoginURL)
+	if c.Tenant != "" { // only then, so that the keys of connections without a tenant stay as they were
+		fmt.Fprintf(h, "\x00tenant=%s", c.Tenant)
+	}
 	if c.Definition != nil {
 		for _, f := range c.Definition.Fields {
 			if !f.Secret {
@@ -253,4 +263,61 @@ func (c *Connection) values() ([]string, error) {
 		vals[definitions.VarScope] = strings.Join(scopes, o.ScopeSeparator)
 	}
 	return vals, nil
+}
+
+// Binding returns what the connection's tokens are issued for: its tenant,
+// definition, environment, client id, and the origins of the endpoints that
+// receive its tokens (see store.Binding). Source stores it with every
+// record and refuses a record bound to anything else.
+func (c *Connection) Binding() (store.Binding, error) {
+	if c.Definition == nil {
+		return store.Binding{}, errors.New("connection: no definition")
+	}
+	vals, err := c.values()
+	if err != nil {
+		return store.Binding{}, err
+	}
+	b := store.Binding{Tenant: c.Tenant, Definition: c.Definition.Name, Environment: c.env(), ClientID: c.ClientID}
+	if b.APIOrigin, err = origin(vals[definitions.VarBaseURL]); err != nil {
+		return store.Binding{}, fmt.Errorf("connection %s: the API base URL: %w", c.Key(), err)
+	}
+	o := c.Definition.Auth.OAuth
+	if o == nil {
+		return b, nil
+	}
+	var others []string
+	for _, u := range []struct {
+		key string
+		t   *templates.Template
+	}{{"token_request_uri", o.TokenRequestURI}, {"refresh_uri", o.RefreshURI}, {"revoke_uri", o.RevokeURI}, {"introspection_uri", o.IntrospectionURI}} {
+		if u.t == nil {
+			continue
+		}
+		raw, err := u.t.Expand(vals)
+		if err != nil {
+			return store.Binding{}, fmt.Errorf("connection %s: expanding %s: %w", c.Key(), u.key, err)
+		}
+		org, err := origin(raw)
+		if err != nil {
+			return store.Binding{}, fmt.Errorf("connection %s: %s: %w", c.Key(), u.key, err)
+		}
+		switch {
+		case b.TokenOrigin == "":
+			b.TokenOrigin = org
+		case org != b.TokenOrigin && !slices.Contains(others, org):
+			others = append(others, org)
+		}
+	}
+	slices.Sort(others)
+	b.TokenOrigin = strings.Join(append([]string{b.TokenOrigin}, others...), " ")
+	return b, nil
+}
+
+// origin is scheme://host[:port] of an absolute URL, in lower case.
+func origin(raw string) (string, error) {
+	u, err := url.Parse(raw)
+	if err != nil || u.Scheme == "" || u.Host == "" {
+		return "", errors.New("not an absolute URL")
+	}
+	return strings.ToLower(u.Scheme) + "://" + strings.ToLower(u.Host), nil
 }

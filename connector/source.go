@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http/httptrace"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -31,9 +32,10 @@ import (
 //
 // Source satisfies oauth2.TokenSource.
 type Source struct {
-	conn  *Connection
-	flow  *Flow // nil for schemes without OAuth
-	store store.Store
+	conn    *Connection
+	flow    *Flow // nil for schemes without OAuth
+	store   store.Store
+	binding store.Binding // what this connection's records must be bound to
 
 	// Margin is how long before expiry a token is refreshed proactively.
 	Margin time.Duration
@@ -67,7 +69,11 @@ func NewSource(c *Connection, st store.Store) (*Source, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Source{conn: c, flow: f, store: st, Margin: DefaultMargin, LockTimeout: 2 * time.Minute, Now: time.Now}, nil
+	b, err := c.Binding()
+	if err != nil {
+		return nil, err
+	}
+	return &Source{conn: c, flow: f, store: st, binding: b, Margin: DefaultMargin, LockTimeout: 2 * time.Minute, Now: time.Now}, nil
 }
 
 // Flow returns the connection's OAuth flow (to authorize it, for example).
@@ -128,7 +134,9 @@ func (s *Source) locked(ctx context.Context, change func(rec store.Record, found
 		return err
 	}
 	if !found {
-		rec = store.Record{ID: s.conn.Key(), Definition: s.conn.Definition.Name}
+		rec = store.Record{ID: s.conn.Key(), Definition: s.conn.Definition.Name, Binding: s.binding}
+	} else if err := s.bind(&rec); err != nil {
+		return err
 	}
 	rec, err = change(rec, found)
 	if err != nil {
@@ -191,13 +199,23 @@ func (s *Source) renewLocked(ctx context.Context, stale string, force bool) (tok
 
 	rec, err := s.store.Get(ctx, key)
 	if errors.Is(err, store.ErrNotFound) {
-		rec = store.Record{ID: key, Definition: s.conn.Definition.Name, Status: store.StatusConnected}
+		rec = store.Record{ID: key, Definition: s.conn.Definition.Name, Binding: s.binding, Status: store.StatusConnected}
 		if s.conn.AccessToken != "" || s.conn.RefreshToken != "" {
 			rec.Token = token.Token{AccessToken: s.conn.AccessToken, RefreshToken: s.conn.RefreshToken}
 			rec.Token.Expiry = s.Now() // unknown age: refresh before use
 		}
 	} else if err != nil {
 		return token.Token{}, err
+	} else {
+		adopt := rec.Binding.IsZero()
+		if err := s.bind(&rec); err != nil {
+			return token.Token{}, err
+		}
+		if adopt { // a record from before bindings: bind it now, once
+			if rec, err = s.store.Put(ctx, rec); err != nil {
+				return token.Token{}, fmt.Errorf("connection %s: recording what its token was issued for: %w", key, err)
+			}
+		}
 	}
 	if rec.Status == store.StatusNeedsReauth {
 		return token.Token{}, &NeedsReauthError{Reason: rec.Reason}
@@ -278,7 +296,7 @@ func (s *Source) renewLocked(ctx context.Context, stale string, force bool) (tok
 			// Re-read first: if another worker rotated the token meanwhile
 			// (its lock was lost, say, in a database restart), the refusal
 			// is about a token this one should not have held.
-			if cur, err := s.store.Get(ctx, key); err == nil && cur.Version != rec.Version &&
+			if cur, err := s.store.Get(ctx, key); err == nil && cur.Version != rec.Version && cur.Binding == rec.Binding &&
 				cur.Status == store.StatusConnected && cur.Token.RefreshToken != rec.Token.RefreshToken && cur.Token.Valid(s.Now(), 0) {
 				s.setCached(cur.Token)
 				return cur.Token, nil
@@ -315,7 +333,7 @@ func (s *Source) renewLocked(ctx context.Context, stale string, force bool) (tok
 		// give up on the refresh it found in flight. If the record still
 		// holds the refresh token this refresh presented, nobody rotated
 		// it since: the token in hand is the grant's only continuation.
-		if cur, gerr := s.store.Get(ctx, key); gerr == nil && cur.Token.RefreshToken == presented {
+		if cur, gerr := s.store.Get(ctx, key); gerr == nil && cur.Token.RefreshToken == presented && cur.Binding == rec.Binding {
 			cur.Token = *nt
 			cur.Status, cur.Reason, cur.RefreshStarted = store.StatusConnected, "", time.Time{}
 			saved, err = s.store.Put(ctx, cur)
@@ -328,6 +346,72 @@ func (s *Source) renewLocked(ctx context.Context, stale string, force bool) (tok
 	}
 	s.setCached(saved.Token)
 	return saved.Token, nil
+}
+
+// BindingError is a stored record, under this connection's id, that was
+// issued for another connection: its token is neither used nor sent.
+type BindingError struct {
+	ID    string
+	Parts []string // what differs, as store.Binding.Diff names it
+}
+
+func (e *BindingError) Error() string {
+	parts := strings.Join(e.Parts, ", ")
+	if i := strings.LastIndex(parts, ", "); i >= 0 {
+		parts = parts[:i] + " and " + parts[i+2:]
+	}
+	return fmt.Sprintf("connection %s: the id is already used by another connection: the stored token was issued for a different %s, so it was not used or sent anywhere; "+
+		"give this connection an id of its own, or, if that other connection is no longer wanted, delete its record from the store and connect again", e.ID, parts)
+}
+
+// bind checks that rec was issued for this connection. A record from before
+// bindings adopts this connection's binding (the caller writes it) unless
+// its definition says it belongs to another.
+func (s *Source) bind(rec *store.Record) error {
+	if rec.Binding.IsZero() {
+		if rec.Definition != "" && rec.Definition != s.binding.Definition {
+			return &BindingError{ID: rec.ID, Parts: []string{"definition"}}
+		}
+		rec.Binding = s.binding
+		return nil
+	}
+	if d := rec.Binding.Diff(s.binding); len(d) > 0 {
+		return &BindingError{ID: rec.ID, Parts: d}
+	}
+	return nil
+}
+
+// Revoke revokes the connection's tokens at the provider (the refresh token
+// first: at most providers that ends the whole grant) and deletes its
+// record. A record bound to another connection is refused and its tokens
+// are sent nowhere; no record gives an error wrapping store.ErrNotFound.
+func (s *Source) Revoke(ctx context.Context) error {
+	key := s.conn.Key()
+	lctx, cancel := context.WithTimeout(ctx, s.LockTimeout)
+	defer cancel()
+	unlock, err := s.store.Lock(lctx, key)
+	if err != nil {
+		return fmt.Errorf("connection %s: %w", key, err)
+	}
+	defer unlock()
+	rec, err := s.store.Get(ctx, key)
+	if err != nil {
+		return err
+	}
+	if err := s.bind(&rec); err != nil {
+		return err
+	}
+	if err := s.flow.Revoke(ctx, rec.Token.RefreshToken, "refresh_token"); err != nil {
+		return fmt.Errorf("%w; the stored tokens were kept, run revoke again", err)
+	}
+	if err := s.flow.Revoke(ctx, rec.Token.AccessToken, "access_token"); err != nil {
+		return fmt.Errorf("%w; the stored tokens were kept, run revoke again", err)
+	}
+	if err := s.store.Delete(ctx, key); err != nil {
+		return fmt.Errorf("the tokens of connection %s were revoked but removing them from the store failed: %w", key, err)
+	}
+	s.setCached(token.Token{})
+	return nil
 }
 
 func (s *Source) setCached(t token.Token) {

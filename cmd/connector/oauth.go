@@ -651,24 +651,13 @@ func (a *app) revokeCommand() *cobra.Command {
 			defer s.Close()
 			ctx, cancel := interruptible(cmd.Context())
 			defer cancel()
+			// Source.Revoke checks the record's binding first: another
+			// connection's tokens are never sent to this one's revoke URI.
 			key := s.conn.Key()
-			rec, err := s.store.Get(ctx, key)
-			if errors.Is(err, store.ErrNotFound) {
+			if err := s.source.Revoke(ctx); errors.Is(err, store.ErrNotFound) {
 				return &exitError{code: exitFailed, err: fmt.Errorf("connection %s has no stored tokens; nothing to revoke", key)}
 			} else if err != nil {
 				return &exitError{code: exitFailed, err: err}
-			}
-			// The refresh token first: revoking it ends the whole grant at
-			// most providers, so a failure after it leaves nothing usable.
-			flow := s.source.Flow()
-			if err := flow.Revoke(ctx, rec.Token.RefreshToken, "refresh_token"); err != nil {
-				return &exitError{code: exitFailed, err: fmt.Errorf("%w; the stored tokens were kept, run revoke again", err)}
-			}
-			if err := flow.Revoke(ctx, rec.Token.AccessToken, "access_token"); err != nil {
-				return &exitError{code: exitFailed, err: fmt.Errorf("%w; the stored tokens were kept, run revoke again", err)}
-			}
-			if err := s.store.Delete(ctx, key); err != nil {
-				return &exitError{code: exitFailed, err: fmt.Errorf("the tokens were revoked but removing them from the store failed: %w", err)}
 			}
 			how := "revoked at the provider and removed from the store"
 			if s.conn.Definition.Auth.OAuth.RevokeURI == nil {

@@ -76,20 +76,23 @@ func (s *Sealer) Open(sealed, associatedData []byte) ([]byte, error) {
 	return plain, nil
 }
 
-// SealToken seals t for the connection id. The id is the associated data, so a
-// sealed token moved to another connection's record fails to open. Every
-// backend seals tokens this way.
-func (s *Sealer) SealToken(id string, t token.Token) ([]byte, error) {
+// SealToken seals t for the connection id and its binding b, which are the
+// associated data: a sealed token moved to another connection's record, or
+// a record whose binding was altered, fails to open. A zero b seals with
+// the id alone, as records written before bindings were. Every backend seals
+// tokens this way.
+func (s *Sealer) SealToken(id string, b Binding, t token.Token) ([]byte, error) {
 	plain, err := json.Marshal(t)
 	if err != nil {
 		return nil, fmt.Errorf("store: encoding token of connection %q: %w", id, err)
 	}
-	return s.Seal(plain, []byte(id))
+	return s.Seal(plain, associatedData(id, b))
 }
 
-// OpenToken opens a token sealed by SealToken for the same connection id.
-func (s *Sealer) OpenToken(id string, sealed []byte) (token.Token, error) {
-	plain, err := s.Open(sealed, []byte(id))
+// OpenToken opens a token sealed by SealToken for the same connection id and
+// binding.
+func (s *Sealer) OpenToken(id string, b Binding, sealed []byte) (token.Token, error) {
+	plain, err := s.Open(sealed, associatedData(id, b))
 	if err != nil {
 		return token.Token{}, err
 	}
@@ -119,11 +122,12 @@ func (s *Sealer) keyName() string {
 	}
 }
 
-// OpenStoredToken opens the token a store kept for connection id. When it
+// OpenStoredToken opens the token a store kept for connection id and binding
+// b. When it
 // cannot be decrypted, the error names the connection, where (the store and
 // its file or database) and which key to check, and still matches ErrUnseal.
-func (s *Sealer) OpenStoredToken(id string, sealed []byte, where string) (token.Token, error) {
-	tok, err := s.OpenToken(id, sealed)
+func (s *Sealer) OpenStoredToken(id string, b Binding, sealed []byte, where string) (token.Token, error) {
+	tok, err := s.OpenToken(id, b, sealed)
 	if errors.Is(err, ErrUnseal) {
 		return token.Token{}, &unsealError{
 			msg: fmt.Sprintf("%s: the token of connection %q cannot be decrypted: %s differs from the key it was written with, or the stored data was altered; use the original key, or delete the connection and authorize it again",

@@ -148,11 +148,11 @@ func TestSealTokenBindsConnection(t *testing.T) {
 		Expiry:       time.Date(2030, 1, 2, 3, 4, 5, 6, time.UTC),
 		Scopes:       []string{"read", "write"},
 	}
-	sealed, err := s.SealToken("conn-a", tok)
+	sealed, err := s.SealToken("conn-a", Binding{}, tok)
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := s.OpenToken("conn-a", sealed)
+	got, err := s.OpenToken("conn-a", Binding{}, sealed)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -160,8 +160,73 @@ func TestSealTokenBindsConnection(t *testing.T) {
 		!got.Expiry.Equal(tok.Expiry) || strings.Join(got.Scopes, " ") != "read write" {
 		t.Errorf("OpenToken = %+v, want %+v", got, tok)
 	}
-	if _, err := s.OpenToken("conn-b", sealed); !errors.Is(err, ErrUnseal) {
+	if _, err := s.OpenToken("conn-b", Binding{}, sealed); !errors.Is(err, ErrUnseal) {
 		t.Errorf("OpenToken under another connection's id: err = %v, want ErrUnseal", err)
+	}
+}
+
+// TestSealTokenBindsBinding: a token sealed for a binding opens only with
+// that binding: not with any part changed, not as an unbound record (a
+// binding cannot be stripped), and an unbound token not as a bound one.
+func TestSealTokenBindsBinding(t *testing.T) {
+	s := newSealer(t)
+	tok := token.Token{AccessToken: "access-abc", RefreshToken: "refresh-xyz"}
+	b := Binding{Tenant: "t1", Definition: "procore", Environment: "sandbox", ClientID: "cid",
+		TokenOrigin: "https://login.example", APIOrigin: "https://api.example"}
+	sealed, err := s.SealToken("conn-a", b, tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.OpenToken("conn-a", b, sealed); err != nil || got.AccessToken != tok.AccessToken {
+		t.Fatalf("OpenToken with the same binding = %v, %v", got, err)
+	}
+	for _, o := range []Binding{
+		{}, // stripped
+		{Tenant: "t2", Definition: b.Definition, Environment: b.Environment, ClientID: b.ClientID, TokenOrigin: b.TokenOrigin, APIOrigin: b.APIOrigin},
+		{Tenant: b.Tenant, Definition: "other", Environment: b.Environment, ClientID: b.ClientID, TokenOrigin: b.TokenOrigin, APIOrigin: b.APIOrigin},
+		{Tenant: b.Tenant, Definition: b.Definition, Environment: "prod", ClientID: b.ClientID, TokenOrigin: b.TokenOrigin, APIOrigin: b.APIOrigin},
+		{Tenant: b.Tenant, Definition: b.Definition, Environment: b.Environment, ClientID: "evil", TokenOrigin: b.TokenOrigin, APIOrigin: b.APIOrigin},
+		{Tenant: b.Tenant, Definition: b.Definition, Environment: b.Environment, ClientID: b.ClientID, TokenOrigin: "https://evil.example", APIOrigin: b.APIOrigin},
+		{Tenant: b.Tenant, Definition: b.Definition, Environment: b.Environment, ClientID: b.ClientID, TokenOrigin: b.TokenOrigin, APIOrigin: "https://evil.example"},
+		// parts shifted between fields
+		{Tenant: b.Tenant + "procore", Environment: b.Environment, ClientID: b.ClientID, TokenOrigin: b.TokenOrigin, APIOrigin: b.APIOrigin},
+	} {
+		if _, err := s.OpenToken("conn-a", o, sealed); !errors.Is(err, ErrUnseal) {
+			t.Errorf("OpenToken with %v: err = %v, want ErrUnseal", o, err)
+		}
+	}
+	unbound, _ := s.SealToken("conn-a", Binding{}, tok)
+	if _, err := s.OpenToken("conn-a", b, unbound); !errors.Is(err, ErrUnseal) {
+		t.Errorf("an unbound token opened as bound: err = %v, want ErrUnseal", err)
+	}
+}
+
+func TestBindingDiff(t *testing.T) {
+	a := Binding{Tenant: "t", Definition: "d", Environment: "e", ClientID: "c", TokenOrigin: "https://l", APIOrigin: "https://a"}
+	for _, c := range []struct {
+		change func(*Binding)
+		want   string
+	}{
+		{func(*Binding) {}, ""},
+		{func(b *Binding) { b.Tenant = "u" }, "tenant"},
+		{func(b *Binding) { b.Definition = "x" }, "definition"},
+		{func(b *Binding) { b.Environment = "x" }, "environment"},
+		{func(b *Binding) { b.ClientID = "x" }, "client id"},
+		{func(b *Binding) { b.TokenOrigin = "x" }, "token endpoint origin"},
+		{func(b *Binding) { b.APIOrigin = "x" }, "API origin"},
+		{func(b *Binding) { b.ClientID, b.APIOrigin = "x", "y" }, "client id,API origin"},
+	} {
+		b := a
+		c.change(&b)
+		if got := strings.Join(a.Diff(b), ","); got != c.want {
+			t.Errorf("Diff = %q, want %q", got, c.want)
+		}
+		if a.Equal(b) != (c.want == "") {
+			t.Errorf("Equal = %v for a diff of %q", a.Equal(b), c.want)
+		}
+	}
+	if !(Binding{}).IsZero() || a.IsZero() {
+		t.Error("IsZero")
 	}
 }
 
@@ -185,7 +250,7 @@ func BenchmarkSealToken(b *testing.B) {
 	s := newSealer(b)
 	tok := token.Token{AccessToken: strings.Repeat("a", 64), RefreshToken: strings.Repeat("r", 64), Expiry: time.Now()}
 	for b.Loop() {
-		if _, err := s.SealToken("conn", tok); err != nil {
+		if _, err := s.SealToken("conn", Binding{}, tok); err != nil {
 			b.Fatal(err)
 		}
 	}

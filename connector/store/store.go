@@ -23,11 +23,15 @@ const (
 
 // Record is everything a store keeps about one connection.
 type Record struct {
-	ID         string      // the connection's identity, stable across runs
-	Definition string      // the definition name the connection was made with
-	Token      token.Token // sealed at rest
-	Status     Status
-	Reason     string // why Status is not connected; never contains a secret
+	ID         string // the connection's identity, stable across runs
+	Definition string // the definition name the connection was made with
+	// Binding is what the token was issued for; the token is sealed with
+	// it, and a connector spends the token only for a connection with the
+	// same binding. Zero for records written before bindings existed.
+	Binding Binding
+	Token   token.Token // sealed at rest
+	Status  Status
+	Reason  string // why Status is not connected; never contains a secret
 	// RefreshStarted is set before a refresh request is sent and cleared when
 	// its outcome is stored; a non-zero value found later means a refresh was
 	// interrupted and its answer may have been lost.

@@ -30,16 +30,18 @@ type fileData struct {
 }
 
 // fileRecord is one connection on disk: everything readable except the token,
-// which is sealed with the connection ID as associated data (base64 in JSON).
+// which is sealed with the connection ID and binding as associated data
+// (base64 in JSON).
 type fileRecord struct {
-	ID             string       `json:"id"`
-	Definition     string       `json:"definition"`
-	Status         store.Status `json:"status"`
-	Reason         string       `json:"reason,omitempty"`
-	RefreshStarted time.Time    `json:"refresh_started,omitzero"`
-	Version        int64        `json:"version"`
-	UpdatedAt      time.Time    `json:"updated_at"`
-	SealedToken    []byte       `json:"token_sealed"`
+	ID             string        `json:"id"`
+	Definition     string        `json:"definition"`
+	Binding        store.Binding `json:"binding,omitzero"` // the token's associated data with ID; absent in records written before bindings
+	Status         store.Status  `json:"status"`
+	Reason         string        `json:"reason,omitempty"`
+	RefreshStarted time.Time     `json:"refresh_started,omitzero"`
+	Version        int64         `json:"version"`
+	UpdatedAt      time.Time     `json:"updated_at"`
+	SealedToken    []byte        `json:"token_sealed"`
 }
 
 func (f *fileData) index(id string) (int, bool) {

@@ -177,7 +177,7 @@ func (s *Store) Put(ctx context.Context, r store.Record) (store.Record, error) {
 	r.Token.Expiry = r.Token.Expiry.UTC()
 	r.Token.IssuedAt = r.Token.IssuedAt.UTC()
 	// Sealing before taking the lock keeps the lock held for the write only.
-	sealed, err := s.sealer.SealToken(r.ID, r.Token)
+	sealed, err := s.sealer.SealToken(r.ID, r.Binding, r.Token)
 	if err != nil {
 		return store.Record{}, err
 	}
@@ -195,6 +195,7 @@ func (s *Store) Put(ctx context.Context, r store.Record) (store.Record, error) {
 		fr := fileRecord{
 			ID:             r.ID,
 			Definition:     r.Definition,
+			Binding:        r.Binding,
 			Status:         r.Status,
 			Reason:         r.Reason,
 			RefreshStarted: r.RefreshStarted,
@@ -307,13 +308,14 @@ func (s *Store) Close() error {
 // open turns a record read from the file into a store.Record, unsealing its
 // token.
 func (s *Store) open(fr fileRecord) (store.Record, error) {
-	tok, err := s.sealer.OpenStoredToken(fr.ID, fr.SealedToken, "filestore "+s.path)
+	tok, err := s.sealer.OpenStoredToken(fr.ID, fr.Binding, fr.SealedToken, "filestore "+s.path)
 	if err != nil {
 		return store.Record{}, err
 	}
 	return store.Record{
 		ID:             fr.ID,
 		Definition:     fr.Definition,
+		Binding:        fr.Binding,
 		Token:          tok,
 		Status:         fr.Status,
 		Reason:         fr.Reason,

@@ -66,6 +66,16 @@ func TestContract(t *testing.T) {
 			{Name: "connection renamed", Victim: "conn-c", Untouched: "conn-a", Do: editor(func(f *fileData) {
 				f.Connections[1].ID = "conn-c"
 			})},
+			{Name: "binding altered", Victim: "conn-a", Untouched: "conn-b", Do: editor(func(f *fileData) {
+				f.Connections[0].Binding.APIOrigin = "https://evil.example"
+			})},
+			{Name: "binding stripped", Victim: "conn-a", Untouched: "conn-b", Do: editor(func(f *fileData) {
+				f.Connections[0].Binding = store.Binding{}
+			})},
+			{Name: "bindings swapped between connections", Victim: "conn-a", Do: editor(func(f *fileData) {
+				a, b := &f.Connections[0], &f.Connections[1]
+				a.Binding, b.Binding = b.Binding, a.Binding
+			})},
 			{Name: "sealed token truncated", Victim: "conn-a", Untouched: "conn-b", Do: editor(func(f *fileData) {
 				f.Connections[0].SealedToken = f.Connections[0].SealedToken[:10]
 			})},
@@ -170,7 +180,7 @@ func replaceFile(t testing.TB, path string, data []byte) {
 func TestDamagedFile(t *testing.T) {
 	sealer := storetest.NewSealer(t)
 	good := storetest.Record("conn-1")
-	goodSealed, err := sealer.SealToken(good.ID, good.Token)
+	goodSealed, err := sealer.SealToken(good.ID, store.Binding{}, good.Token) // as written before bindings
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -40,6 +40,10 @@ CREATE TABLE connector_history (
 	at         timestamptz NOT NULL,
 	PRIMARY KEY (id, version)
 )`},
+	{3, "binding", `
+-- What the token was issued for (store.Binding as JSON); NULL for rows
+-- written before bindings. The token is sealed with it as associated data.
+ALTER TABLE connector_connections ADD COLUMN binding jsonb`},
 }
 
 // Advisory lock keys. The migration lock uses the two-int4 key space, which

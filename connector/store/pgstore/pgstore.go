@@ -8,7 +8,8 @@
 //
 //   - connector_connections: one row per connection; status, reason,
 //     refresh_started, version and updated_at are columns a person can query,
-//     the token is sealed (AES-256-GCM, bound to the connection id);
+//     the token is sealed (AES-256-GCM, bound to the connection id and
+//     the binding column, what the token was issued for);
 //   - connector_history: one row per Put (id, version, status, reason,
 //     whether a refresh was in flight, when), never token material; the last
 //     HistoryKept versions of each connection are kept;
@@ -22,6 +23,7 @@ package pgstore
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -279,11 +281,12 @@ func retryable(err error, idempotent bool) bool {
 	return idempotent || pgconn.SafeToRetry(err)
 }
 
-const selectColumns = `definition, status, reason, refresh_started, version, updated_at, token_sealed`
+const selectColumns = `definition, binding, status, reason, refresh_started, version, updated_at, token_sealed`
 
 // row is one connector_connections row as read.
 type row struct {
 	id, definition, status, reason string
+	binding                        []byte // JSON; nil when NULL
 	refreshStarted                 *time.Time
 	version                        int64
 	updatedAt                      time.Time
@@ -291,7 +294,7 @@ type row struct {
 }
 
 func (r *row) dest() []any {
-	return []any{&r.definition, &r.status, &r.reason, &r.refreshStarted, &r.version, &r.updatedAt, &r.sealed}
+	return []any{&r.definition, &r.binding, &r.status, &r.reason, &r.refreshStarted, &r.version, &r.updatedAt, &r.sealed}
 }
 
 // Get returns the record for id, or an error wrapping store.ErrNotFound.
@@ -360,7 +363,7 @@ func (s *Store) List(ctx context.Context) ([]store.Record, error) {
 const (
 	putUpdate = `WITH w AS (
 	UPDATE connector_connections
-	   SET definition = $2, status = $3, reason = $4, refresh_started = $5, token_sealed = $6,
+	   SET definition = $2, status = $3, reason = $4, refresh_started = $5, token_sealed = $6, binding = $9,
 	       version = version + 1, updated_at = now()
 	 WHERE id = $1 AND version = $7
 	RETURNING id, version, status, reason, refresh_started, updated_at
@@ -373,8 +376,8 @@ const (
 )
 SELECT version, updated_at FROM w`
 	putInsert = `WITH w AS (
-	INSERT INTO connector_connections (id, definition, status, reason, refresh_started, token_sealed, version, updated_at)
-	VALUES ($1, $2, $3, $4, $5, $6, 1, now())
+	INSERT INTO connector_connections (id, definition, status, reason, refresh_started, token_sealed, binding, version, updated_at)
+	VALUES ($1, $2, $3, $4, $5, $6, $7, 1, now())
 	ON CONFLICT (id) DO NOTHING
 	RETURNING id, version, status, reason, refresh_started, updated_at
 ), h AS (
@@ -401,9 +404,17 @@ func (s *Store) Put(ctx context.Context, r store.Record) (store.Record, error) {
 	r.RefreshStarted = r.RefreshStarted.UTC().Truncate(time.Microsecond)
 	r.Token.Expiry = r.Token.Expiry.UTC()
 	r.Token.IssuedAt = r.Token.IssuedAt.UTC()
-	sealed, err := s.sealer.SealToken(r.ID, r.Token)
+	sealed, err := s.sealer.SealToken(r.ID, r.Binding, r.Token)
 	if err != nil {
 		return store.Record{}, err
+	}
+	var binding any // NULL for an unbound record
+	if !r.Binding.IsZero() {
+		b, err := json.Marshal(r.Binding)
+		if err != nil {
+			return store.Record{}, fmt.Errorf("pgstore: encoding the binding of connection %q: %w", r.ID, err)
+		}
+		binding = string(b)
 	}
 	var started any // NULL when no refresh is in flight
 	if !r.RefreshStarted.IsZero() {
@@ -415,9 +426,9 @@ func (s *Store) Put(ctx context.Context, r store.Record) (store.Record, error) {
 	)
 	err = retry(ctx, false, func() error {
 		if r.Version == 0 {
-			return s.pool.QueryRow(ctx, putInsert, r.ID, r.Definition, string(r.Status), r.Reason, started, sealed).Scan(&version, &updatedAt)
+			return s.pool.QueryRow(ctx, putInsert, r.ID, r.Definition, string(r.Status), r.Reason, started, sealed, binding).Scan(&version, &updatedAt)
 		}
-		return s.pool.QueryRow(ctx, putUpdate, r.ID, r.Definition, string(r.Status), r.Reason, started, sealed, r.Version, historyKept).Scan(&version, &updatedAt)
+		return s.pool.QueryRow(ctx, putUpdate, r.ID, r.Definition, string(r.Status), r.Reason, started, sealed, r.Version, historyKept, binding).Scan(&version, &updatedAt)
 	})
 	if errors.Is(err, pgx.ErrNoRows) {
 		return store.Record{}, s.conflict(ctx, r)
@@ -536,13 +547,22 @@ func (s *Store) Close() error {
 
 // open turns a row into a store.Record, unsealing its token.
 func (s *Store) open(r row) (store.Record, error) {
-	tok, err := s.sealer.OpenStoredToken(r.id, r.sealed, "pgstore "+s.desc)
+	var b store.Binding
+	if r.binding != nil {
+		// A binding that does not decode cannot be the one the token was
+		// sealed with: report it as the tampering it is.
+		if err := json.Unmarshal(r.binding, &b); err != nil {
+			b = store.Binding{Tenant: "\x00unreadable"}
+		}
+	}
+	tok, err := s.sealer.OpenStoredToken(r.id, b, r.sealed, "pgstore "+s.desc)
 	if err != nil {
 		return store.Record{}, err
 	}
 	rec := store.Record{
 		ID:         r.id,
 		Definition: r.definition,
+		Binding:    b,
 		Token:      tok,
 		Status:     store.Status(r.status),
 		Reason:     r.reason,

@@ -70,6 +70,12 @@ func TestContract(t *testing.T) {
 			{Name: "sealed tokens swapped between connections", Victim: "conn-a", Untouched: "conn-b", Do: sqlTampering(
 				`UPDATE connector_connections a SET token_sealed = b.token_sealed
 				FROM connector_connections b WHERE a.id = 'conn-a' AND b.id = 'conn-b'`)},
+			{Name: "binding altered", Victim: "conn-a", Untouched: "conn-b", Do: sqlTampering(
+				`UPDATE connector_connections SET binding = jsonb_set(binding, '{api_origin}', '"https://evil.example"') WHERE id = 'conn-a'`)},
+			{Name: "binding stripped", Victim: "conn-a", Untouched: "conn-b", Do: sqlTampering(
+				`UPDATE connector_connections SET binding = NULL WHERE id = 'conn-a'`)},
+			{Name: "binding not a binding", Victim: "conn-a", Untouched: "conn-b", Do: sqlTampering(
+				`UPDATE connector_connections SET binding = '[1]' WHERE id = 'conn-a'`)},
 			{Name: "sealed token truncated", Victim: "conn-a", Untouched: "conn-b", Do: sqlTampering(
 				`UPDATE connector_connections SET token_sealed = substring(token_sealed from 1 for 10) WHERE id = 'conn-a'`)},
 		},
@@ -307,7 +313,7 @@ func TestMigrationsConcurrent(t *testing.T) {
 		return
 	}
 	applied := column(t, url, `SELECT version || ' ' || name FROM connector_schema_migrations ORDER BY version`)
-	if strings.Join(applied, ",") != "1 connections,2 history" {
+	if strings.Join(applied, ",") != "1 connections,2 history,3 binding" {
 		t.Errorf("schema_migrations = %v; want each migration once, in order", applied)
 	}
 	if _, err := stores[0].Put(ctx, storetest.Record("x")); err != nil {
@@ -333,16 +339,28 @@ func TestMigrationsStepwiseAndNewer(t *testing.T) {
 	if got := column(t, url, `SELECT version::text FROM connector_schema_migrations`); strings.Join(got, ",") != "1" {
 		t.Fatalf("after the old build: %v", got)
 	}
+	// A row as a build before bindings wrote it: no binding column, the
+	// token sealed with the id alone.
+	legacy := storetest.Record("legacy")
+	sealed, err := sealer.SealToken(legacy.ID, store.Binding{}, legacy.Token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sql(t, url, `INSERT INTO connector_connections (id, definition, status, reason, version, updated_at, token_sealed) VALUES ($1, 'procore', 'connected', '', 1, now(), $2)`, legacy.ID, sealed)
 	s := openStore(t, url, sealer)
-	if got := column(t, url, `SELECT version::text FROM connector_schema_migrations ORDER BY 1`); strings.Join(got, ",") != "1,2" {
+	if got := column(t, url, `SELECT version::text FROM connector_schema_migrations ORDER BY 1`); strings.Join(got, ",") != "1,2,3" {
 		t.Fatalf("after this build: %v", got)
+	}
+	got, err := s.Get(ctx, legacy.ID)
+	if err != nil || !got.Binding.IsZero() || got.Token.RefreshToken != legacy.Token.RefreshToken {
+		t.Fatalf("the row written before bindings: %+v, %v; want it unbound with its token", got, err)
 	}
 	if _, err := s.Put(ctx, storetest.Record("x")); err != nil {
 		t.Fatal(err)
 	}
-	sql(t, url, `INSERT INTO connector_schema_migrations (version, name) VALUES (3, 'from the future')`)
+	sql(t, url, `INSERT INTO connector_schema_migrations (version, name) VALUES (4, 'from the future')`)
 	_, err = Open(ctx, url, sealer)
-	if err == nil || !strings.Contains(err.Error(), "schema version 3, newer than this build knows (2); upgrade the connector") {
+	if err == nil || !strings.Contains(err.Error(), "schema version 4, newer than this build knows (3); upgrade the connector") {
 		t.Errorf("Open of a newer schema: %v", err)
 	}
 }

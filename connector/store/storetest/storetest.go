@@ -108,6 +108,14 @@ func Record(id string) store.Record {
 	return store.Record{
 		ID:         id,
 		Definition: "procore",
+		Binding: store.Binding{
+			Tenant:      "tenant-of-" + id,
+			Definition:  "procore",
+			Environment: "sandbox",
+			ClientID:    "client-of-" + id,
+			TokenOrigin: "https://login.example https://revoke.example",
+			APIOrigin:   "https://api.example:8443",
+		},
 		Token: token.Token{
 			AccessToken:  "ACCESS-" + id + "-a1b2c3d4e5f6",
 			TokenType:    "Bearer",
@@ -148,6 +156,7 @@ func Run(t *testing.T, h Harness) {
 		test func(*testing.T, Harness)
 	}{
 		{"RoundTrip", testRoundTrip},
+		{"UnboundRecordAdoptsBinding", testUnbound},
 		{"GetMissing", testGetMissing},
 		{"PutWithoutID", testPutWithoutID},
 		{"VersionConflict", testVersionConflict},
@@ -226,7 +235,7 @@ func testRoundTrip(t *testing.T, h Harness) {
 	if !got.Token.Expiry.Equal(in.Token.Expiry) || !got.Token.IssuedAt.Equal(in.Token.IssuedAt) {
 		t.Error("the token's times changed instant in the round trip")
 	}
-	if got.ID != in.ID || got.Definition != in.Definition || got.Status != in.Status || got.Reason != in.Reason ||
+	if got.ID != in.ID || got.Definition != in.Definition || got.Binding != in.Binding || got.Status != in.Status || got.Reason != in.Reason ||
 		got.Token.AccessToken != in.Token.AccessToken || got.Token.RefreshToken != in.Token.RefreshToken ||
 		got.Token.TokenType != in.Token.TokenType || !slices.Equal(got.Token.Scopes, in.Token.Scopes) {
 		t.Errorf("Get after Put:\n got %+v\nwant the fields of %+v", got, in)
@@ -260,6 +269,38 @@ func testRoundTrip(t *testing.T, h Harness) {
 	}
 	if len(list) != 1 || !reflect.DeepEqual(list[0], put2) {
 		t.Errorf("List = %+v, want [%+v]", list, put2)
+	}
+}
+
+// testUnbound: a record written without a binding (as before bindings
+// existed) reads back unbound, and binding it later (what the connector
+// does on first use) is an ordinary Put that sticks.
+func testUnbound(t *testing.T, h Harness) {
+	ctx := context.Background()
+	s := h.Open(t, NewSealer(t))
+	in := Record("conn-old")
+	in.Binding = store.Binding{}
+	put, err := s.Put(ctx, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Get(ctx, "conn-old")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !got.Binding.IsZero() || got.Token.AccessToken != in.Token.AccessToken {
+		t.Fatalf("unbound record read back with binding %v, token %v", got.Binding, got.Token)
+	}
+	got.Binding = Record("conn-old").Binding
+	if _, err := s.Put(ctx, got); err != nil {
+		t.Fatal(err)
+	}
+	again, err := s.Get(ctx, "conn-old")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.Binding != got.Binding || again.Version != put.Version+1 || again.Token.RefreshToken != in.Token.RefreshToken {
+		t.Errorf("after binding: %+v; want binding %v at version %d", again, got.Binding, put.Version+1)
 	}
 }
 
