@@ -40,6 +40,10 @@ CREATE TABLE connector_history (
 	at         TEXT NOT NULL,
 	PRIMARY KEY (id, version)
 ) STRICT, WITHOUT ROWID`},
+	{3, "binding", `
+-- What the token was issued for (store.Binding as JSON); NULL for rows
+-- written before bindings. The token is sealed with it as associated data.
+ALTER TABLE connector_connections ADD COLUMN binding TEXT`},
 }
 
 // migrate brings the schema up to ms. When it already is, it costs one

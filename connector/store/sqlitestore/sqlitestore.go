@@ -42,6 +42,7 @@ package sqlitestore
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -210,11 +211,12 @@ func parseTime(s string) (time.Time, error) {
 	return t.UTC(), err
 }
 
-const selectColumns = `definition, status, reason, refresh_started, version, updated_at, token_sealed`
+const selectColumns = `definition, binding, status, reason, refresh_started, version, updated_at, token_sealed`
 
 // row is one connector_connections row as read.
 type row struct {
 	id, definition, status, reason string
+	binding                        sql.NullString // JSON; NULL for rows written before bindings
 	refreshStarted                 sql.NullString
 	version                        int64
 	updatedAt                      string
@@ -222,7 +224,7 @@ type row struct {
 }
 
 func (r *row) dest() []any {
-	return []any{&r.definition, &r.status, &r.reason, &r.refreshStarted, &r.version, &r.updatedAt, &r.sealed}
+	return []any{&r.definition, &r.binding, &r.status, &r.reason, &r.refreshStarted, &r.version, &r.updatedAt, &r.sealed}
 }
 
 // Get returns the record for id, or an error wrapping store.ErrNotFound.
@@ -296,9 +298,17 @@ func (s *Store) Put(ctx context.Context, r store.Record) (store.Record, error) {
 	r.Token.Expiry = r.Token.Expiry.UTC()
 	r.Token.IssuedAt = r.Token.IssuedAt.UTC()
 	// Sealing before the transaction keeps the write lock held for the write only.
-	sealed, err := s.sealer.SealToken(r.ID, r.Token)
+	sealed, err := s.sealer.SealToken(r.ID, r.Binding, r.Token)
 	if err != nil {
 		return store.Record{}, err
+	}
+	var binding any // NULL for an unbound record
+	if !r.Binding.IsZero() {
+		b, err := json.Marshal(r.Binding)
+		if err != nil {
+			return store.Record{}, fmt.Errorf("sqlitestore: encoding the binding of connection %q: %w", r.ID, err)
+		}
+		binding = string(b)
 	}
 	var started any // NULL when no refresh is in flight
 	if !r.RefreshStarted.IsZero() {
@@ -324,12 +334,12 @@ func (s *Store) Put(ctx context.Context, r store.Record) (store.Record, error) {
 		at := formatTime(now)
 		if found {
 			_, err = c.ExecContext(ctx, `UPDATE connector_connections
-			   SET definition = ?, status = ?, reason = ?, refresh_started = ?, token_sealed = ?, version = ?, updated_at = ?
-			 WHERE id = ?`, r.Definition, string(r.Status), r.Reason, started, sealed, version, at, r.ID)
+			   SET definition = ?, status = ?, reason = ?, refresh_started = ?, token_sealed = ?, binding = ?, version = ?, updated_at = ?
+			 WHERE id = ?`, r.Definition, string(r.Status), r.Reason, started, sealed, binding, version, at, r.ID)
 		} else {
 			_, err = c.ExecContext(ctx, `INSERT INTO connector_connections
-			  (id, definition, status, reason, refresh_started, token_sealed, version, updated_at)
-			  VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, r.ID, r.Definition, string(r.Status), r.Reason, started, sealed, version, at)
+			  (id, definition, status, reason, refresh_started, token_sealed, binding, version, updated_at)
+			  VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, r.ID, r.Definition, string(r.Status), r.Reason, started, sealed, binding, version, at)
 		}
 		if err != nil {
 			return err
@@ -451,13 +461,22 @@ func (s *Store) Close() error {
 
 // open turns a row into a store.Record, unsealing its token.
 func (s *Store) open(r row) (store.Record, error) {
-	tok, err := s.sealer.OpenStoredToken(r.id, r.sealed, "sqlitestore "+s.path)
+	var b store.Binding
+	if r.binding.Valid {
+		// A binding that does not decode cannot be the one the token was
+		// sealed with: report it as the tampering it is.
+		if err := json.Unmarshal([]byte(r.binding.String), &b); err != nil {
+			b = store.Binding{Tenant: "\x00unreadable"}
+		}
+	}
+	tok, err := s.sealer.OpenStoredToken(r.id, b, r.sealed, "sqlitestore "+s.path)
 	if err != nil {
 		return store.Record{}, err
 	}
 	rec := store.Record{
 		ID:         r.id,
 		Definition: r.definition,
+		Binding:    b,
 		Token:      tok,
 		Status:     store.Status(r.status),
 		Reason:     r.reason,

@@ -110,6 +110,12 @@ func TestContract(t *testing.T) {
 				`UPDATE connector_connections SET id = 'conn-c' WHERE id = 'conn-b'`)},
 			{Name: "sealed token truncated", Victim: "conn-a", Untouched: "conn-b", Do: sqlTampering(
 				`UPDATE connector_connections SET token_sealed = substr(token_sealed, 1, 10) WHERE id = 'conn-a'`)},
+			{Name: "binding altered", Victim: "conn-a", Untouched: "conn-b", Do: sqlTampering(
+				`UPDATE connector_connections SET binding = json_set(binding, '$.api_origin', 'https://evil.example') WHERE id = 'conn-a'`)},
+			{Name: "binding stripped", Victim: "conn-a", Untouched: "conn-b", Do: sqlTampering(
+				`UPDATE connector_connections SET binding = NULL WHERE id = 'conn-a'`)},
+			{Name: "binding not a binding", Victim: "conn-a", Untouched: "conn-b", Do: sqlTampering(
+				`UPDATE connector_connections SET binding = '[1]' WHERE id = 'conn-a'`)},
 		},
 	})
 }
