@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -202,5 +203,55 @@ auth:
 	}
 	if c.Key() == key {
 		t.Error("the tenant does not change the derived key: two tenants would share a record")
+	}
+}
+
+// TestFailedClientCredentialsRecordsNothing (issue 10 item 13): a
+// client-credentials token request the provider refuses (invalid_client)
+// leaves no record that would show as connected, and an existing record
+// is left as it was.
+func TestFailedClientCredentialsRecordsNothing(t *testing.T) {
+	var ok atomic.Bool
+	provider := newRecorder(t, func(w http.ResponseWriter, r *http.Request) {
+		if ok.Load() {
+			_, _ = w.Write([]byte(`{"access_token":"cc-access","expires_in":3600}`))
+			return
+		}
+		w.WriteHeader(http.StatusUnauthorized)
+		_, _ = w.Write([]byte(`{"error":"invalid_client"}`))
+	})
+	d := parseOne(t, `name: cc
+title: cc
+base_url: `+provider.URL+`
+auth:
+  scheme: oauth_client
+  oauth:
+    version: V2
+    token_request_uri: ${BaseUrl}/token
+`)
+	ctx := context.Background()
+	st := store.NewMemory()
+	src, err := NewSource(&Connection{ID: "cc1", Definition: d, ClientID: "c", ClientSecret: "wrong-secret"}, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var te *TokenError
+	if _, err := src.TokenContext(ctx); !errors.As(err, &te) || te.Code != "invalid_client" {
+		t.Fatalf("err = %v; want invalid_client", err)
+	}
+	if list, _ := st.List(ctx); len(list) != 0 {
+		t.Fatalf("a refused client-credentials request left %d records: %+v", len(list), list)
+	}
+	ok.Store(true)
+	if _, err := src.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := st.Get(ctx, "cc1")
+	ok.Store(false)
+	if _, err := src.Refresh(ctx); !errors.As(err, &te) {
+		t.Fatalf("err = %v; want invalid_client", err)
+	}
+	if after, _ := st.Get(ctx, "cc1"); after.Version != before.Version || after.Token.AccessToken != "cc-access" {
+		t.Errorf("a refused request changed the record: %+v, was %+v", after, before)
 	}
 }

@@ -270,10 +270,16 @@ func (s *Source) renewLocked(ctx context.Context, stale string, force bool) (tok
 		grant = func(ctx context.Context) (*token.Token, error) { return s.flow.Refresh(ctx, rt) }
 	}
 
-	// Mark the refresh in flight, durably, before the provider can act on it.
-	rec.RefreshStarted = s.Now()
-	if rec, err = s.store.Put(ctx, rec); err != nil {
-		return token.Token{}, fmt.Errorf("connection %s: recording the refresh before sending it: %w", key, err)
+	// Mark the refresh in flight, durably, before the provider can act on
+	// it. A client-credentials request consumes nothing, so it needs no
+	// marker, and a failed one writes nothing: no record that looks
+	// connected without a token.
+	clientCredentials := s.flow.o.GrantType == definitions.GrantClientCredentials
+	if !clientCredentials {
+		rec.RefreshStarted = s.Now()
+		if rec, err = s.store.Put(ctx, rec); err != nil {
+			return token.Token{}, fmt.Errorf("connection %s: recording the refresh before sending it: %w", key, err)
+		}
 	}
 	// From here on the caller's cancellation must not cut the refresh short:
 	// a request abandoned after it was sent leaves a refresh token that may
@@ -288,6 +294,9 @@ func (s *Source) renewLocked(ctx context.Context, stale string, force bool) (tok
 		}
 	}})
 	nt, gerr := grant(ctx)
+	if gerr != nil && clientCredentials {
+		return token.Token{}, gerr
+	}
 	if gerr != nil {
 		var te *TokenError
 		var nr *NeedsReauthError
