@@ -1,6 +1,14 @@
 // Package store defines how connections' tokens are kept: the Record a store
 // holds, the Store interface every backend implements (the embedded file
 // store, PostgreSQL), and the sealing of secrets at rest.
+//
+// Every record carries a Binding: what its token was issued for (tenant,
+// definition, environment, client id, token-endpoint and API origins). The
+// token is sealed with the id and the binding as associated data, so a
+// binding altered at rest fails to open, and connector.Source never spends a
+// token for a connection bound differently (a connection naming another's
+// id). Records from before bindings have a zero Binding and are bound on
+// their first use.
 package store
 
 import (
