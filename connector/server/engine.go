@@ -31,11 +31,7 @@ type engine struct {
 // load returns the tenant's connection and its engine. A connection of
 // another tenant is not found, exactly like one that does not exist.
 func (s *Server) load(ctx context.Context, tenant, id string) (*engine, error) {
-	c, err := s.cfg.State.Connection(ctx, tenant, id)
-	if err != nil {
-		return nil, err
-	}
-	cl, err := s.cfg.State.Client(ctx, tenant, c.Client)
+	c, cl, err := s.cfg.State.ConnectionAndClient(ctx, tenant, id)
 	if err != nil {
 		return nil, err
 	}

@@ -242,3 +242,70 @@ func (d *DB) CountConnections(ctx context.Context) (map[string]int, error) {
 	}
 	return out, rows.Err()
 }
+
+// ConnectionAndClient returns the tenant's connection and its OAuth client
+// in one query: the hot path of every proxied call and token request.
+func (d *DB) ConnectionAndClient(ctx context.Context, tenant, id string) (Connection, Client, error) {
+	ctx, cancel := bound(ctx)
+	defer cancel()
+	cols := func(prefix, list string) string {
+		parts := strings.Split(list, ", ")
+		for i, p := range parts {
+			parts[i] = prefix + "." + p
+		}
+		return strings.Join(parts, ", ")
+	}
+	row := d.db.QueryRowContext(ctx, d.q(`SELECT `+cols("n", connCols)+`, `+cols("c", clientCols)+`
+		FROM server_connections n JOIN server_oauth_clients c ON c.id = n.client AND c.tenant = n.tenant
+		WHERE n.tenant = ? AND n.id = ?`), tenant, id)
+	conn, cl, err := d.scanBoth(row)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Connection{}, Client{}, fmt.Errorf("connection %s: %w", id, ErrNotFound)
+	}
+	return conn, cl, err
+}
+
+// scanBoth scans a row of connCols followed by clientCols.
+func (d *DB) scanBoth(row *sql.Row) (Connection, Client, error) {
+	var n, c rawRow
+	if err := row.Scan(append(n.conn(), c.client()...)...); err != nil {
+		return Connection{}, Client{}, err
+	}
+	conn, err := d.scanConn(&n)
+	if err != nil {
+		return Connection{}, Client{}, err
+	}
+	cl, err := d.scanClient(&c)
+	return conn, cl, err
+}
+
+// rawRow holds scanned columns so that scanConn and scanClient can read
+// them again as a row of their own.
+type rawRow struct{ vals []any }
+
+func (r *rawRow) conn() []any {
+	r.vals = []any{new(string), new(string), new(string), new(string), new([]byte), new(string), new(string), new(int64), new(int64), new(int64)}
+	return r.vals
+}
+
+func (r *rawRow) client() []any {
+	r.vals = []any{new(string), new(string), new(string), new(string), new([]byte), new(string), new(string), new(string), new(string), new(int64), new(int64), new(int64)}
+	return r.vals
+}
+
+func (r *rawRow) Scan(dest ...any) error {
+	if len(dest) != len(r.vals) {
+		return fmt.Errorf("state: scanning %d columns into %d", len(r.vals), len(dest))
+	}
+	for i, v := range r.vals {
+		switch p := v.(type) {
+		case *string:
+			*dest[i].(*string) = *p
+		case *[]byte:
+			*dest[i].(*[]byte) = *p
+		case *int64:
+			*dest[i].(*int64) = *p
+		}
+	}
+	return nil
+}

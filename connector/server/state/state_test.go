@@ -179,6 +179,12 @@ func TestClientsAndConnections(t *testing.T) {
 		if err != nil || conn.Fields["CompanyId"] != "42" || conn.Status != state.StatusPending {
 			t.Fatalf("Connection = %+v, %v", conn, err)
 		}
+		if n, c2, err := open().ConnectionAndClient(ctx, "acme", ids[0]); err != nil || n.Fields["CompanyId"] != "42" || c2.Secret != "client-secret-2" || c2.ID != c.ID {
+			t.Fatalf("ConnectionAndClient = %v %v, %v", n, c2, err)
+		}
+		if _, _, err := db.ConnectionAndClient(ctx, "globex", ids[0]); !errors.Is(err, state.ErrNotFound) {
+			t.Fatalf("globex reads acme's connection and client: %v", err)
+		}
 		if _, err := db.Connection(ctx, "globex", ids[0]); !errors.Is(err, state.ErrNotFound) {
 			t.Fatalf("globex reads acme's connection: %v", err)
 		}
