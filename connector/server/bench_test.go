@@ -56,7 +56,7 @@ func getBody(b *testing.B, url, key string) {
 func BenchmarkProxy(b *testing.B) {
 	e, conn := benchEnv(b, b.TempDir()+"/connector.db")
 	def, _ := definitions.Builtin().Get("procore")
-	api, err := connector.NewAPI(&connector.Connection{ID: conn, Definition: def, ClientID: emuClientID, ClientSecret: emuSecret,
+	api, err := connector.NewAPI(&connector.Connection{ID: conn, Tenant: "acme", Definition: def, ClientID: emuClientID, ClientSecret: emuSecret,
 		RedirectURI: e.replicas[0].srv.RedirectURI(), BaseURL: e.emuURL, LoginURL: e.emuURL}, e.replicas[0].storage.Tokens, nil)
 	if err != nil {
 		b.Fatal(err)

@@ -64,7 +64,7 @@ func (s *Server) load(ctx context.Context, tenant, id string) (*engine, error) {
 
 func (s *Server) engineConnection(def *definitions.Definition, cl state.Client, c state.Connection) *connector.Connection {
 	return &connector.Connection{
-		ID: c.ID, Definition: def, Environment: c.Environment,
+		ID: c.ID, Tenant: c.Tenant, Definition: def, Environment: c.Environment,
 		ClientID: cl.ClientID, ClientSecret: cl.Secret, RedirectURI: cl.RedirectURI,
 		Scopes: cl.Scopes, Fields: c.Fields, BaseURL: cl.BaseURL, LoginURL: cl.LoginURL,
 	}
