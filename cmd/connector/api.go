@@ -18,6 +18,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/itchyny/gojq"
 	"github.com/spf13/cobra"
 
 	"github.com/connector-engine/connector/connector"
@@ -52,7 +53,7 @@ func (a *app) actionsCommand() *cobra.Command {
 				}
 				acts = []*definitions.Action{act}
 			}
-			if format != "table" {
+			if format != "table" || a.jq != "" {
 				type input struct {
 					Name        string `json:"name"`
 					Type        string `json:"type,omitempty"`
@@ -82,7 +83,7 @@ func (a *app) actionsCommand() *cobra.Command {
 					}
 					rows = append(rows, r)
 				}
-				return emit(a.stdout, format, rows)
+				return a.emit(format, rows)
 			}
 			if len(acts) == 0 {
 				fmt.Fprintf(a.stdout, "definition %s declares no actions; 'connector request' calls any path\n", d.Name)
@@ -123,7 +124,7 @@ func (a *app) actionsCommand() *cobra.Command {
 			return nil
 		},
 	}
-	bindOutput(c, &format, "table", listFormats...)
+	a.bindOutput(c, &format, "table", listFormats...)
 	return c
 }
 
@@ -143,6 +144,7 @@ type output struct {
 	report   *progressReport    // set by app.progress
 	attempts *countingTransport // set by apiSession
 	timeout  time.Duration
+	jq       *gojq.Code // --jq, compiled by check
 }
 
 // countingTransport counts the requests sent to the API.
@@ -171,9 +173,9 @@ func apiFailure(ctx context.Context, conn *connector.Connection, o *output, err 
 	return connectionFailure(conn, err)
 }
 
-func (o *output) bind(c *cobra.Command) {
+func (o *output) bind(a *app, c *cobra.Command) {
 	c.Flags().BoolVar(&o.all, "all", false, "fetch every page and write the items as they arrive")
-	bindOutput(c, &o.format, "json", apiFormats...)
+	a.bindOutput(c, &o.format, "json", apiFormats...)
 	c.Flags().BoolVar(&o.progress, "progress", true, "with --all, report items fetched so far on stderr")
 	c.Flags().BoolVar(&o.dryRun, "dry-run", false, "print the request that would be sent (credentials as ***) and send nothing to the API; with --all, the first page's")
 }
@@ -182,7 +184,14 @@ func (o *output) bind(c *cobra.Command) {
 // a line, table the scalar fields of the items.
 var apiFormats = []string{"json", "ndjson", "table", "yaml"}
 
-func (o *output) check() error { return checkOutput(o.format, apiFormats...) }
+func (o *output) check(a *app) error {
+	if err := checkOutput(o.format, apiFormats...); err != nil {
+		return err
+	}
+	code, err := compileJQ(a.jq)
+	o.jq = code
+	return err
+}
 
 // apiSession opens a connection's API access. Connections without OAuth
 // need no token store.
@@ -255,7 +264,7 @@ schema before anything is sent. With --all a listing action fetches every page
 and writes items as they arrive.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := out.check(); err != nil {
+			if err := out.check(a); err != nil {
 				return err
 			}
 			kv := map[string]string{}
@@ -309,7 +318,7 @@ and writes items as they arrive.`,
 		},
 	}
 	f.bind(c)
-	out.bind(c)
+	out.bind(a, c)
 	c.Flags().DurationVar(&out.timeout, "timeout", 10*time.Minute, "give up after this long")
 	c.ValidArgsFunction = a.completeCall(&f)
 	return c
@@ -331,7 +340,7 @@ definition's headers, retries and rate limits. -d sends a JSON body, inline or
 @file. With --all the definition's pagination fetches every page.`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := out.check(); err != nil {
+			if err := out.check(a); err != nil {
 				return err
 			}
 			method := strings.ToUpper(args[0])
@@ -392,7 +401,7 @@ definition's headers, retries and rate limits. -d sends a JSON body, inline or
 		},
 	}
 	f.bind(c)
-	out.bind(c)
+	out.bind(a, c)
 	c.Flags().StringVarP(&data, "data", "d", "", "JSON body: inline, or @FILE (@- for stdin)")
 	c.Flags().StringArrayVarP(&headers, "header", "H", nil, "extra header 'Name: value'; repeatable")
 	c.Flags().DurationVar(&out.timeout, "timeout", 10*time.Minute, "give up after this long")
@@ -497,7 +506,7 @@ func (a *app) writeItems(conn *connector.Connection, items iter.Seq2[json.RawMes
 	for item, err := range items {
 		if err != nil {
 			o.report.finish()
-			if o.format == "json" && n > 0 {
+			if o.format == "json" && n > 0 && o.jq == nil {
 				fmt.Fprintln(w, "\n]")
 			}
 			w.Flush()
@@ -505,6 +514,14 @@ func (a *app) writeItems(conn *connector.Connection, items iter.Seq2[json.RawMes
 				err = fmt.Errorf("after %d items: %w", n, err)
 			}
 			return connectionFailure(conn, err)
+		}
+		if o.jq != nil {
+			if err := runJQ(w, o.jq, item); err != nil {
+				w.Flush()
+				return &exitError{code: exitFailed, err: fmt.Errorf("item %d: %w", n+1, err)}
+			}
+			n++
+			continue
 		}
 		switch o.format {
 		case "ndjson":
@@ -536,6 +553,7 @@ func (a *app) writeItems(conn *connector.Connection, items iter.Seq2[json.RawMes
 		}
 	}
 	switch {
+	case o.jq != nil:
 	case (o.format == "json" || o.format == "yaml") && n == 0:
 		w.WriteString("[]\n")
 	case o.format == "json":
@@ -564,6 +582,12 @@ func (a *app) writeResponse(conn *connector.Connection, resp *http.Response, p *
 			body = []byte(safeText(string(body)))
 		}
 		_, _ = a.stdout.Write(body)
+		return nil
+	}
+	if o.jq != nil {
+		if err := runJQ(a.stdout, o.jq, body); err != nil {
+			return &exitError{code: exitFailed, err: err}
+		}
 		return nil
 	}
 	switch o.format {

@@ -276,3 +276,28 @@ func TestSilentHostMessage(t *testing.T) {
 		t.Errorf("exit %d, stderr %q", code, errOut)
 	}
 }
+
+// --jq filters the JSON form of any command's output (gojq); strings print
+// bare; a bad expression is a usage error (issue 13 item 5).
+func TestJQ(t *testing.T) {
+	if code, out, errOut := runCLI(t, "definitions", "--jq", ".[].name"); code != 0 || out != "procore\nprocore-client-credentials\nprocore-v1\n" {
+		t.Errorf("definitions --jq: exit %d, %q %q", code, out, errOut)
+	}
+	if code, out, _ := runCLI(t, "validate", "-q", "{valid, errors}"); code != 0 || out != `{"errors":0,"valid":true}`+"\n" {
+		t.Errorf("validate --jq: exit %d, %q", code, out)
+	}
+	if code, _, errOut := runCLI(t, "definitions", "--jq", ".["); code != exitUsage || !strings.Contains(errOut, `--jq ".[": unexpected EOF`) {
+		t.Errorf("bad --jq: exit %d, %q", code, errOut)
+	}
+	r := connected(t)
+	code, out, errOut := cli(t, r.args("call", "list_projects", "--all", "--progress=false", "--jq", ".id")...)
+	if lines := strings.Count(out, "\n"); code != 0 || lines != 250 || strings.Contains(out, "{") {
+		t.Errorf("call --all --jq .id: exit %d, %d lines, stderr %q", code, lines, errOut)
+	}
+	if code, out, _ := cli(t, r.args("call", "me", "--jq", "has(\"id\")")...); code != 0 || out != "true\n" {
+		t.Errorf("call me --jq: exit %d, %q", code, out)
+	}
+	if code, _, errOut := cli(t, r.args("call", "me", "--jq", "error(\"boom\")")...); code != exitFailed || !strings.Contains(errOut, "--jq: error: boom") {
+		t.Errorf("--jq error: exit %d, %q", code, errOut)
+	}
+}

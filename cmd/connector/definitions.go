@@ -28,7 +28,7 @@ func (a *app) definitionsCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if format != "table" {
+			if format != "table" || a.jq != "" {
 				type row struct {
 					Name         string   `json:"name"`
 					Title        string   `json:"title"`
@@ -48,7 +48,7 @@ func (a *app) definitionsCommand() *cobra.Command {
 					}
 					rows = append(rows, r)
 				}
-				return emit(a.stdout, format, rows)
+				return a.emit(format, rows)
 			}
 			tw := tabwriter.NewWriter(a.stdout, 0, 0, 2, ' ', 0)
 			fmt.Fprintln(tw, "NAME\tTITLE\tSCHEME\tVERSION\tGRANT\tENVIRONMENTS")
@@ -66,7 +66,7 @@ func (a *app) definitionsCommand() *cobra.Command {
 			return tw.Flush()
 		},
 	}
-	bindOutput(c, &format, "table", listFormats...)
+	a.bindOutput(c, &format, "table", listFormats...)
 	return c
 }
 
@@ -154,11 +154,11 @@ the environment. Secret values print as *** unless --show-secrets is given.`,
 			if showSecrets {
 				out, _ = t.Expand(vals)
 			}
-			if format == "text" {
+			if format == "text" && a.jq == "" {
 				fmt.Fprintln(a.stdout, out)
 				return nil
 			}
-			return emit(a.stdout, format, struct {
+			return a.emit(format, struct {
 				Definition  string `json:"definition"`
 				Environment string `json:"environment"`
 				URI         string `json:"uri"`
@@ -170,7 +170,7 @@ the environment. Secret values print as *** unless --show-secrets is given.`,
 	cmd.Flags().StringVar(&env, "env", "", "the environment (default: the definition's default)")
 	cmd.Flags().BoolVar(&showSecrets, "show-secrets", false, "print secret values instead of ***")
 	cmd.Flags().BoolVar(&request, "request", false, "for an OAuth URI, print the whole request the engine sends: method, URL, headers and body with the standard parameters it adds")
-	bindOutput(cmd, &format, "text", renderFormats...)
+	a.bindOutput(cmd, &format, "text", renderFormats...)
 	return cmd
 }
 

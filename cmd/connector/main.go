@@ -61,6 +61,7 @@ type app struct {
 	definitionsDir []string
 	defs           *definitions.Set // loaded once per run
 	verbose        bool
+	jq             string // --jq
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
@@ -99,7 +100,16 @@ func (a *app) rootCommand() *cobra.Command {
 		Use:   "connector",
 		Short: "Connect to SaaS APIs described by YAML connection definitions",
 		Long: `connector runs the OAuth flows and API calls that connection definitions
-describe. Procore definitions are built in; --definitions adds your own.`,
+describe. Procore definitions are built in; --definitions adds your own.
+
+Commands that print data take -o (json, ndjson, table or yaml; text where
+the output is one value). $CONNECTOR_CONNECTION stands in for --connection
+or --connection-string, $CONNECTOR_DEFINITIONS for --definitions and
+$CONNECTOR_STORE for --store.
+
+Exit status: 0 ok, 1 failed, 2 bad command line (an unknown command or
+flag, a bad argument), 4 the connection needs authorizing again (run
+connector connect).`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}

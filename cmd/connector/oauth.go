@@ -580,7 +580,7 @@ func (a *app) tokenCommand() *cobra.Command {
 			if err != nil {
 				return tokenFailure(s, err)
 			}
-			if format == "text" {
+			if format == "text" && a.jq == "" {
 				fmt.Fprintln(a.stdout, t.AccessToken)
 				return nil
 			}
@@ -597,11 +597,11 @@ func (a *app) tokenCommand() *cobra.Command {
 			if showSecrets {
 				out.RefreshToken = t.RefreshToken
 			}
-			return emit(a.stdout, format, out)
+			return a.emit(format, out)
 		},
 	}
 	f.bind(c)
-	bindOutput(c, &format, "text", tokenFormats...)
+	a.bindOutput(c, &format, "text", tokenFormats...)
 	c.Flags().BoolVar(&asJSON, "json", false, "the old name of -o json")
 	_ = c.Flags().MarkHidden("json")
 	c.Flags().BoolVar(&showSecrets, "show-secrets", false, "with -o json or yaml, include the refresh token")
@@ -695,7 +695,7 @@ func (a *app) connectionsCommand() *cobra.Command {
 			}
 			defs, _ := a.definitions() // only to say what an interrupted refresh will do
 			now := time.Now()
-			if format != "table" {
+			if format != "table" || a.jq != "" {
 				type row struct {
 					ID             string    `json:"id"`
 					Definition     string    `json:"definition"`
@@ -713,7 +713,7 @@ func (a *app) connectionsCommand() *cobra.Command {
 					}
 					rows = append(rows, row{r.ID, r.Definition, status, reason, r.Token.Expiry, r.RefreshStarted, r.UpdatedAt})
 				}
-				return emit(a.stdout, format, rows)
+				return a.emit(format, rows)
 			}
 			tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "ID\tDEFINITION\tSTATUS\tEXPIRES IN\tREASON")
@@ -736,7 +736,7 @@ func (a *app) connectionsCommand() *cobra.Command {
 		},
 	}
 	f.bindStore(c)
-	bindOutput(c, &format, "table", listFormats...)
+	a.bindOutput(c, &format, "table", listFormats...)
 	return c
 }
 

@@ -16,10 +16,30 @@ import (
 // line), table (or text: the human form) and yaml. The flags a command had
 // before (--json, --format) stay as hidden aliases.
 
-// bindOutput adds -o to c, defaulting to def, accepting formats.
-func bindOutput(c *cobra.Command, p *string, def string, formats ...string) {
+// bindOutput adds -o to c, defaulting to def, accepting formats, and --jq.
+func (a *app) bindOutput(c *cobra.Command, p *string, def string, formats ...string) {
 	c.Flags().StringVarP(p, "output", "o", def, "output format: "+strings.Join(formats, ", "))
 	_ = c.RegisterFlagCompletionFunc("output", completeOutput(formats...))
+	bindJQ(c, &a.jq)
+}
+
+// emit writes v as format, or what --jq makes of v as JSON.
+func (a *app) emit(format string, v any) error {
+	code, err := compileJQ(a.jq)
+	if err != nil {
+		return err
+	}
+	if code != nil {
+		b, err := json.Marshal(v)
+		if err != nil {
+			return err
+		}
+		if err := runJQ(a.stdout, code, b); err != nil {
+			return &exitError{code: exitFailed, err: err}
+		}
+		return nil
+	}
+	return emit(a.stdout, format, v)
 }
 
 // checkOutput is the usage error for a format c does not print.

@@ -58,7 +58,7 @@ Exit status: 0 valid (warnings allowed), 1 invalid, 2 bad command line.`,
 			return a.reportValidation(format, len(files), set, diags)
 		},
 	}
-	bindOutput(cmd, &format, "text", validateFormats...)
+	a.bindOutput(cmd, &format, "text", validateFormats...)
 	cmd.Flags().StringVar(&legacy, "format", "", "the old name of -o")
 	_ = cmd.Flags().MarkHidden("format")
 	return cmd
@@ -115,7 +115,7 @@ func (a *app) reportValidation(format string, nfiles int, set *definitions.Set, 
 		}
 	}
 	valid := nerr == 0
-	if format != "text" {
+	if format != "text" || a.jq != "" {
 		report := struct {
 			Valid       bool                     `json:"valid"`
 			Errors      int                      `json:"errors"`
@@ -125,7 +125,7 @@ func (a *app) reportValidation(format string, nfiles int, set *definitions.Set, 
 		if report.Diagnostics == nil {
 			report.Diagnostics = []definitions.Diagnostic{}
 		}
-		if err := emit(a.stdout, format, report); err != nil {
+		if err := a.emit(format, report); err != nil {
 			return err
 		}
 	} else {
