@@ -20,7 +20,16 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/connector-engine/connector/definitions"
+	"github.com/connector-engine/connector/internal/readfile"
 	"github.com/connector-engine/connector/templates"
+)
+
+// Bounds on the files a connection names: far above any real one, so that
+// /dev/zero or a mistyped path fails with an error instead of exhausting
+// memory.
+const (
+	maxConnectionFile = readfile.MiB      // a connection file
+	maxFileReference  = 64 * readfile.KiB // a ${file:PATH} value: a secret, an id
 )
 
 // ConnectionOptions are the settings of a connection string or file that
@@ -504,7 +513,7 @@ func LoadConnectionFile(path string, defs *definitions.Set) (*Connection, Connec
 	if defs == nil {
 		defs = definitions.Builtin()
 	}
-	data, err := os.ReadFile(path)
+	data, err := readfile.Read(path, maxConnectionFile, "a connection file")
 	if err != nil {
 		return nil, ConnectionOptions{}, fmt.Errorf("cannot read connection file %s: %w", path, unwrapPathError(err))
 	}
@@ -764,18 +773,15 @@ func (l *fileLoader) resolve(v string, secret bool, keys ...string) string {
 		p = filepath.Join(l.dir, p)
 	}
 	st, err := os.Stat(p)
-	if err == nil && st.IsDir() {
-		err = errors.New("it is a directory")
-	}
 	if err != nil {
 		l.problemf(line(), name, "cannot read ${file:%s} (%s): %v", ref, p, unwrapPathError(err))
 		return ""
 	}
-	if secret && runtime.GOOS != "windows" && st.Mode().Perm()&0o077 != 0 {
+	if secret && runtime.GOOS != "windows" && st.Mode().IsRegular() && st.Mode().Perm()&0o077 != 0 {
 		l.problemf(line(), name, "%s holds a secret but other users may read it (mode %04o); run chmod 600 %s", p, st.Mode().Perm(), p)
 		return ""
 	}
-	data, err := os.ReadFile(p)
+	data, err := readfile.Read(p, maxFileReference, "a ${file:} reference")
 	if err != nil {
 		l.problemf(line(), name, "cannot read ${file:%s} (%s): %v", ref, p, unwrapPathError(err))
 		return ""

@@ -295,29 +295,7 @@ func (b *builder) buildInputs(a *Action, ptr string, node *yaml.Node) bool {
 	if in.Kind != yaml.MappingNode {
 		return false // the schema reported it
 	}
-	budget := maxExpandedNodes
-	doc, err := toValue(in, &budget)
-	if err != nil {
-		b.errorf(ptr, "%v", err)
-		return false
-	}
-	a.schemaDoc, _ = doc.(map[string]any)
-	budget = maxExpandedNodes
-	js, err := appendJSON(nil, in, &budget)
-	if err != nil {
-		b.errorf(ptr, "%v", err)
-		return false
-	}
-	a.Schema = js
-	ok := true
-	if sch, cached := b.inputSchemas[string(js)]; cached {
-		a.schema = sch
-	} else if a.schema, err = compileInputSchema(a.def, a.Name, js); err != nil {
-		b.inputSchemaError(ptr, err)
-		ok = false
-	} else if b.inputSchemas != nil {
-		b.inputSchemas[string(js)] = a.schema
-	}
+	ok := b.compileInputs(a, ptr, in)
 
 	required := map[string]bool{}
 	_, props := mapGet(in, "properties")
@@ -377,6 +355,43 @@ func (b *builder) buildInputs(a *Action, ptr string, node *yaml.Node) bool {
 	return ok
 }
 
+// compileInputs checks the size of an action's input schema, then keeps it
+// as plain values and as JSON, and compiles it. The inputs it names are
+// declared whatever it finds, so that one error does not bring others about
+// every placeholder that uses them.
+func (b *builder) compileInputs(a *Action, ptr string, in *yaml.Node) bool {
+	if at, msg := inputSchemaTooBig(in); at != nil {
+		b.reportAt(SeverityError, at, pointerField(ptr), msg)
+		return false
+	}
+	budget := maxExpandedNodes
+	doc, err := toValue(in, &budget)
+	if err != nil {
+		b.errorf(ptr, "%v", err)
+		return false
+	}
+	a.schemaDoc, _ = doc.(map[string]any)
+	budget = maxExpandedNodes
+	js, err := appendJSON(nil, in, &budget)
+	if err != nil {
+		b.errorf(ptr, "%v", err)
+		return false
+	}
+	a.Schema = js
+	if sch, cached := b.inputSchemas[string(js)]; cached {
+		a.schema = sch
+		return true
+	}
+	if a.schema, err = compileInputSchema(a.def, a.Name, js); err != nil {
+		b.inputSchemaError(ptr, err)
+		return false
+	}
+	if b.inputSchemas != nil {
+		b.inputSchemas[string(js)] = a.schema
+	}
+	return true
+}
+
 // schemaType returns a schema's type keyword as one string.
 func schemaType(s map[string]any) string {
 	switch t := s["type"].(type) {
@@ -392,6 +407,40 @@ func schemaType(s map[string]any) string {
 		return strings.Join(parts, "|")
 	}
 	return ""
+}
+
+// Bounds on an action's input schema, checked before it is compiled: the
+// validator's compile time grows steeply with nesting (2,000 levels of items,
+// 18 KB of YAML, took seconds; 10,000 took minutes and most of a GiB). The
+// built-in schemas nest under 10 levels and hold a few hundred nodes.
+const (
+	maxInputSchemaDepth = 64
+	maxInputSchemaNodes = 20_000
+)
+
+// inputSchemaTooBig returns the first node past the depth or node bound of
+// an input schema (aliases count as what they expand to), and why; nil when
+// the schema is within both.
+func inputSchemaTooBig(in *yaml.Node) (*yaml.Node, string) {
+	nodes := 0
+	var walk func(n *yaml.Node, depth int) (*yaml.Node, string)
+	walk = func(n *yaml.Node, depth int) (*yaml.Node, string) {
+		at := n
+		n = resolve(n)
+		if nodes++; nodes > maxInputSchemaNodes {
+			return at, fmt.Sprintf("the input schema has more than %d nodes (aliases counted as they expand), the limit for an input schema; split the action, or share repeated parts under $defs with $ref", maxInputSchemaNodes)
+		}
+		if depth > maxInputSchemaDepth {
+			return at, fmt.Sprintf("the input schema nests more than %d levels deep here, the limit for an input schema; flatten it, or name the repeated part under $defs and $ref it", maxInputSchemaDepth)
+		}
+		for _, c := range n.Content {
+			if bad, msg := walk(c, depth+1); bad != nil {
+				return bad, msg
+			}
+		}
+		return nil, ""
+	}
+	return walk(in, 0)
 }
 
 // compileInputSchema compiles an action's input schema. Formats (date,

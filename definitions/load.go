@@ -12,7 +12,13 @@ import (
 
 	"github.com/santhosh-tekuri/jsonschema/v5"
 	"gopkg.in/yaml.v3"
+
+	"github.com/connector-engine/connector/internal/readfile"
 )
+
+// MaxFileSize bounds a definition file. The largest built-in is a few dozen
+// KiB; the bound keeps /dev/zero or a stray dump from exhausting memory.
+const MaxFileSize = 4 * readfile.MiB
 
 // File is one definition file to check: where it came from and its bytes.
 type File struct {
@@ -96,7 +102,8 @@ func Load(paths ...string) (*Set, error) {
 }
 
 // ReadFiles reads the named files, and the *.yaml and *.yml files under the
-// named directories, in a stable order.
+// named directories, in a stable order. Each must be a regular file (symbolic
+// links are followed) of at most MaxFileSize bytes.
 func ReadFiles(paths ...string) ([]File, error) {
 	var files []File
 	for _, p := range paths {
@@ -105,7 +112,7 @@ func ReadFiles(paths ...string) ([]File, error) {
 			return nil, fmt.Errorf("cannot read definitions from %s: %w", p, unwrapPath(err))
 		}
 		if !st.IsDir() {
-			data, err := os.ReadFile(p)
+			data, err := readfile.Read(p, MaxFileSize, "a definition file")
 			if err != nil {
 				return nil, fmt.Errorf("cannot read definition file %s: %w", p, unwrapPath(err))
 			}
@@ -140,9 +147,9 @@ func readFS(fsys fs.FS, root string) ([]File, error) {
 		if d.IsDir() || !(strings.HasSuffix(path, ".yaml") || strings.HasSuffix(path, ".yml")) {
 			return nil
 		}
-		data, err := fs.ReadFile(fsys, path)
+		data, err := readfile.ReadFS(fsys, path, MaxFileSize, "a definition file")
 		if err != nil {
-			return err
+			return fmt.Errorf("%s: %w", path, unwrapPath(err))
 		}
 		files = append(files, File{Path: path, Data: data})
 		return nil
@@ -189,7 +196,7 @@ func Parse(base *Set, files ...File) (*Set, error) {
 		p.root = root
 		recordOrigin(root, f.Path, set.origin)
 		before := len(ds.list)
-		duplicateKeys(f.Path, root, "", ds)
+		duplicateKeys(f.Path, root, ds)
 		p.ambiguous = len(ds.list) > before
 		if _, ext := mapGet(root, "extends"); ext != nil {
 			validateSchema(withoutNulls(root, set.origin), set.origin, ds, true)

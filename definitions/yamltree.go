@@ -105,26 +105,38 @@ func mapGet(m *yaml.Node, key string) (k, v *yaml.Node) {
 
 // duplicateKeys reports keys given twice in one mapping: yaml.v3 accepts them
 // when decoding into a Node, and the later one would silently win.
-func duplicateKeys(path string, n *yaml.Node, field string, ds *diags) {
-	switch n.Kind {
-	case yaml.MappingNode:
-		first := map[string]*yaml.Node{}
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			k, v := n.Content[i], n.Content[i+1]
-			sub := joinField(field, k.Value)
-			if prev, ok := first[k.Value]; ok {
-				ds.add(Diagnostic{Severity: SeverityError, File: path, Line: k.Line, Column: k.Column, Field: sub,
-					Message: fmt.Sprintf("duplicate key %q (first given at line %d); remove one of them", k.Value, prev.Line)})
-			} else {
-				first[k.Value] = k
+func duplicateKeys(path string, n *yaml.Node, ds *diags) {
+	var field []string // the steps to n, joined only for a finding: joining at every level is quadratic in depth
+	var walk func(n *yaml.Node)
+	walk = func(n *yaml.Node) {
+		switch n.Kind {
+		case yaml.MappingNode:
+			first := map[string]*yaml.Node{}
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				k, v := n.Content[i], n.Content[i+1]
+				step := k.Value
+				if len(field) > 0 {
+					step = "." + step
+				}
+				field = append(field, step)
+				if prev, ok := first[k.Value]; ok {
+					ds.add(Diagnostic{Severity: SeverityError, File: path, Line: k.Line, Column: k.Column, Field: strings.Join(field, ""),
+						Message: fmt.Sprintf("duplicate key %q (first given at line %d); remove one of them", k.Value, prev.Line)})
+				} else {
+					first[k.Value] = k
+				}
+				walk(v)
+				field = field[:len(field)-1]
 			}
-			duplicateKeys(path, v, sub, ds)
-		}
-	case yaml.SequenceNode:
-		for i, c := range n.Content {
-			duplicateKeys(path, c, fmt.Sprintf("%s[%d]", field, i), ds)
+		case yaml.SequenceNode:
+			for i, c := range n.Content {
+				field = append(field, fmt.Sprintf("[%d]", i))
+				walk(c)
+				field = field[:len(field)-1]
+			}
 		}
 	}
+	walk(n)
 }
 
 func joinField(parent, key string) string {
