@@ -210,7 +210,7 @@ func (f *Flow) ExchangeCode(ctx context.Context, code, verifier string) (*token.
 	if verifier != "" {
 		std = append(std, [2]string{"code_verifier", verifier})
 	}
-	return f.tokenRequest(ctx, "code exchange", f.o.TokenRequestURI, vals, std, false, "")
+	return f.tokenRequest(ctx, "code exchange", f.o.TokenRequestURI, vals, std, false, verifier) // the verifier is as secret as the code
 }
 
 // ClientCredentials fetches a token with the client-credentials grant.
@@ -318,6 +318,7 @@ func (f *Flow) tokenRequest(ctx context.Context, what string, t *templates.Templ
 		var te *TokenError
 		if errors.As(err, &te) {
 			te.Op, te.Status = what, resp.StatusCode
+			te.Code = f.redactString(te.Code, extra, vals[definitions.VarCode]) // providers echo the request in error too
 			te.Description = f.redactString(te.Description, extra, vals[definitions.VarCode])
 			return nil, te
 		}
@@ -506,6 +507,7 @@ func (f *Flow) tokenError(what string, resp *http.Response, body []byte, secrets
 	if te.Code == "" {
 		te.Code = http.StatusText(resp.StatusCode)
 	}
+	te.Code = f.redactString(te.Code, secrets...) // providers echo the request in error too
 	te.Description = f.redactString(te.Description, secrets...)
 	return te
 }
@@ -540,7 +542,7 @@ func (f *Flow) redact(err error, extra ...string) error {
 type TokenError struct {
 	Op          string // "refresh", "code exchange", ...
 	Status      int
-	Code        string // RFC 6749 5.2 error code, e.g. invalid_grant
+	Code        string // RFC 6749 5.2 error code, e.g. invalid_grant; secrets removed
 	Description string // secrets removed
 }
 

@@ -279,7 +279,7 @@ func (f *Field) Check(v string) string {
 			return fmt.Sprintf("%s must be true or false", show)
 		}
 	case "url":
-		if msg := absoluteURLProblem(v); msg != "" {
+		if msg := urlProblem(v, f.Secret); msg != "" {
 			return fmt.Sprintf("%s %s", show, msg)
 		}
 	case "host_label", "hostname":
@@ -570,21 +570,39 @@ func urlShapeProblem(t *templates.Template) string {
 
 // absoluteURLProblem says what keeps s from being an absolute https URL
 // (http is accepted for loopback hosts), or "" when nothing does.
-func absoluteURLProblem(s string) string {
+func absoluteURLProblem(s string) string { return urlProblem(s, false) }
+
+// urlProblem is absoluteURLProblem; with secret set, the message quotes no
+// part of s (the URL parser's errors quote the offending piece).
+func urlProblem(s string, secret bool) string {
 	u, err := url.Parse(s)
 	if err != nil {
+		if secret {
+			return "is not a valid URL"
+		}
 		return "is not a valid URL: " + strings.TrimPrefix(err.Error(), "parse \""+s+"\": ")
 	}
 	if !u.IsAbs() || u.Host == "" {
-		return fmt.Sprintf("must be an absolute URL such as https://api.example.com/path, not %q; start it with https:// or a URL placeholder such as ${BaseUrl} or ${LoginUrl}", s)
+		not := fmt.Sprintf(", not %q", s)
+		if secret {
+			not = ""
+		}
+		return fmt.Sprintf("must be an absolute URL such as https://api.example.com/path%s; start it with https:// or a URL placeholder such as ${BaseUrl} or ${LoginUrl}", not)
 	}
 	switch u.Scheme {
 	case "https":
 	case "http":
 		if !isLoopback(u.Hostname()) {
-			return fmt.Sprintf("uses http:// with %s; credentials would travel in clear, so use https:// (http is accepted only for localhost and 127.0.0.1)", u.Hostname())
+			host := u.Hostname()
+			if secret {
+				host = "a host other than localhost"
+			}
+			return fmt.Sprintf("uses http:// with %s; credentials would travel in clear, so use https:// (http is accepted only for localhost and 127.0.0.1)", host)
 		}
 	default:
+		if secret {
+			return "has a scheme other than https; use https://"
+		}
 		return fmt.Sprintf("has the scheme %q; use https://", u.Scheme)
 	}
 	if u.User != nil {
