@@ -59,8 +59,10 @@ type Connection struct {
 	RefreshToken string
 }
 
-// String describes the connection without its secrets.
-func (c *Connection) String() string {
+// String describes the connection without its secrets. String, Format and
+// GoString have value receivers so that a Connection value, or a struct
+// holding one, prints redacted too.
+func (c Connection) String() string {
 	def := "<no definition>"
 	if c.Definition != nil {
 		def = c.Definition.Name
@@ -69,7 +71,10 @@ func (c *Connection) String() string {
 }
 
 // Format keeps every fmt verb on the redacted String.
-func (c *Connection) Format(f fmt.State, _ rune) { _, _ = f.Write([]byte(c.String())) }
+func (c Connection) Format(f fmt.State, verb rune) { redactedFormat(f, verb, c.String()) }
+
+// GoString keeps %#v redacted.
+func (c Connection) GoString() string { return c.String() }
 
 func (c *Connection) env() string {
 	if c.Environment == "" && c.Definition != nil {

@@ -75,7 +75,7 @@ type Attempt struct {
 }
 
 // String keeps the state and verifier out of logs.
-func (a *Attempt) String() string { return "attempt{redirect=" + a.RedirectURI + "}" }
+func (a Attempt) String() string { return "attempt{redirect=" + a.RedirectURI + "}" }
 
 func randomToken() string {
 	b := make([]byte, 32) // 256 bits: well over the 128 RFC 9700 asks for state
