@@ -31,6 +31,19 @@ func (e *InputError) Error() string {
 	return fmt.Sprintf("%d problems with the input:\n  %s", len(e.Problems), strings.Join(e.Problems, "\n  "))
 }
 
+// pathError says which input a path value that cannot be sent came from.
+func (a *Action) pathError(err error) error {
+	var te *templates.Error
+	if errors.As(err, &te) && te.Placeholder != "" {
+		if v, ok := a.vars.Lookup(te.Placeholder); ok {
+			if iv := a.input(v); iv != nil {
+				return &InputError{Problems: []string{fmt.Sprintf("input %s: %s (action %s, path %s)", iv.name, strings.TrimPrefix(te.Msg, "the value of "), a.Name, a.path.Source())}}
+			}
+		}
+	}
+	return fmt.Errorf("path: %w", err)
+}
+
 // Render validates input and builds the request. vals are the connection's
 // values of the definition's placeholders (Definition.Values); input is by
 // input name. Path and query values are escaped for where they stand; a
@@ -60,7 +73,7 @@ func (a *Action) Render(vals []string, input map[string]any) (*ActionRequest, er
 	}
 	path, err := a.path.Expand(vs)
 	if err != nil {
-		return nil, fmt.Errorf("path: %w", err)
+		return nil, a.pathError(err)
 	}
 	buf := []byte(path)
 	sep := byte('?')

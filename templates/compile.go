@@ -35,6 +35,9 @@ type chunk struct {
 	// dotGuard is set on path placeholders whose segment has no literal text
 	// but dots, so that a value of "." or ".." could make it a dot segment.
 	dotGuard bool
+	// segLen, on the first guarded placeholder of a segment, is how many
+	// placeholders the segment has, and segDots how many literal dots.
+	segLen, segDots int
 }
 
 // tag is a placeholder found by the scanner.
@@ -283,14 +286,15 @@ func (c *compiler) classify() *Error {
 	// values, so its placeholders are guarded against that.
 	state := PosPath
 	var seg []int
-	segDots := true
+	segDots, dots := true, 0
 	endSeg := func() {
-		if segDots {
+		if segDots && len(seg) > 0 {
 			for _, k := range seg {
 				c.chunks[k].dotGuard = true
 			}
+			c.chunks[seg[0]].segLen, c.chunks[seg[0]].segDots = len(seg), dots
 		}
-		seg, segDots = seg[:0], true
+		seg, segDots, dots = seg[:0], true, 0
 	}
 	for ; i < len(shape); i++ {
 		if k := at[i]; k >= 0 {
@@ -312,6 +316,7 @@ func (c *compiler) classify() *Error {
 				endSeg()
 				state = PosFragment
 			case '.':
+				dots++
 			default:
 				segDots = false
 			}

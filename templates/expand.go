@@ -99,6 +99,11 @@ func (t *Template) size(values []string) (int, error) {
 			}
 			n += len(v)
 		default:
+			if ch.segLen > 0 {
+				if j, seg := t.dotSegment(i, values); j >= 0 {
+					return 0, t.dotSegmentError(j, value(values, t.chunks[j].v), seg)
+				}
+			}
 			if ch.dotGuard && isDots(v) {
 				n += 3 * len(v)
 				break
@@ -130,6 +135,41 @@ func dropSlash(v, next string) bool {
 }
 
 func isDots(v string) bool { return v == "." || v == ".." }
+
+// dotSegment reports whether the values make the path segment whose first
+// placeholder is chunk i "." or "..", which RFC 3986 (6.2.2.2) resolves as
+// this or the parent directory even when percent-encoded, so that a client,
+// proxy or server may send the request to another path. It returns the
+// first placeholder that contributes dots and the segment, or -1.
+func (t *Template) dotSegment(i int, values []string) (int, string) {
+	ch := &t.chunks[i]
+	n, culprit := ch.segDots, -1
+	for j := i; j < i+ch.segLen; j++ {
+		v := value(values, t.chunks[j].v)
+		if strings.Trim(v, ".") != "" {
+			return -1, ""
+		}
+		if v != "" && culprit < 0 {
+			culprit = j
+		}
+		n += len(v)
+	}
+	if culprit < 0 || n > 2 {
+		return -1, ""
+	}
+	return culprit, strings.Repeat(".", n)
+}
+
+func (t *Template) dotSegmentError(i int, v, seg string) *Error {
+	p := &t.ph[i]
+	shown := fmt.Sprintf("%q", v)
+	if t.chunks[i].flags&Secret != 0 {
+		shown = "dots"
+	}
+	return &Error{Offset: p.Offset, Placeholder: p.Name, Msg: fmt.Sprintf(
+		"the value of ${%s} is %s, which would make its path segment %q: that means this or the parent directory (RFC 3986 6.2.2.2, even percent-encoded), so the request could reach another resource; a path value cannot be \".\" or \"..\"",
+		p.Name, shown, seg)}
+}
 
 func (t *Template) valueError(i int, v, problem string) *Error {
 	ch, p := &t.chunks[i], &t.ph[i]

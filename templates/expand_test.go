@@ -2,6 +2,7 @@ package templates
 
 import (
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 	"testing"
@@ -54,33 +55,42 @@ func TestExpandEscaping(t *testing.T) {
 	}
 }
 
+// TestExpandDotSegments: a value that would make its path segment "." or
+// ".." is refused (RFC 3986 6.2.2.2 resolves one even percent-encoded, as
+// %2E%2E, which is how it used to be sent); dots that cannot form one are
+// sent, escaped where they share a dots-only segment.
 func TestExpandDotSegments(t *testing.T) {
 	vars := testVars(t)
+	const refused = "error"
 	tests := []struct {
 		src   string
 		id, q string
-		want  string
+		want  string // refused: an error naming the placeholder and the segment
+		seg   string // the segment the error names
 	}{
-		{"https://x.com/p/${id}/r", ".", "", "https://x.com/p/%2E/r"},
-		{"https://x.com/p/${id}/r", "..", "", "https://x.com/p/%2E%2E/r"},
-		{"https://x.com/p/${id}", "..", "", "https://x.com/p/%2E%2E"},
-		{"https://x.com/p/${id}?a=b", "..", "", "https://x.com/p/%2E%2E?a=b"},
-		{"https://x.com/p/${id}#f", ".", "", "https://x.com/p/%2E#f"},
-		{"/${id}", "..", "", "/%2E%2E"},
-		{"${BaseUrl}/${id}", "..", "", "https://x.com/%2E%2E"},
-		{"https://x.com/p/${id}/r", "...", "", "https://x.com/p/.../r"},
-		{"https://x.com/p/${id}/r", ".a", "", "https://x.com/p/.a/r"},
+		{"https://x.com/p/${id}/r", ".", "", refused, "."},
+		{"https://x.com/p/${id}/r", "..", "", refused, ".."},
+		{"https://x.com/p/${id}", "..", "", refused, ".."},
+		{"https://x.com/p/${id}?a=b", "..", "", refused, ".."},
+		{"https://x.com/p/${id}#f", ".", "", refused, "."},
+		{"/${id}", "..", "", refused, ".."},
+		{"${BaseUrl}/${id}", "..", "", refused, ".."},
+		{"https://x.com/p/${id}/r", "...", "", "https://x.com/p/.../r", ""},
+		{"https://x.com/p/${id}/r", ".a", "", "https://x.com/p/.a/r", ""},
 		// Two placeholders, or literal dots, sharing a segment.
-		{"https://x.com/p/${id}${q}/r", ".", ".", "https://x.com/p/%2E%2E/r"},
-		{"https://x.com/p/${id}${q}/r", ".", "", "https://x.com/p/%2E/r"},
-		{"https://x.com/p/${id}${q}/r", "a", "..", "https://x.com/p/a%2E%2E/r"},
-		{"https://x.com/p/.${id}/r", ".", "", "https://x.com/p/.%2E/r"},
+		{"https://x.com/p/${id}${q}/r", ".", ".", refused, ".."},
+		{"https://x.com/p/${id}${q}/r", ".", "", refused, "."},
+		{"https://x.com/p/${id}${q}/r", "", "..", refused, ".."},
+		{"https://x.com/p/${id}${q}/r", "..", ".", "https://x.com/p/%2E%2E%2E/r", ""},
+		{"https://x.com/p/${id}${q}/r", "a", "..", "https://x.com/p/a%2E%2E/r", ""},
+		{"https://x.com/p/.${id}/r", ".", "", refused, ".."},
+		{"https://x.com/p/.${id}/r", "..", "", "https://x.com/p/.%2E%2E/r", ""},
 		// A segment with other literal text cannot become a dot segment.
-		{"https://x.com/p/v${id}/r", "..", "", "https://x.com/p/v../r"},
-		{"https://x.com/p/${id}.json", "..", "", "https://x.com/p/...json"},
+		{"https://x.com/p/v${id}/r", "..", "", "https://x.com/p/v../r", ""},
+		{"https://x.com/p/${id}.json", "..", "", "https://x.com/p/...json", ""},
 		// Dots mean nothing outside the path.
-		{"https://x.com/p?a=${id}", "..", "", "https://x.com/p?a=.."},
-		{"https://x.com/p#${id}", ".", "", "https://x.com/p#."},
+		{"https://x.com/p?a=${id}", "..", "", "https://x.com/p?a=..", ""},
+		{"https://x.com/p#${id}", ".", "", "https://x.com/p#.", ""},
 	}
 	for _, tt := range tests {
 		tmpl, err := Compile(tt.src, URL, vars)
@@ -88,9 +98,28 @@ func TestExpandDotSegments(t *testing.T) {
 			t.Fatal(err)
 		}
 		got, err := tmpl.Expand(valuesFor(t, vars, map[string]string{"id": tt.id, "q": tt.q, "BaseUrl": "https://x.com"}))
-		if err != nil || got != tt.want {
-			t.Errorf("%s with id=%q q=%q: Expand = %q, %v; want %q", tt.src, tt.id, tt.q, got, err, tt.want)
+		if tt.want != refused {
+			if err != nil || got != tt.want {
+				t.Errorf("%s with id=%q q=%q: Expand = %q, %v; want %q", tt.src, tt.id, tt.q, got, err, tt.want)
+			}
+			continue
 		}
+		var e *Error
+		name := "id"
+		if tt.id == "" {
+			name = "q"
+		}
+		want := fmt.Sprintf("would make its path segment %q: that means this or the parent directory", tt.seg)
+		if !errors.As(err, &e) || e.Placeholder != name || !strings.Contains(e.Msg, "the value of ${"+name+"} is ") || !strings.Contains(e.Msg, want) {
+			t.Errorf("%s with id=%q q=%q: Expand = %q, %v; want an error about ${%s} containing %q", tt.src, tt.id, tt.q, got, err, name, want)
+		}
+	}
+	// A secret's dots are not quoted.
+	sv := NewVars()
+	sv.Add("key", Secret)
+	tmpl, _ := Compile("https://x.com/${key}", URL, sv)
+	if _, err := tmpl.Expand([]string{".."}); err == nil || !strings.Contains(err.Error(), "the value of ${key} is dots, which would make") {
+		t.Errorf("secret: %v", err)
 	}
 }
 
