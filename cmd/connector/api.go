@@ -24,6 +24,7 @@ import (
 	"github.com/connector-engine/connector/connector"
 	"github.com/connector-engine/connector/connector/store"
 	"github.com/connector-engine/connector/definitions"
+	"github.com/connector-engine/connector/internal/readfile"
 )
 
 func (a *app) actionsCommand() *cobra.Command {
@@ -419,7 +420,7 @@ func readData(d string) ([]byte, error) {
 		}
 		body = b
 	case strings.HasPrefix(d, "@"):
-		b, err := os.ReadFile(d[1:])
+		b, err := readfile.Read(d[1:], 64*readfile.MiB, "a request body file (-d @FILE)") // as for stdin; /dev/zero must not exhaust memory
 		if err != nil {
 			return nil, err
 		}

@@ -25,6 +25,9 @@ const (
 func Read(path string, limit int64, what string) ([]byte, error) {
 	// Stat before opening: opening a FIFO blocks until a writer comes.
 	st, err := os.Stat(path)
+	if pe, ok := err.(*fs.PathError); ok {
+		pe.Op = "open" // as os.ReadFile says: the caller asked to read it
+	}
 	if err != nil {
 		return nil, err
 	}
