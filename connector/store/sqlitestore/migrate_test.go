@@ -153,13 +153,25 @@ func TestMigrationsStepwiseAndNewer(t *testing.T) {
 	execSQL(t, path, `CREATE TABLE connector_schema_migrations (version INTEGER NOT NULL PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))) STRICT`)
 	execSQL(t, path, migrations[0].sql)
 	execSQL(t, path, `INSERT INTO connector_schema_migrations (version, name) VALUES (1, 'connections')`)
-	var err error
+	// A row as that build wrote it: no binding column, the token sealed
+	// with the id alone.
+	legacy := storetest.Record("legacy")
+	legacySealed, err := sealer.SealToken(legacy.ID, store.Binding{}, legacy.Token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	execSQL(t, path, `INSERT INTO connector_connections (id, definition, status, reason, version, updated_at, token_sealed)
+		VALUES (?, 'procore', 'connected', '', 1, '2026-01-02T03:04:05.000000000Z', ?)`, legacy.ID, legacySealed)
 	if got := column(t, path, `SELECT version FROM connector_schema_migrations`); strings.Join(got, ",") != "1" {
 		t.Fatalf("after the old build: %v", got)
 	}
 	s := openStore(t, path, sealer)
 	if got := column(t, path, `SELECT version FROM connector_schema_migrations ORDER BY 1`); strings.Join(got, ",") != "1,2,3" {
 		t.Fatalf("after this build: %v", got)
+	}
+	got, err := s.Get(context.Background(), legacy.ID)
+	if err != nil || !got.Binding.IsZero() || got.Token.RefreshToken != legacy.Token.RefreshToken {
+		t.Fatalf("the row written before bindings: %+v, %v; want it unbound with its token", got, err)
 	}
 	if _, err := s.Put(context.Background(), storetest.Record("x")); err != nil {
 		t.Fatal(err)

@@ -9,8 +9,9 @@
 //
 //   - connector_connections: one row per connection; status, reason,
 //     refresh_started, version and updated_at are columns a person can query
-//     (times as RFC 3339 text in UTC, to the nanosecond), the token is sealed
-//     (AES-256-GCM, bound to the connection id);
+//     (times as RFC 3339 text in UTC, to the nanosecond), and so is binding,
+//     what the token was issued for, as JSON (binding->>'tenant'); the token
+//     is sealed (AES-256-GCM, bound to the connection id and the binding);
 //   - connector_history: one row per Put (id, version, status, reason,
 //     whether a refresh was in flight, when), never token material; the last
 //     HistoryKept versions of each connection are kept;

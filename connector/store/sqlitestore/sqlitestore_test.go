@@ -79,7 +79,7 @@ func column(t testing.TB, path, query string, args ...any) []string {
 
 // dumpRows is every row of the store's tables, as text.
 func dumpRows(t testing.TB, path string) string {
-	rows := column(t, path, `SELECT concat_ws('|', id, definition, status, reason, refresh_started, version, updated_at, hex(token_sealed)) FROM connector_connections ORDER BY id`)
+	rows := column(t, path, `SELECT concat_ws('|', id, definition, status, reason, refresh_started, version, updated_at, hex(token_sealed), binding) FROM connector_connections ORDER BY id`)
 	rows = append(rows, column(t, path, `SELECT concat_ws('|', id, version, status, reason, refreshing, at) FROM connector_history ORDER BY id, version`)...)
 	return strings.Join(rows, "\n")
 }
