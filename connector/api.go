@@ -46,10 +46,14 @@ type APIOptions struct {
 }
 
 // NewAPI returns the API access of a connection whose tokens live in st.
+// It keeps a copy of c: a change to c afterwards (a field value, a host, the
+// client) does not reach the API; build a new one. Pass opts.Source to share
+// one token source between the APIs of a connection.
 func NewAPI(c *Connection, st store.Store, opts *APIOptions) (*API, error) {
 	if opts == nil {
 		opts = &APIOptions{}
 	}
+	c = c.clone()
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}

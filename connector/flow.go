@@ -42,8 +42,10 @@ type Flow struct {
 // DefaultRequestTimeout bounds one token request attempt.
 const DefaultRequestTimeout = 30 * time.Second
 
-// NewFlow validates the connection and prepares its flow.
+// NewFlow validates the connection and prepares its flow. It keeps a copy of
+// c: a change to c afterwards does not reach the flow.
 func NewFlow(c *Connection) (*Flow, error) {
+	c = c.clone()
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
@@ -191,7 +193,8 @@ func (f *Flow) CheckCallback(a *Attempt, q url.Values) (string, error) {
 
 // Exchange validates the callback and exchanges its code at the Token
 // Request URI. The code exchange is never retried once sent: the code is
-// single use.
+// single use. The token is returned, not stored: use Source.ExchangeAndStore
+// (or Source.Store) so that the connection's Source and API find it.
 func (f *Flow) Exchange(ctx context.Context, a *Attempt, callback url.Values) (*token.Token, error) {
 	code, err := f.CheckCallback(a, callback)
 	if err != nil {

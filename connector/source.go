@@ -63,8 +63,12 @@ const ReasonRefreshConsumed = "an earlier refresh was interrupted after the prov
 // DefaultMargin is the default proactive refresh margin.
 const DefaultMargin = 2 * time.Minute
 
-// NewSource returns the token source of a connection backed by st.
+// NewSource returns the token source of a connection backed by st. It keeps
+// a copy of c: a change to c afterwards does not reach the source (build a
+// new one). After an authorization code flow, ExchangeAndStore puts the
+// first token in st; Flow().Exchange alone does not.
 func NewSource(c *Connection, st store.Store) (*Source, error) {
+	c = c.clone() // a later edit of the caller's Connection must not move the store key
 	f, err := NewFlow(c)
 	if err != nil {
 		return nil, err

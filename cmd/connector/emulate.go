@@ -23,6 +23,7 @@ func (a *app) emulateCommand() *cobra.Command {
 		addr             string
 		lifetime         time.Duration
 		clientID, secret string
+		autoApprove      bool
 	)
 	c := &cobra.Command{
 		Use:   "emulate procore",
@@ -45,6 +46,7 @@ URI. Point a connection's base and login URLs at the printed URL.`,
 			srv := emulator.New(emulator.Config{
 				Clients:       []emulator.Client{{ID: clientID, Secret: secret, Name: "connector CLI", ServiceAccount: true}},
 				TokenLifetime: lifetime,
+				AutoApprove:   autoApprove,
 			})
 			ctx, cancel := interruptible(cmd.Context())
 			defer cancel()
@@ -58,6 +60,9 @@ URI. Point a connection's base and login URLs at the printed URL.`,
 			fmt.Fprintf(a.stdout, "Procore emulator at %s (login and API hosts)\n", base)
 			fmt.Fprintf(a.stdout, "client id:     %s\nclient secret: %s\n", clientID, secret)
 			fmt.Fprintf(a.stdout, "redirect URIs: any http://127.0.0.1:PORT/... or http://localhost:PORT/...\n")
+			if autoApprove {
+				fmt.Fprintf(a.stdout, "consent:       approved automatically (no consent page)\n")
+			}
 			fmt.Fprintf(a.stdout, "access tokens last %s. Press Ctrl-C to stop.\n", lifetime)
 			<-ctx.Done()
 			fmt.Fprintln(a.stderr, "emulator stopped")
@@ -68,5 +73,6 @@ URI. Point a connection's base and login URLs at the printed URL.`,
 	c.Flags().DurationVar(&lifetime, "token-lifetime", 5400*time.Second, "access token lifetime")
 	c.Flags().StringVar(&clientID, "client-id", "connector-demo", "the client id of the registered application")
 	c.Flags().StringVar(&secret, "client-secret", "", "its client secret (default: a random one, printed)")
+	c.Flags().BoolVar(&autoApprove, "auto-approve", false, "approve every valid authorization request at once instead of showing the consent page")
 	return c
 }

@@ -51,6 +51,14 @@ type Config struct {
 	Issuer string
 	// Seed sizes the API's seed data; the zero value gives the Demo* counts.
 	Seed Seed
+	// AutoApprove answers a valid authorization request at once, as if the
+	// demo user had clicked Allow: GET /oauth/authorize redirects to the
+	// redirect URI with a code (or shows it, for the out-of-band URI)
+	// instead of showing the consent page. A Go test or an embedder's
+	// integration test can then follow the redirect with any HTTP client,
+	// without a browser or scraping the form. Invalid requests fail as
+	// without it.
+	AutoApprove bool
 }
 
 // Stats counts what the emulator has seen since New.
