@@ -1,8 +1,3 @@
-// Package connector turns validated definitions into working connections: it
-// runs the OAuth flow a definition describes (authorization code V1/V2,
-// client credentials, refresh), keeps tokens fresh through a store without
-// ever losing a rotated refresh token, and hands out authenticated clients.
-// Nothing in it is specific to one provider: Procore is just a definition.
 package connector
 
 import (

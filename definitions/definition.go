@@ -1,11 +1,3 @@
-// Package definitions owns connection definitions: the YAML format in which
-// an admin describes how to reach a SaaS API (hosts, environments, the fields
-// a connection needs, the OAuth flow and its URIs), loading it with precise
-// diagnostics, and the validated, compiled Definition the engine runs from:
-// its templates compiled, its retry, rate-limit and pagination policy, and
-// its actions (named API calls whose inputs are checked against a JSON Schema
-// and rendered into escaped requests). It also ships the built-in (Procore)
-// definitions.
 package definitions
 
 import (
