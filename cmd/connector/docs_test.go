@@ -63,22 +63,25 @@ func TestEveryCommandAndFlagIsDocumented(t *testing.T) {
 		}
 	})
 
-	var walk func(c *cobra.Command)
-	walk = func(c *cobra.Command) {
+	// Subcommands (completion bash, serve keys create) share the section of
+	// their top-level command.
+	var walk func(c *cobra.Command, heading string)
+	walk = func(c *cobra.Command, heading string) {
 		for _, sub := range c.Commands() {
 			if sub.Hidden || sub.Name() == "help" {
 				continue
 			}
-			// completion's shell subcommands share its section.
+			h := heading
 			if c == root {
+				h = sub.CommandPath()
 				checkCommand(t, sections, sub, mentions)
 			} else {
-				checkFlags(t, sections, strings.TrimPrefix(c.CommandPath(), ""), sub, mentions)
+				checkFlags(t, sections, h, sub, mentions)
 			}
-			walk(sub)
+			walk(sub, h)
 		}
 	}
-	walk(root)
+	walk(root, "")
 }
 
 func checkCommand(t *testing.T, sections map[string]string, c *cobra.Command, mentions func(string, string) bool) {
@@ -96,6 +99,9 @@ func checkFlags(t *testing.T, sections map[string]string, heading string, c *cob
 	section := sections[heading]
 	c.NonInheritedFlags().VisitAll(func(f *pflag.Flag) {
 		if f.Hidden || f.Name == "help" {
+			return
+		}
+		if mentions(section, f.Name) {
 			return
 		}
 		if shared, ok := sharedFlags[f.Name]; ok {
