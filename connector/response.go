@@ -80,7 +80,7 @@ func parseTokenResponse(contentType string, body []byte, m *definitions.TokenRes
 		// for a missing one, and let a 401 renew the token earlier.
 		lifetime = cmp.Or(m.DefaultExpiresIn, definitions.DefaultTokenLifetime)
 	}
-	tok.Expiry = requested.Add(lifetime)
+	tok.Expiry, tok.Obtained = requested.Add(lifetime), requested
 	if raw := lookupPath(fields, m.CreatedAt); raw != nil {
 		if secs, err := number(raw); err == nil && secs > 0 && secs < 1e11 {
 			tok.IssuedAt = time.Unix(int64(secs), 0).UTC()

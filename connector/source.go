@@ -37,7 +37,10 @@ type Source struct {
 	store   store.Store
 	binding store.Binding // what this connection's records must be bound to
 
-	// Margin is how long before expiry a token is refreshed proactively.
+	// Margin caps how long before expiry a token is refreshed proactively:
+	// a token is renewed when a tenth of its lifetime is left, or Margin if
+	// that is less (token.RefreshMargin). The definition's
+	// token_response.refresh_margin sets it; DefaultMargin otherwise.
 	Margin time.Duration
 	// LockTimeout bounds the wait for another worker's refresh; it is longer
 	// than a token request (with its retries) can take.
@@ -60,7 +63,7 @@ const ReasonLostRefresh = "an earlier refresh was interrupted after its request 
 const ReasonRefreshConsumed = "an earlier refresh was interrupted after the provider had carried it out (it reports the old refresh token inactive), so the rotated token was lost. " +
 	"Authorize the connection again (connector connect)"
 
-// DefaultMargin is the default proactive refresh margin.
+// DefaultMargin is the default cap of the proactive refresh margin.
 const DefaultMargin = 2 * time.Minute
 
 // NewSource returns the token source of a connection backed by st. It keeps
@@ -77,7 +80,11 @@ func NewSource(c *Connection, st store.Store) (*Source, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Source{conn: c, flow: f, store: st, binding: b, Margin: DefaultMargin, LockTimeout: 2 * time.Minute, Now: time.Now}, nil
+	margin := DefaultMargin
+	if f != nil && f.o.TokenResponse.RefreshMargin > 0 {
+		margin = f.o.TokenResponse.RefreshMargin
+	}
+	return &Source{conn: c, flow: f, store: st, binding: b, Margin: margin, LockTimeout: 2 * time.Minute, Now: time.Now}, nil
 }
 
 // Flow returns the connection's OAuth flow (to authorize it, for example).
@@ -98,7 +105,7 @@ func (s *Source) TokenContext(ctx context.Context) (token.Token, error) {
 	s.mu.Lock()
 	t := s.cached
 	s.mu.Unlock()
-	if t.Valid(s.Now(), s.Margin) {
+	if t.Valid(s.Now(), t.RefreshMargin(s.Margin)) {
 		return t, nil
 	}
 	return s.renew(ctx, t.AccessToken, false)
@@ -228,11 +235,11 @@ func (s *Source) renewLocked(ctx context.Context, stale string, force bool) (tok
 		stale = rec.Token.AccessToken // a fresh process forcing a refresh: what is stored is what to replace
 	}
 	// Another worker may have renewed while this one waited for the lock.
-	if rec.Token.AccessToken != stale && rec.Token.Valid(s.Now(), s.Margin) {
+	if rec.Token.AccessToken != stale && rec.Token.Valid(s.Now(), rec.Token.RefreshMargin(s.Margin)) {
 		s.setCached(rec.Token)
 		return rec.Token, nil
 	}
-	if !force && rec.Token.Valid(s.Now(), s.Margin) {
+	if !force && rec.Token.Valid(s.Now(), rec.Token.RefreshMargin(s.Margin)) {
 		s.setCached(rec.Token)
 		return rec.Token, nil
 	}

@@ -199,7 +199,7 @@ func (o *observedStore) Put(ctx context.Context, r store.Record) (store.Record, 
 		o.marker[r.ID], o.markedWith[r.ID] = r.RefreshStarted, r.Token.AccessToken
 		o.refreshes++
 		_, refused := o.rejected.Load(r.Token.AccessToken)
-		if r.Token.Expiry.Sub(r.RefreshStarted) > o.margin && !refused {
+		if r.Token.Expiry.Sub(r.RefreshStarted) > r.Token.RefreshMargin(o.margin) && !refused {
 			o.early++
 		}
 	}
@@ -1047,4 +1047,34 @@ func startLoopbackServer(t *testing.T, h http.Handler) string {
 	srv.Start()
 	t.Cleanup(srv.Close)
 	return srv.URL
+}
+
+// TestStormShortTokensDefaultMargin: 8 processes share tokens that live 2s
+// under the default margin cap of 2 minutes. A fixed margin longer than the
+// lifetime renewed the token on every call (220 refreshes for ~30 expiries
+// measured); a margin of a tenth of the lifetime renews about once per
+// expiry, whatever the machine's speed.
+func TestStormShortTokensDefaultMargin(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a storm of 8 processes")
+	}
+	const lifetime = 2 * time.Second
+	emu, cfg := startStormEmulator(t, lifetime)
+	key, sealer := newSealingKey(t)
+	path := stormStorePath(t)
+	st, err := filestore.Open(path, sealer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	cfg.ConnIDs = []string{""}
+	authorizeEmulator(t, cfg, st, "")
+	cfg.Path, cfg.Goroutines, cfg.Duration, cfg.Margin = "/rest/v1.0/me", stormGoroutines, min(stormDuration(t), 10*time.Second), connector.DefaultMargin
+
+	s := &storm{cfg: cfg, stores: repeat(path, stormProcs), key: key}
+	expireNow(s, emu)
+	out := s.run(t)
+	stats := emu.Stats()
+	logStorm(t, "emulator+filestore, 2s tokens, default margin", out, stats.Refreshes)
+	checkRefreshCadence(t, out, emulatorCounts(stats), lifetime-lifetime/token.MarginFraction, lifetime)
 }

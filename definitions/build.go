@@ -57,6 +57,7 @@ type raw struct {
 				Scope            string `yaml:"scope"`
 				CreatedAt        string `yaml:"created_at"`
 				DefaultExpiresIn string `yaml:"default_expires_in"`
+				RefreshMargin    string `yaml:"refresh_margin"`
 			} `yaml:"token_response"`
 			Client    string `yaml:"client"`
 			SendToken struct {
@@ -772,6 +773,13 @@ func (b *builder) buildOAuth(r *raw) {
 			b.errorf(p+"/token_response/default_expires_in", "%q is not a positive duration such as 3600s or 2h", s)
 		} else {
 			tr.DefaultExpiresIn = dur
+		}
+	}
+	if s := ro.TokenResponse.RefreshMargin; s != "" {
+		if dur, err := time.ParseDuration(s); err != nil || dur <= 0 {
+			b.errorf(p+"/token_response/refresh_margin", "%q is not a positive duration such as 30s or 2m", s)
+		} else {
+			tr.RefreshMargin = dur
 		}
 	}
 	b.buildSendToken(o, &ro.SendToken.In, &ro.SendToken.Name, ro.SendToken.Prefix)

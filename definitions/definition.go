@@ -160,6 +160,9 @@ type TokenResponse struct {
 	Scope            string
 	CreatedAt        string
 	DefaultExpiresIn time.Duration // assumed when the response has no expires_in
+	// RefreshMargin caps how long before expiry a token is renewed (a tenth
+	// of its lifetime otherwise); 0 means the engine's default.
+	RefreshMargin time.Duration
 }
 
 // DefaultTokenLifetime is assumed when neither the provider nor the

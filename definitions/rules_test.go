@@ -106,6 +106,7 @@ func TestRules(t *testing.T) {
 		{"header uses code", minimal + "request:\n  headers:\n    X-C: ${code}\n", "error", "12:10", "request.headers.X-C", "${code} has no value in API requests"},
 		{"get with body", strings.Replace(minimal, "    version: V2", "    version: V2\n    token_request: {method: GET}", 1), "error", "8:29", "auth.oauth.token_request.method", "a GET token request has no body"},
 		{"default_expires_in", strings.Replace(minimal, "    version: V2", "    version: V2\n    token_response: {default_expires_in: 0s}", 1), "error", "8:42", "auth.oauth.token_response.default_expires_in", "not a positive duration"},
+		{"refresh_margin", strings.Replace(minimal, "    version: V2", "    version: V2\n    token_response: {refresh_margin: soon}", 1), "error", "8:38", "auth.oauth.token_response.refresh_margin", "not a positive duration such as 30s or 2m"},
 		{"issuer must be https", strings.Replace(minimal, "    version: V2", "    version: V2\n    issuer: http://auth.acme.test", 1), "error", "8:13", "auth.oauth.issuer", "use https://"},
 		{"docs url", minimal + "docs_url: x\n", "error", "10:11", "docs_url", "must be an absolute URL"},
 		{"scopes need no spaces", strings.Replace(minimal, "    version: V2", "    version: V2\n    scopes: ['a b']", 1), "error", "8:14", "auth.oauth.scopes[0]", "has the wrong form"},

@@ -17,6 +17,31 @@ type Token struct {
 	Expiry       time.Time `json:"expiry,omitzero"` // zero: the provider gave no lifetime and none was assumed
 	Scopes       []string  `json:"scopes,omitempty"`
 	IssuedAt     time.Time `json:"issued_at,omitzero"`
+	// Obtained is the local time the request that produced the token was
+	// sent; with Expiry it gives the lifetime the refresh margin scales with.
+	Obtained time.Time `json:"obtained,omitzero"`
+}
+
+// MarginFraction is the share of a token's lifetime kept in hand before its
+// expiry: a token is renewed when a tenth of its life is left (or the cap).
+const MarginFraction = 10
+
+// RefreshMargin is how long before expiry t should be renewed: a tenth of
+// its lifetime, at most max. A fixed margin would renew a token that lives
+// no longer than the margin on every call, and against a provider that
+// revokes the previous access token on refresh, concurrent workers would
+// then revoke each other's tokens. With no known lifetime it is max.
+func (t *Token) RefreshMargin(max time.Duration) time.Duration {
+	if t == nil || t.Expiry.IsZero() || t.Obtained.IsZero() {
+		return max
+	}
+	if m := t.Expiry.Sub(t.Obtained) / MarginFraction; m < max {
+		if m < 0 {
+			return 0
+		}
+		return m
+	}
+	return max
 }
 
 // Valid reports whether the token can be spent at now, keeping margin in hand
