@@ -22,6 +22,13 @@ type Token struct {
 	Obtained time.Time `json:"obtained,omitzero"`
 }
 
+// UTC returns t with its times in UTC and without monotonic readings, as a
+// store writes them, so that what is read back equals what was written.
+func (t Token) UTC() Token {
+	t.Expiry, t.IssuedAt, t.Obtained = t.Expiry.UTC(), t.IssuedAt.UTC(), t.Obtained.UTC()
+	return t
+}
+
 // MarginFraction is the share of a token's lifetime kept in hand before its
 // expiry: a token is renewed when a tenth of its life is left (or the cap).
 const MarginFraction = 10

@@ -174,8 +174,7 @@ func (s *Store) Put(ctx context.Context, r store.Record) (store.Record, error) {
 		return store.Record{}, errors.New("filestore: cannot store a connection without an id")
 	}
 	r.RefreshStarted = r.RefreshStarted.UTC() // UTC also drops the monotonic reading, as JSON does
-	r.Token.Expiry = r.Token.Expiry.UTC()
-	r.Token.IssuedAt = r.Token.IssuedAt.UTC()
+	r.Token = r.Token.UTC()
 	// Sealing before taking the lock keeps the lock held for the write only.
 	sealed, err := s.sealer.SealToken(r.ID, r.Binding, r.Token)
 	if err != nil {

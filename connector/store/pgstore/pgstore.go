@@ -402,8 +402,7 @@ func (s *Store) Put(ctx context.Context, r store.Record) (store.Record, error) {
 	ctx, cancel := bound(ctx)
 	defer cancel()
 	r.RefreshStarted = r.RefreshStarted.UTC().Truncate(time.Microsecond)
-	r.Token.Expiry = r.Token.Expiry.UTC()
-	r.Token.IssuedAt = r.Token.IssuedAt.UTC()
+	r.Token = r.Token.UTC()
 	sealed, err := s.sealer.SealToken(r.ID, r.Binding, r.Token)
 	if err != nil {
 		return store.Record{}, err

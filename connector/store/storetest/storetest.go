@@ -123,6 +123,7 @@ func Record(id string) store.Record {
 			Expiry:       time.Date(2031, 5, 6, 7, 8, 9, 10, time.FixedZone("X", 3600)),
 			Scopes:       []string{"read"},
 			IssuedAt:     time.Date(2031, 5, 6, 5, 8, 9, 0, time.UTC),
+			Obtained:     time.Date(2031, 5, 6, 6, 8, 9, 500, time.FixedZone("Y", -7200)),
 		},
 		Status: store.StatusConnected,
 	}
@@ -232,7 +233,7 @@ func testRoundTrip(t *testing.T, h Harness) {
 	if !reflect.DeepEqual(got, put) {
 		t.Errorf("Get after Put:\n got %+v\nwant %+v", got, put)
 	}
-	if !got.Token.Expiry.Equal(in.Token.Expiry) || !got.Token.IssuedAt.Equal(in.Token.IssuedAt) {
+	if !got.Token.Expiry.Equal(in.Token.Expiry) || !got.Token.IssuedAt.Equal(in.Token.IssuedAt) || !got.Token.Obtained.Equal(in.Token.Obtained) {
 		t.Error("the token's times changed instant in the round trip")
 	}
 	if got.ID != in.ID || got.Definition != in.Definition || got.Binding != in.Binding || got.Status != in.Status || got.Reason != in.Reason ||
