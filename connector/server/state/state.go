@@ -31,6 +31,7 @@ import (
 	_ "modernc.org/sqlite"             // database/sql driver "sqlite", pure Go
 
 	"github.com/connector-engine/connector/connector/store"
+	"github.com/connector-engine/connector/connector/store/sqlitestore"
 )
 
 // Kind is the database behind a DB.
@@ -72,13 +73,12 @@ type DB struct {
 // OpenSQLite opens (creating when missing) the SQLite database at path and
 // applies the migrations it lacks.
 func OpenSQLite(ctx context.Context, path string, sealer *store.Sealer) (*DB, error) {
-	// WAL lets readers run beside the one writer; busy_timeout makes a
-	// writer wait for another instead of failing; immediate transactions
-	// take the write lock up front, so two never deadlock upgrading.
-	dsn := "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_pragma=synchronous(FULL)&_txlock=immediate"
-	db, err := sql.Open("sqlite", dsn)
+	// The token store's opener gives the settings both rely on (WAL,
+	// busy_timeout, immediate transactions, FULL sync) and escapes the path,
+	// so a file name holding ? or # is not read as DSN parameters.
+	db, err := sqlitestore.OpenDB(path)
 	if err != nil {
-		return nil, fmt.Errorf("state: opening %s: %w", path, err)
+		return nil, fmt.Errorf("state: %w", err)
 	}
 	d, err := open(ctx, db, SQLite, sealer)
 	if err != nil {

@@ -335,3 +335,21 @@ func TestPasswordNotInErrors(t *testing.T) {
 		t.Fatalf("error %v", err)
 	}
 }
+
+// A state file whose name holds DSN syntax (? and #) is opened as named,
+// not cut at the ? with the rest read as parameters.
+func TestOpenSQLitePathWithDSNSyntax(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "a?mode=ro#x.db")
+	db, err := state.OpenSQLite(context.Background(), path, sealer(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	if _, err := os.Stat(path); err != nil {
+		t.Errorf("the state file %q was not created under its own name: %v", path, err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "a")); err == nil {
+		t.Errorf("a file named %q was created: the path was cut at its '?'", "a")
+	}
+}
