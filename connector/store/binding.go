@@ -2,6 +2,7 @@ package store
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 )
 
@@ -90,4 +91,32 @@ func (b Binding) String() string {
 	s.WriteString("definition=" + b.Definition + " env=" + b.Environment + " client=" + b.ClientID +
 		" token=" + b.TokenOrigin + " api=" + b.APIOrigin + "}")
 	return s.String()
+}
+
+// BindingColumn is b as the SQL stores keep it: JSON text, or nil (NULL) for
+// an unbound record.
+func BindingColumn(b Binding) (any, error) {
+	if b.IsZero() {
+		return nil, nil
+	}
+	data, err := json.Marshal(b)
+	if err != nil {
+		return nil, fmt.Errorf("store: encoding a binding: %w", err)
+	}
+	return string(data), nil
+}
+
+// ParseBindingColumn reads what BindingColumn wrote (nil or empty: unbound).
+// Text that does not decode cannot be the binding the token was sealed
+// with, so it yields a binding no token opens with: the read then fails as
+// the tampering it is, instead of passing as an unbound record.
+func ParseBindingColumn(data []byte) Binding {
+	var b Binding
+	if len(data) == 0 {
+		return b
+	}
+	if err := json.Unmarshal(data, &b); err != nil {
+		return Binding{Tenant: "\x00unreadable"}
+	}
+	return b
 }

@@ -23,7 +23,6 @@ package pgstore
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -407,13 +406,9 @@ func (s *Store) Put(ctx context.Context, r store.Record) (store.Record, error) {
 	if err != nil {
 		return store.Record{}, err
 	}
-	var binding any // NULL for an unbound record
-	if !r.Binding.IsZero() {
-		b, err := json.Marshal(r.Binding)
-		if err != nil {
-			return store.Record{}, fmt.Errorf("pgstore: encoding the binding of connection %q: %w", r.ID, err)
-		}
-		binding = string(b)
+	binding, err := store.BindingColumn(r.Binding) // NULL for an unbound record
+	if err != nil {
+		return store.Record{}, fmt.Errorf("pgstore: connection %q: %w", r.ID, err)
 	}
 	var started any // NULL when no refresh is in flight
 	if !r.RefreshStarted.IsZero() {
@@ -546,14 +541,7 @@ func (s *Store) Close() error {
 
 // open turns a row into a store.Record, unsealing its token.
 func (s *Store) open(r row) (store.Record, error) {
-	var b store.Binding
-	if r.binding != nil {
-		// A binding that does not decode cannot be the one the token was
-		// sealed with: report it as the tampering it is.
-		if err := json.Unmarshal(r.binding, &b); err != nil {
-			b = store.Binding{Tenant: "\x00unreadable"}
-		}
-	}
+	b := store.ParseBindingColumn(r.binding)
 	tok, err := s.sealer.OpenStoredToken(r.id, b, r.sealed, "pgstore "+s.desc)
 	if err != nil {
 		return store.Record{}, err

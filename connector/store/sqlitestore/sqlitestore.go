@@ -43,7 +43,6 @@ package sqlitestore
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -302,13 +301,9 @@ func (s *Store) Put(ctx context.Context, r store.Record) (store.Record, error) {
 	if err != nil {
 		return store.Record{}, err
 	}
-	var binding any // NULL for an unbound record
-	if !r.Binding.IsZero() {
-		b, err := json.Marshal(r.Binding)
-		if err != nil {
-			return store.Record{}, fmt.Errorf("sqlitestore: encoding the binding of connection %q: %w", r.ID, err)
-		}
-		binding = string(b)
+	binding, err := store.BindingColumn(r.Binding) // NULL for an unbound record
+	if err != nil {
+		return store.Record{}, fmt.Errorf("sqlitestore: connection %q: %w", r.ID, err)
 	}
 	var started any // NULL when no refresh is in flight
 	if !r.RefreshStarted.IsZero() {
@@ -461,14 +456,7 @@ func (s *Store) Close() error {
 
 // open turns a row into a store.Record, unsealing its token.
 func (s *Store) open(r row) (store.Record, error) {
-	var b store.Binding
-	if r.binding.Valid {
-		// A binding that does not decode cannot be the one the token was
-		// sealed with: report it as the tampering it is.
-		if err := json.Unmarshal([]byte(r.binding.String), &b); err != nil {
-			b = store.Binding{Tenant: "\x00unreadable"}
-		}
-	}
+	b := store.ParseBindingColumn([]byte(r.binding.String))
 	tok, err := s.sealer.OpenStoredToken(r.id, b, r.sealed, "sqlitestore "+s.path)
 	if err != nil {
 		return store.Record{}, err
