@@ -2,20 +2,47 @@ package state
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
+	"sort"
 	"strings"
 )
 
 // migration is one step of the schema. Steps never change once released: a
-// new schema is a new step at the end. {bytes} is the byte-string type.
+// new schema is a new step. {bytes} is the byte-string type.
+//
+// Each part of the server owns a range of versions, so that parts developed
+// side by side add steps without renumbering each other's: 1-99 the core
+// tables below, 100-199 events and jobs, 200-299 webhook deliveries, 300-399
+// the refresh scheduler, 400-499 browser sessions (connect and admin pages).
+// A database applies every step it lacks in ascending version order; a
+// recorded version this build does not know means a newer build migrated it.
 type migration struct {
 	version int
 	name    string
 	sql     []string
 }
 
-var migrations = []migration{
+// migrations is every step, in ascending version order (allMigrations
+// sorts the parts' lists; init checks versions are unique).
+var migrations = allMigrations(coreMigrations)
+
+func allMigrations(parts ...[]migration) []migration {
+	var all []migration
+	seen := map[int]string{}
+	for _, part := range parts {
+		for _, m := range part {
+			if prev, dup := seen[m.version]; dup {
+				panic(fmt.Sprintf("state: migration version %d is used by %q and %q", m.version, prev, m.name))
+			}
+			seen[m.version] = m.name
+			all = append(all, m)
+		}
+	}
+	sort.Slice(all, func(i, j int) bool { return all[i].version < all[j].version })
+	return all
+}
+
+var coreMigrations = []migration{
 	{1, "tenants, keys, clients, connections, sessions", []string{
 		`CREATE TABLE server_tenants (
 	id      TEXT PRIMARY KEY,
@@ -87,22 +114,39 @@ func (d *DB) ddl(s string) string {
 }
 
 func (d *DB) migrate(ctx context.Context) error {
-	current, err := d.schemaVersion(ctx)
+	pending, err := d.pendingMigrations(ctx)
 	if err != nil {
-		return fmt.Errorf("reading the schema version: %w", err)
+		return err
 	}
-	if current > len(migrations) {
-		return fmt.Errorf("the server's tables are at schema version %d, newer than this build knows (%d); upgrade the connector", current, len(migrations))
-	}
-	if current == len(migrations) {
-		return nil
-	}
-	for _, m := range migrations[current:] {
+	for _, m := range pending {
 		if err := d.apply(ctx, m); err != nil {
 			return fmt.Errorf("applying migration %d (%s): %w", m.version, m.name, err)
 		}
 	}
 	return nil
+}
+
+// pendingMigrations lists the steps the database lacks, or fails when it
+// holds one this build does not know.
+func (d *DB) pendingMigrations(ctx context.Context) ([]migration, error) {
+	applied, err := d.appliedVersions(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("reading the schema version: %w", err)
+	}
+	known := map[int]bool{}
+	var pending []migration
+	for _, m := range migrations {
+		known[m.version] = true
+		if !applied[m.version] {
+			pending = append(pending, m)
+		}
+	}
+	for v := range applied {
+		if !known[v] {
+			return nil, fmt.Errorf("the server's tables hold schema version %d, which this build does not know (a newer connector migrated them); upgrade the connector", v)
+		}
+	}
+	return pending, nil
 }
 
 func (d *DB) apply(ctx context.Context, m migration) error {
@@ -145,7 +189,7 @@ func (d *DB) apply(ctx context.Context, m migration) error {
 	return tx.Commit()
 }
 
-func (d *DB) schemaVersion(ctx context.Context) (int, error) {
+func (d *DB) appliedVersions(ctx context.Context) (map[int]bool, error) {
 	var exists bool
 	var err error
 	if d.kind == Postgres {
@@ -155,12 +199,21 @@ func (d *DB) schemaVersion(ctx context.Context) (int, error) {
 		err = d.db.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'server_schema_migrations'`).Scan(&n)
 		exists = n > 0
 	}
+	applied := map[int]bool{}
 	if err != nil || !exists {
-		return 0, err
+		return applied, err
 	}
-	var v sql.NullInt64
-	if err := d.db.QueryRowContext(ctx, `SELECT max(version) FROM server_schema_migrations`).Scan(&v); err != nil {
-		return 0, err
+	rows, err := d.db.QueryContext(ctx, `SELECT version FROM server_schema_migrations`)
+	if err != nil {
+		return nil, err
 	}
-	return int(v.Int64), nil
+	defer rows.Close()
+	for rows.Next() {
+		var v int
+		if err := rows.Scan(&v); err != nil {
+			return nil, err
+		}
+		applied[v] = true
+	}
+	return applied, rows.Err()
 }

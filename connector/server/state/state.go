@@ -148,12 +148,12 @@ func (d *DB) Close() error {
 func (d *DB) Ready(ctx context.Context) error {
 	ctx, cancel := bound(ctx)
 	defer cancel()
-	v, err := d.schemaVersion(ctx)
+	pending, err := d.pendingMigrations(ctx)
 	if err != nil {
-		return fmt.Errorf("state: the database does not answer: %w", err)
+		return fmt.Errorf("state: %w", err)
 	}
-	if v != len(migrations) {
-		return fmt.Errorf("state: the schema is at version %d, this build needs %d", v, len(migrations))
+	if len(pending) > 0 {
+		return fmt.Errorf("state: the schema lacks migration %d (%s); restart a replica to apply it", pending[0].version, pending[0].name)
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package state_test
 import (
 	"context"
 	"crypto/rand"
+	"database/sql"
 	"errors"
 	"os"
 	"path/filepath"
@@ -351,5 +352,47 @@ func TestOpenSQLitePathWithDSNSyntax(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "a")); err == nil {
 		t.Errorf("a file named %q was created: the path was cut at its '?'", "a")
+	}
+}
+
+// A database migrated by a newer build (a version this one does not know)
+// is refused with a message saying to upgrade; one lacking a step is not
+// ready.
+func TestMigrationVersions(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "state.db")
+	db, err := state.OpenSQLite(ctx, path, sealer(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+
+	raw, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	if _, err := raw.Exec(`INSERT INTO server_schema_migrations (version, name, applied) VALUES (9999, 'from the future', 0)`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := state.OpenSQLite(ctx, path, sealer(t)); err == nil || !strings.Contains(err.Error(), "schema version 9999, which this build does not know") || !strings.Contains(err.Error(), "upgrade the connector") {
+		t.Fatalf("opening a database from a newer build: %v", err)
+	}
+	if _, err := raw.Exec(`DELETE FROM server_schema_migrations WHERE version = 9999`); err != nil {
+		t.Fatal(err)
+	}
+	db, err = state.OpenSQLite(ctx, path, sealer(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.Ready(ctx); err != nil {
+		t.Fatalf("a current database is not ready: %v", err)
+	}
+	if _, err := raw.Exec(`DELETE FROM server_schema_migrations WHERE version = 1`); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Ready(ctx); err == nil || !strings.Contains(err.Error(), "lacks migration 1") {
+		t.Fatalf("a database lacking a step is ready: %v", err)
 	}
 }
