@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -97,6 +98,9 @@ func encodeFile(f *fileData) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("filestore: encoding the store: %w", err)
 	}
+	if int64(len(data))+1 > maxFileSize { // it could not be read back
+		return nil, fmt.Errorf("filestore: the store would grow past %s, the most a file store holds; nothing was written: keep this many connections in sqlite:// or postgres:// instead", sizeText(maxFileSize))
+	}
 	return append(data, '\n'), nil
 }
 
@@ -157,15 +161,45 @@ func removeTemps(path string) {
 	}
 }
 
+// maxFileSize caps the store file: a record is about a kilobyte, so this
+// holds far more connections than one file store should, and a file
+// replaced by something huge (a log, a disk image) is refused instead of
+// read into memory whole. A variable so that tests can lower it.
+var maxFileSize int64 = 256 << 20
+
 // readFile returns the store file's contents; a missing file is an empty
 // store.
 func readFile(path string) (*fileData, error) {
-	data, err := os.ReadFile(path)
+	f, err := os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return &fileData{Format: formatVersion}, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("filestore: reading the connection store: %w", err)
 	}
+	defer f.Close()
+	data, err := readCapped(path, f)
+	if err != nil {
+		return nil, err
+	}
 	return decodeFile(path, data)
+}
+
+func sizeText(n int64) string {
+	if n >= 1<<20 {
+		return fmt.Sprintf("%d MiB", n>>20)
+	}
+	return fmt.Sprintf("%d KiB", n>>10)
+}
+
+// readCapped reads the whole store file, refusing one over maxFileSize.
+func readCapped(path string, r io.Reader) ([]byte, error) {
+	data, err := io.ReadAll(io.LimitReader(r, maxFileSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("filestore: reading the connection store: %w", err)
+	}
+	if int64(len(data)) > maxFileSize {
+		return nil, fmt.Errorf("filestore: %s: %w (it is larger than %s, the most a file store holds, so it was not read); check that the path names the connection store, and keep that many connections in sqlite:// or postgres:// instead", path, ErrCorrupt, sizeText(maxFileSize))
+	}
+	return data, nil
 }

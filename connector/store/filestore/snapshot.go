@@ -3,7 +3,6 @@ package filestore
 import (
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"sync"
@@ -50,13 +49,14 @@ func (c *snapshot) load(path string) (*fileData, error) {
 		return nil, fmt.Errorf("filestore: reading the connection store: %w", err)
 	}
 	info, err := f.Stat() // of the file read, whatever the path names by now
-	var raw []byte
-	if err == nil {
-		raw, err = io.ReadAll(f)
-	}
 	if err != nil {
 		f.Close()
 		return nil, fmt.Errorf("filestore: reading the connection store: %w", err)
+	}
+	raw, err := readCapped(path, f)
+	if err != nil {
+		f.Close()
+		return nil, err
 	}
 	data, err := decodeFile(path, raw)
 	if err != nil {
