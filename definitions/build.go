@@ -59,7 +59,8 @@ type raw struct {
 				DefaultExpiresIn string `yaml:"default_expires_in"`
 				RefreshMargin    string `yaml:"refresh_margin"`
 			} `yaml:"token_response"`
-			Client    string `yaml:"client"`
+			Client    string        `yaml:"client"`
+			KeepAlive *rawKeepAlive `yaml:"keep_alive"`
 			SendToken struct {
 				In     string  `yaml:"in"`
 				Name   string  `yaml:"name"`
@@ -783,6 +784,7 @@ func (b *builder) buildOAuth(r *raw) {
 		}
 	}
 	b.buildSendToken(o, &ro.SendToken.In, &ro.SendToken.Name, ro.SendToken.Prefix)
+	b.buildKeepAlive(o, ro.KeepAlive)
 	if o.TokenRequest.Method == "GET" && o.TokenRequest.Params != ParamsQuery {
 		b.errorf(p+"/token_request/method", "a GET token request has no body to carry %s parameters; use params: query or method: POST", o.TokenRequest.Params)
 	}

@@ -110,6 +110,7 @@ type OAuth struct {
 	TokenRequest  TokenRequest
 	TokenResponse TokenResponse
 	SendToken     SendToken // where API requests carry the access token
+	KeepAlive     KeepAlive // what the server's scheduler does for unused connections
 	// Public is set for a public client (auth.oauth.client: public): it has
 	// no secret, so PKCE is required and nothing authenticates the client.
 	Public bool
