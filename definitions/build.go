@@ -190,6 +190,7 @@ func (b *builder) build() *Definition {
 	b.checkURLVars()
 	b.buildRequestPolicy()
 	b.buildActions()
+	b.buildWebhooks()
 	return d
 }
 

@@ -58,6 +58,9 @@ type Definition struct {
 	RateLimit  RateLimit   // the API's rate-limit headers, if it sends them
 	Pagination *Pagination // request.pagination: how listings page by default; nil when not declared
 	Actions    []*Action   // the declared API calls, sorted by Name
+	// Webhooks says how the provider's webhook deliveries are verified and
+	// attributed; nil when the definition declares none.
+	Webhooks *Webhooks
 
 	vars *templates.Vars
 }

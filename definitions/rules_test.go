@@ -24,6 +24,9 @@ auth:
 // withActions is minimal with a CompanyId field, ending in "actions:" (line 12).
 const withActions = minimal + "fields:\n  CompanyId: {type: integer}\nactions:\n"
 
+// withWebhooks is minimal with a CompanyId field, ending in "webhooks:" (line 12).
+const withWebhooks = minimal + "fields:\n  CompanyId: {type: integer}\nwebhooks:\n"
+
 func parse(t *testing.T, files ...definitions.File) (*definitions.Set, []definitions.Diagnostic) {
 	t.Helper()
 	set, err := definitions.Parse(definitions.Builtin(), files...)
@@ -178,6 +181,34 @@ func TestRules(t *testing.T) {
 		{"warn: unused input", withActions + "  a:\n    path: /x\n    input:\n      properties:\n        q: {}\n", "warning", "17:9", "actions.a.input.properties.q", "input q is used neither in the path, the query nor the body"},
 		{"warn: secret in action url", minimal + "fields:\n  Key: {secret: true}\nactions:\n  a:\n    path: /x\n    query: {k: '${Key}'}\n", "warning", "15:5", "actions.a.query", "${Key} is a secret field and travels in the URL"},
 		{"secret in action body is fine", minimal + "fields:\n  Key: {secret: true}\nactions:\n  a:\n    method: POST\n    path: /x\n    body: {k: '${Key}'}\n", "", "", "", ""},
+		// webhooks (withWebhooks ends in "webhooks:" at line 12)
+		{"webhooks without verification", withWebhooks + "  delivery_id: {path: id}\n", "error", "12:1", "webhooks", "needs a way to verify deliveries"},
+		{"webhooks with both verifications", withWebhooks + "  shared_secret: {header: Authorization}\n  signature: {header: X-Sig, algorithm: hmac-sha256, encoding: hex}\n", "error", "13:3", "webhooks.shared_secret", "not both"},
+		{"signature needs algorithm", withWebhooks + "  signature: {header: X-Sig, encoding: hex}\n", "error", "13:3", "webhooks.signature.algorithm", `missing required key "algorithm"`},
+		{"signature algorithm enum", withWebhooks + "  signature: {header: X-Sig, algorithm: sha256, encoding: hex}\n", "error", "13:41", "webhooks.signature.algorithm", `must be one of "hmac-sha256", "hmac-sha1"`},
+		{"signature encoding enum", withWebhooks + "  signature: {header: X-Sig, algorithm: hmac-sha256, encoding: base32}\n", "error", "13:64", "webhooks.signature.encoding", `must be one of "hex", "base64"`},
+		{"signature header name", withWebhooks + "  signature: {header: 'X Sig', algorithm: hmac-sha256, encoding: hex}\n", "error", "13:23", "webhooks.signature.header", "has the wrong form"},
+		{"signed unknown placeholder", withWebhooks + "  signature: {header: X-Sig, algorithm: hmac-sha256, encoding: hex, signed: '${ts}.${body}'}\n", "error", "13:77", "webhooks.signature.signed", "unknown placeholder ${ts}; signed knows ${body}"},
+		{"signed without body", withWebhooks + "  signature: {header: X-Sig, algorithm: hmac-sha256, encoding: hex, signed: 'v0:${timestamp}', timestamp_header: X-Ts, tolerance: 5m}\n", "error", "13:77", "webhooks.signature.signed", "does not include ${body}"},
+		{"signed timestamp needs header", withWebhooks + "  signature: {header: X-Sig, algorithm: hmac-sha256, encoding: hex, signed: '${timestamp}.${body}'}\n", "error", "13:77", "webhooks.signature.signed", "add timestamp_header"},
+		{"tolerance not a duration", withWebhooks + "  signature: {header: X-Sig, algorithm: hmac-sha256, encoding: hex, timestamp_header: X-Ts, tolerance: soon}\n", "error", "13:104", "webhooks.signature.tolerance", `"soon" is not a positive duration`},
+		{"tolerance without timestamp header", withWebhooks + "  signature: {header: X-Sig, algorithm: hmac-sha256, encoding: hex, tolerance: 5m}\n", "error", "13:80", "webhooks.signature.tolerance", "there is no timestamp_header"},
+		{"timestamp header unused", withWebhooks + "  signature: {header: X-Sig, algorithm: hmac-sha256, encoding: hex, timestamp_header: X-Ts}\n", "error", "13:87", "webhooks.signature.timestamp_header", "neither is given"},
+		{"warn: timestamp without tolerance", withWebhooks + "  signature: {header: X-Sig, algorithm: hmac-sha256, encoding: hex, signed: 'v0:${timestamp}:${body}', timestamp_header: X-Ts}\n", "warning", "13:122", "webhooks.signature.timestamp_header", "add tolerance"},
+		{"warn: hmac-sha1", withWebhooks + "  signature: {header: X-Sig, algorithm: hmac-sha1, encoding: hex}\n", "warning", "13:41", "webhooks.signature.algorithm", "deprecated"},
+		{"signature secret enum", withWebhooks + "  signature: {header: X-Sig, algorithm: hmac-sha256, encoding: hex, secret: api_key}\n", "error", "13:77", "webhooks.signature.secret", `must be one of "webhook_secret", "client_secret"`},
+		{"shared secret needs header", withWebhooks + "  shared_secret: {prefix: 'Bearer '}\n", "error", "13:3", "webhooks.shared_secret.header", `missing required key "header"`},
+		{"delivery id nowhere", withWebhooks + "  shared_secret: {header: Authorization}\n  delivery_id: {}\n", "error", "14:3", "webhooks.delivery_id", "say where the value is"},
+		{"delivery id in two places", withWebhooks + "  shared_secret: {header: Authorization}\n  delivery_id: {header: X-Id, path: id}\n", "error", "14:37", "webhooks.delivery_id.path", "not both"},
+		{"event type path", withWebhooks + "  shared_secret: {header: Authorization}\n  event_type: {path: 'event..type'}\n", "error", "14:22", "webhooks.event_type.path", "has an empty name between dots"},
+		{"attribute unknown field", withWebhooks + "  shared_secret: {header: Authorization}\n  attribute: {path: company_id, field: CompanyID2}\n", "error", "14:40", "webhooks.attribute.field", `no field "CompanyID2"; did you mean "CompanyId"?`},
+		{"attribute needs field", withWebhooks + "  shared_secret: {header: Authorization}\n  attribute: {path: company_id}\n", "error", "14:3", "webhooks.attribute.field", `missing required key "field"`},
+		{"attribute secret field", minimal + "fields:\n  Key: {secret: true}\nwebhooks:\n  shared_secret: {header: Authorization}\n  attribute: {header: X-Key, field: Key}\n", "error", "14:37", "webhooks.attribute.field", "field Key is secret"},
+		{"attribute pattern regexp", withWebhooks + "  shared_secret: {header: Authorization}\n  attribute: {header: X-Shop, field: CompanyId, pattern: '('}\n", "error", "14:58", "webhooks.attribute.pattern", "not a valid regular expression"},
+		{"attribute pattern group", withWebhooks + "  shared_secret: {header: Authorization}\n  attribute: {header: X-Shop, field: CompanyId, pattern: '[a-z]+\\.shop'}\n", "error", "14:58", "webhooks.attribute.pattern", "the pattern has no group"},
+		{"webhooks unknown key", withWebhooks + "  shared_secret: {header: Authorization}\n  delivery: {path: id}\n", "error", "14:3", "webhooks.delivery", `did you mean "delivery_id"?`},
+		{"webhooks complete", withWebhooks + "  signature: {header: X-Sig, algorithm: hmac-sha256, encoding: base64, prefix: 'v1=', signed: 'v1:${timestamp}:${body}', timestamp_header: X-Ts, tolerance: 5m}\n  delivery_id: {header: X-Id}\n  event_type: {path: /event/type}\n  attribute: {path: company_id, field: companyid}\n", "", "", "", ""},
+
 		{"alias bomb", "a: &a [x,x,x,x,x,x,x,x,x,x]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a,*a]\nc: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b,*b]\nd: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c,*c]\ne: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d,*d]\nf: [*e,*e,*e,*e,*e,*e,*e,*e,*e,*e]\n", "error", "1:1", "", "too many nodes"},
 	}
 	for _, r := range rows {
