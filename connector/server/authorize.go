@@ -118,7 +118,8 @@ func (s *Server) callbackHandler(w http.ResponseWriter, r *http.Request, _ state
 		s.finish(w, r, sess, e.conn.ID, "error", http.StatusBadGateway, "Not connected", err.Error())
 		return
 	}
-	_ = s.cfg.State.SetConnectionStatus(r.Context(), sess.Tenant, e.conn.ID, state.StatusConnected, "")
+	_, err = s.cfg.State.RecordConnected(r.Context(), sess.Tenant, e.conn.ID) // and emits connection.connected
+	s.recorded(r.Context(), "connected", err == nil, err)
 	s.finish(w, r, sess, e.conn.ID, "connected", http.StatusOK, "Connected", "The connection is authorized. You can close this window.")
 }
 

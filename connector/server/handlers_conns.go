@@ -73,7 +73,9 @@ func (s *Server) viewConnection(ctx context.Context, e *engine) connectionView {
 		if rec.Status == store.StatusNeedsReauth {
 			st, reason = state.StatusNeedsReauth, rec.Reason
 		}
-		if st != c.Status || reason != c.Reason {
+		if st == state.StatusNeedsReauth && c.Status != st {
+			s.noteReauth(ctx, c.Tenant, c.ID, reason) // once per transition: emits connection.needs_reauth
+		} else if st != c.Status || reason != c.Reason {
 			_ = s.cfg.State.SetConnectionStatus(ctx, c.Tenant, c.ID, st, reason)
 		}
 		v.Status, v.Reason = st, reason
@@ -171,6 +173,7 @@ func (s *Server) engineProblem(r *http.Request, err error) *Problem {
 	}
 	var nr *connector.NeedsReauthError
 	if errors.As(err, &nr) {
+		s.noteReauthOf(r, nr.Reason)
 		return problem(http.StatusConflict, "needs-reauthorization", "", "%s; POST /v1/connections/%s/authorize", nr.Reason, r.PathValue("id"))
 	}
 	var te *connector.TokenError
@@ -267,6 +270,8 @@ func (s *Server) deleteConnection(w http.ResponseWriter, r *http.Request, p stat
 			if err := f.Revoke(ctx, tok, hint); err != nil && !force {
 				writeProblem(w, r, problem(http.StatusBadGateway, "revocation-failed", "", "%v; nothing was deleted (DELETE with ?force=true deletes without revoking)", err))
 				return
+			} else if err == nil {
+				s.emitConnection(ctx, p.Tenant, e.conn.ID, state.TypeRevoked, "deleted")
 			}
 		}
 	} else if !errors.Is(err, store.ErrNotFound) {
@@ -282,6 +287,7 @@ func (s *Server) deleteConnection(w http.ResponseWriter, r *http.Request, p stat
 		return
 	}
 	s.forget(e.conn.ID)
+	s.emitConnection(ctx, p.Tenant, e.conn.ID, state.TypeDeleted, "")
 	w.WriteHeader(http.StatusNoContent)
 }
 
@@ -300,11 +306,13 @@ func (s *Server) refreshConnection(w http.ResponseWriter, r *http.Request, p sta
 	switch {
 	case err == nil:
 		s.metrics.refreshes.WithLabelValues("ok").Inc()
+		s.noteRefresh(r.Context(), p.Tenant, e.conn.ID, state.RefreshOK, "")
 	case errors.As(err, &nr):
 		s.metrics.refreshes.WithLabelValues("needs_reauthorization").Inc()
-		_ = s.cfg.State.SetConnectionStatus(r.Context(), p.Tenant, e.conn.ID, state.StatusNeedsReauth, nr.Reason)
+		// engineProblem records the transition (and its event) below.
 	default:
 		s.metrics.refreshes.WithLabelValues("error").Inc()
+		s.noteRefresh(r.Context(), p.Tenant, e.conn.ID, state.RefreshFailed, err.Error())
 	}
 	if err != nil {
 		writeProblem(w, r, s.engineProblem(r, err))
@@ -327,11 +335,7 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request, p state.Principal
 	}
 	t, err := src.TokenContext(r.Context())
 	if err != nil {
-		var nr *connector.NeedsReauthError
-		if errors.As(err, &nr) {
-			_ = s.cfg.State.SetConnectionStatus(r.Context(), p.Tenant, e.conn.ID, state.StatusNeedsReauth, nr.Reason)
-		}
-		writeProblem(w, r, s.engineProblem(r, err))
+		writeProblem(w, r, s.engineProblem(r, err)) // records a needs_reauthorization transition
 		return
 	}
 	out := map[string]any{"access_token": t.AccessToken, "token_type": t.Type()}

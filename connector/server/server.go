@@ -72,6 +72,8 @@ type Server struct {
 
 	mu      sync.Mutex
 	engines map[string]*engine // by connection id
+
+	events *eventsPart // events.go
 }
 
 // New checks cfg and returns the server.
@@ -112,6 +114,9 @@ func New(cfg Config) (*Server, error) {
 		callback: strings.TrimSuffix(cfg.PublicURL, "/") + CallbackPath,
 	}
 	if s.metrics, err = newMetrics(cfg.Registry, cfg.State); err != nil {
+		return nil, err
+	}
+	if s.events, err = newEventsPart(cfg.Registry); err != nil {
 		return nil, err
 	}
 	s.routes()
