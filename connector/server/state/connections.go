@@ -71,6 +71,9 @@ func (d *DB) CreateConnection(ctx context.Context, c Connection) (Connection, er
 	if err != nil {
 		return Connection{}, fmt.Errorf("state: storing connection: %w", err)
 	}
+	// A failure here leaves the connection to be indexed when a webhook
+	// delivery for its client first finds nothing (deliveries.go).
+	_ = d.indexConnection(ctx, c)
 	return c, nil
 }
 
@@ -210,6 +213,9 @@ func (d *DB) DeleteConnection(ctx context.Context, tenant, id string) error {
 	}
 	defer tx.Rollback()
 	if _, err := tx.ExecContext(ctx, d.q(`DELETE FROM server_auth_sessions WHERE tenant = ? AND connection = ?`), tenant, id); err != nil {
+		return fmt.Errorf("state: deleting connection %s: %w", id, err)
+	}
+	if _, err := tx.ExecContext(ctx, d.q(`DELETE FROM server_webhook_index WHERE tenant = ? AND connection = ?`), tenant, id); err != nil {
 		return fmt.Errorf("state: deleting connection %s: %w", id, err)
 	}
 	res, err := tx.ExecContext(ctx, d.q(`DELETE FROM server_connections WHERE tenant = ? AND id = ?`), tenant, id)

@@ -1,0 +1,357 @@
+package state
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+)
+
+// The webhook receiver's tables (migrations 200-299): each OAuth client's
+// webhook secret, sealed, with the previous one during a rotation; and the
+// attribution index, which finds a client's connection by a field value
+// without unsealing every connection's fields. The index holds an HMAC of
+// each value, keyed with a random key kept sealed in server_webhook_keys, so
+// that the table alone tells nothing about the values.
+var webhookMigrations = []migration{
+	{200, "webhook secrets and the attribution index", []string{
+		`CREATE TABLE server_webhook_secrets (
+	client          TEXT PRIMARY KEY,
+	tenant          TEXT NOT NULL,
+	secret_sealed   {bytes} NOT NULL,
+	previous_sealed {bytes} NOT NULL,
+	previous_until  BIGINT NOT NULL,
+	created         BIGINT NOT NULL,
+	updated         BIGINT NOT NULL
+)`,
+		`CREATE TABLE server_webhook_keys (
+	id         INTEGER PRIMARY KEY,
+	key_sealed {bytes} NOT NULL
+)`,
+		// field is the lower-case field name; "" marks the connection as
+		// indexed (a connection without fields has only that row).
+		`CREATE TABLE server_webhook_index (
+	connection TEXT NOT NULL,
+	field      TEXT NOT NULL,
+	tenant     TEXT NOT NULL,
+	client     TEXT NOT NULL,
+	digest     {bytes} NOT NULL,
+	PRIMARY KEY (connection, field)
+)`,
+		`CREATE INDEX server_webhook_index_lookup ON server_webhook_index (client, field, digest)`,
+	}},
+}
+
+// WebhookSecret describes an OAuth client's webhook secret, never its value.
+type WebhookSecret struct {
+	Client  string
+	Tenant  string
+	Created time.Time
+	Updated time.Time
+	// PreviousUntil is when the secret replaced by the last rotation stops
+	// verifying deliveries; zero when none does.
+	PreviousUntil time.Time
+}
+
+func webhookSecretAD(client string) []byte { return []byte("server_webhook_secrets\x00" + client) }
+func webhookPreviousAD(client string) []byte {
+	return []byte("server_webhook_secrets.previous\x00" + client)
+}
+
+// SetWebhookSecret sets the webhook secret of the tenant's OAuth client.
+// With keepPrevious > 0 the secret it replaces keeps verifying deliveries
+// for that long (a rotation: the provider may still sign with it).
+func (d *DB) SetWebhookSecret(ctx context.Context, tenant, client, secret string, keepPrevious time.Duration) (WebhookSecret, error) {
+	if _, err := d.Client(ctx, tenant, client); err != nil {
+		return WebhookSecret{}, err
+	}
+	sealed, err := d.sealer.Seal([]byte(secret), webhookSecretAD(client))
+	if err != nil {
+		return WebhookSecret{}, err
+	}
+	ctx, cancel := bound(ctx)
+	defer cancel()
+	tx, err := d.db.BeginTx(ctx, nil)
+	if err != nil {
+		return WebhookSecret{}, fmt.Errorf("state: setting the webhook secret of %s: %w", client, err)
+	}
+	defer tx.Rollback()
+	now := d.Now().UTC()
+	var oldSealed []byte
+	var created int64
+	err = tx.QueryRowContext(ctx, d.q(`SELECT secret_sealed, created FROM server_webhook_secrets WHERE client = ? AND tenant = ?`), client, tenant).Scan(&oldSealed, &created)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		if _, err := tx.ExecContext(ctx, d.q(`INSERT INTO server_webhook_secrets (client, tenant, secret_sealed, previous_sealed, previous_until, created, updated) VALUES (?, ?, ?, ?, 0, ?, ?)`),
+			client, tenant, sealed, []byte{}, nanos(now), nanos(now)); err != nil {
+			return WebhookSecret{}, fmt.Errorf("state: setting the webhook secret of %s: %w", client, err)
+		}
+		created = nanos(now)
+	case err != nil:
+		return WebhookSecret{}, fmt.Errorf("state: setting the webhook secret of %s: %w", client, err)
+	default:
+		prev, until := []byte{}, int64(0)
+		if keepPrevious > 0 {
+			old, err := d.sealer.Open(oldSealed, webhookSecretAD(client))
+			if err != nil {
+				return WebhookSecret{}, fmt.Errorf("state: the webhook secret of %s cannot be decrypted (wrong key, or the row was altered): %w", client, err)
+			}
+			if prev, err = d.sealer.Seal(old, webhookPreviousAD(client)); err != nil {
+				return WebhookSecret{}, err
+			}
+			until = nanos(now.Add(keepPrevious))
+		}
+		if _, err := tx.ExecContext(ctx, d.q(`UPDATE server_webhook_secrets SET secret_sealed = ?, previous_sealed = ?, previous_until = ?, updated = ? WHERE client = ? AND tenant = ?`),
+			sealed, prev, until, nanos(now), client, tenant); err != nil {
+			return WebhookSecret{}, fmt.Errorf("state: setting the webhook secret of %s: %w", client, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return WebhookSecret{}, fmt.Errorf("state: setting the webhook secret of %s: %w", client, err)
+	}
+	return d.WebhookSecretOf(ctx, tenant, client)
+}
+
+// WebhookSecretOf describes the webhook secret of the tenant's client;
+// ErrNotFound when the client has none (or is not the tenant's).
+func (d *DB) WebhookSecretOf(ctx context.Context, tenant, client string) (WebhookSecret, error) {
+	ctx, cancel := bound(ctx)
+	defer cancel()
+	var w WebhookSecret
+	var created, updated, until int64
+	err := d.db.QueryRowContext(ctx, d.q(`SELECT s.client, s.tenant, s.created, s.updated, s.previous_until FROM server_webhook_secrets s
+		JOIN server_oauth_clients c ON c.id = s.client AND c.tenant = s.tenant WHERE s.client = ? AND s.tenant = ?`), client, tenant).
+		Scan(&w.Client, &w.Tenant, &created, &updated, &until)
+	if errors.Is(err, sql.ErrNoRows) {
+		return WebhookSecret{}, fmt.Errorf("webhook secret of OAuth client %s: %w", client, ErrNotFound)
+	}
+	if err != nil {
+		return WebhookSecret{}, fmt.Errorf("state: reading the webhook secret of %s: %w", client, err)
+	}
+	w.Created, w.Updated = fromNanos(created), fromNanos(updated)
+	if until > nanos(d.Now()) {
+		w.PreviousUntil = fromNanos(until)
+	}
+	return w, nil
+}
+
+// DeleteWebhookSecret removes the client's webhook secret: its receiver
+// refuses every delivery from then on.
+func (d *DB) DeleteWebhookSecret(ctx context.Context, tenant, client string) error {
+	res, err := d.exec(ctx, `DELETE FROM server_webhook_secrets WHERE client = ? AND tenant = ?`, client, tenant)
+	if err != nil {
+		return fmt.Errorf("state: deleting the webhook secret of %s: %w", client, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("webhook secret of OAuth client %s: %w", client, ErrNotFound)
+	}
+	return nil
+}
+
+// Receiver is what the webhook receiver needs of an OAuth client, found by
+// its id alone: the delivery's URL names the client, and the client names
+// the tenant.
+type Receiver struct {
+	Client Client
+	// Secrets verify deliveries: the webhook secret, then the previous one
+	// while its rotation's grace lasts. Empty when none is set.
+	Secrets [][]byte
+}
+
+// String leaves the secrets out.
+func (r Receiver) String() string {
+	return fmt.Sprintf("receiver{%s secrets=%d}", r.Client, len(r.Secrets))
+}
+
+// Format keeps every verb on String.
+func (r Receiver) Format(f fmt.State, _ rune) { _, _ = f.Write([]byte(r.String())) }
+
+// WebhookReceiver returns the client with id and its webhook secrets,
+// whatever its tenant (the route is public; the secret authenticates).
+// ErrNotFound when there is no such client.
+func (d *DB) WebhookReceiver(ctx context.Context, id string) (Receiver, error) {
+	ctx, cancel := bound(ctx)
+	defer cancel()
+	c, err := d.scanClient(d.db.QueryRowContext(ctx, d.q(`SELECT `+clientCols+` FROM server_oauth_clients WHERE id = ?`), id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Receiver{}, fmt.Errorf("OAuth client %s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return Receiver{}, err
+	}
+	r := Receiver{Client: c}
+	var sealed, prev []byte
+	var until int64
+	err = d.db.QueryRowContext(ctx, d.q(`SELECT secret_sealed, previous_sealed, previous_until FROM server_webhook_secrets WHERE client = ? AND tenant = ?`), c.ID, c.Tenant).
+		Scan(&sealed, &prev, &until)
+	if errors.Is(err, sql.ErrNoRows) {
+		return r, nil
+	}
+	if err != nil {
+		return Receiver{}, fmt.Errorf("state: reading the webhook secret of %s: %w", id, err)
+	}
+	s, err := d.sealer.Open(sealed, webhookSecretAD(c.ID))
+	if err != nil {
+		return Receiver{}, fmt.Errorf("state: the webhook secret of %s cannot be decrypted (wrong key, or the row was altered): %w", c.ID, err)
+	}
+	r.Secrets = append(r.Secrets, s)
+	if len(prev) > 0 && until > nanos(d.Now()) {
+		p, err := d.sealer.Open(prev, webhookPreviousAD(c.ID))
+		if err != nil {
+			return Receiver{}, fmt.Errorf("state: the previous webhook secret of %s cannot be decrypted: %w", c.ID, err)
+		}
+		r.Secrets = append(r.Secrets, p)
+	}
+	return r, nil
+}
+
+// indexKeys caches each DB's index key (it never changes once made).
+var indexKeys sync.Map // *DB -> []byte
+
+// indexKey returns the key of the attribution index's HMACs, making it on
+// first use; replicas racing to make it agree on the first one stored.
+func (d *DB) indexKey(ctx context.Context) ([]byte, error) {
+	if k, ok := indexKeys.Load(d); ok {
+		return k.([]byte), nil
+	}
+	ad := []byte("server_webhook_keys\x001")
+	fresh := make([]byte, 32)
+	_, _ = rand.Read(fresh)
+	sealed, err := d.sealer.Seal(fresh, ad)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := d.exec(ctx, `INSERT INTO server_webhook_keys (id, key_sealed) VALUES (1, ?) ON CONFLICT (id) DO NOTHING`, sealed); err != nil {
+		return nil, fmt.Errorf("state: storing the attribution index key: %w", err)
+	}
+	ctx, cancel := bound(ctx)
+	defer cancel()
+	if err := d.db.QueryRowContext(ctx, `SELECT key_sealed FROM server_webhook_keys WHERE id = 1`).Scan(&sealed); err != nil {
+		return nil, fmt.Errorf("state: reading the attribution index key: %w", err)
+	}
+	key, err := d.sealer.Open(sealed, ad)
+	if err != nil {
+		return nil, fmt.Errorf("state: the attribution index key cannot be decrypted (wrong key, or the row was altered): %w", err)
+	}
+	indexKeys.Store(d, key)
+	return key, nil
+}
+
+func digest(key []byte, tenant, client, field, value string) []byte {
+	m := hmac.New(sha256.New, key)
+	for _, s := range []string{tenant, client, field, value} {
+		m.Write([]byte(s))
+		m.Write([]byte{0})
+	}
+	return m.Sum(nil)
+}
+
+// indexConnection records c's field values in the attribution index. It
+// is idempotent; a connection it missed (a crash between the connection's
+// insert and this) is indexed when a delivery for its client finds nothing.
+func (d *DB) indexConnection(ctx context.Context, c Connection) error {
+	key, err := d.indexKey(ctx)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := bound(ctx)
+	defer cancel()
+	tx, err := d.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("state: indexing connection %s: %w", c.ID, err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, d.q(`DELETE FROM server_webhook_index WHERE connection = ?`), c.ID); err != nil {
+		return fmt.Errorf("state: indexing connection %s: %w", c.ID, err)
+	}
+	rows := map[string][]byte{"": {}}
+	for name, v := range c.Fields {
+		if name = strings.ToLower(name); name != "" && v != "" {
+			rows[name] = digest(key, c.Tenant, c.Client, name, v)
+		}
+	}
+	for field, dg := range rows {
+		if _, err := tx.ExecContext(ctx, d.q(`INSERT INTO server_webhook_index (connection, field, tenant, client, digest) VALUES (?, ?, ?, ?, ?)`),
+			c.ID, field, c.Tenant, c.Client, dg); err != nil {
+			return fmt.Errorf("state: indexing connection %s: %w", c.ID, err)
+		}
+	}
+	return tx.Commit()
+}
+
+// indexPending indexes the client's connections the index lacks, and
+// reports how many it found.
+func (d *DB) indexPending(ctx context.Context, tenant, client string) (int, error) {
+	qctx, cancel := bound(ctx)
+	defer cancel()
+	rows, err := d.db.QueryContext(qctx, d.q(`SELECT `+connCols+` FROM server_connections n WHERE n.tenant = ? AND n.client = ?
+		AND NOT EXISTS (SELECT 1 FROM server_webhook_index i WHERE i.connection = n.id AND i.field = '')`), tenant, client)
+	if err != nil {
+		return 0, fmt.Errorf("state: finding unindexed connections: %w", err)
+	}
+	var pending []Connection
+	for rows.Next() {
+		c, err := d.scanConn(rows)
+		if err != nil {
+			rows.Close()
+			return 0, err
+		}
+		pending = append(pending, c)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, err
+	}
+	for _, c := range pending {
+		if err := d.indexConnection(ctx, c); err != nil {
+			return 0, err
+		}
+	}
+	return len(pending), nil
+}
+
+// AttributeDelivery returns the id of the tenant's connection of client
+// whose field holds value, or "" when none does. Only that client's
+// connections are candidates. When several match, a connected one is
+// preferred, then the oldest: one delivery is one event.
+func (d *DB) AttributeDelivery(ctx context.Context, tenant, client, field, value string) (string, error) {
+	if value == "" || field == "" {
+		return "", nil
+	}
+	key, err := d.indexKey(ctx)
+	if err != nil {
+		return "", err
+	}
+	field = strings.ToLower(field)
+	dg := digest(key, tenant, client, field, value)
+	find := func() (string, error) {
+		ctx, cancel := bound(ctx)
+		defer cancel()
+		var id string
+		err := d.db.QueryRowContext(ctx, d.q(`SELECT n.id FROM server_webhook_index i
+			JOIN server_connections n ON n.id = i.connection AND n.tenant = i.tenant AND n.client = i.client
+			WHERE i.client = ? AND i.field = ? AND i.digest = ? AND i.tenant = ?
+			ORDER BY CASE WHEN n.status = ? THEN 0 ELSE 1 END, n.created, n.id LIMIT 1`), client, field, dg, tenant, StatusConnected).Scan(&id)
+		if errors.Is(err, sql.ErrNoRows) {
+			return "", nil
+		}
+		if err != nil {
+			return "", fmt.Errorf("state: attributing a delivery: %w", err)
+		}
+		return id, nil
+	}
+	id, err := find()
+	if id != "" || err != nil {
+		return id, err
+	}
+	if n, err := d.indexPending(ctx, tenant, client); err != nil || n == 0 {
+		return "", err
+	}
+	return find()
+}
