@@ -58,6 +58,22 @@ func TestBadInput(t *testing.T) {
 		{"action parameter", "POST", "/v1/connections/" + conn + "/actions/me?all=yes", e.keys["acme:proxy"], "", 400, "all"},
 		{"unknown definition get", "GET", "/v1/definitions/nope", read, "", 404, "name"},
 		{"unknown route", "GET", "/v1/nothing", read, "", 404, ""},
+		{"webhook secret too short", "PUT", "/v1/oauth-clients/" + cl + "/webhook-secret", admin, `{"secret":"short"}`, 422, "secret"},
+		{"webhook secret missing", "PUT", "/v1/oauth-clients/" + cl + "/webhook-secret", admin, `{}`, 422, "secret"},
+		{"webhook secret and generate", "PUT", "/v1/oauth-clients/" + cl + "/webhook-secret", admin, `{"secret":"0123456789abcdef0","generate":true}`, 422, "secret"},
+		{"webhook secret line break", "PUT", "/v1/oauth-clients/" + cl + "/webhook-secret", admin, `{"secret":"0123456789abcdef\n0"}`, 422, "secret"},
+		{"webhook keep_previous_for", "PUT", "/v1/oauth-clients/" + cl + "/webhook-secret", admin, `{"generate":true,"keep_previous_for":"forever"}`, 422, "keep_previous_for"},
+		{"webhook keep_previous_for too long", "PUT", "/v1/oauth-clients/" + cl + "/webhook-secret", admin, `{"generate":true,"keep_previous_for":"9000h"}`, 422, "keep_previous_for"},
+		{"webhook secret unknown field", "PUT", "/v1/oauth-clients/" + cl + "/webhook-secret", admin, `{"secrets":"0123456789abcdef0"}`, 400, "secrets"},
+		{"webhook secret wrong type", "PUT", "/v1/oauth-clients/" + cl + "/webhook-secret", admin, `{"generate":"yes"}`, 400, "generate"},
+		{"webhook secret missing scope", "PUT", "/v1/oauth-clients/" + cl + "/webhook-secret", write, `{"generate":true}`, 403, "Authorization"},
+		{"webhook secret of unknown client", "PUT", "/v1/oauth-clients/cli_nope/webhook-secret", admin, `{"generate":true}`, 404, "id"},
+		{"webhook secret not set", "GET", "/v1/oauth-clients/" + cl + "/webhook-secret", admin, "", 404, "id"},
+		{"webhook secret delete not set", "DELETE", "/v1/oauth-clients/" + cl + "/webhook-secret", admin, "", 404, "id"},
+		{"webhook delivery unverified", "POST", "/v1/webhooks/procore/" + cl, "", `{"id":1}`, 401, "Authorization"},
+		{"webhook delivery with an API key", "POST", "/v1/webhooks/procore/" + cl, admin, `{"id":1}`, 401, "Authorization"},
+		{"webhook delivery unknown client", "POST", "/v1/webhooks/procore/cli_nope", "", `{"id":1}`, 404, "client"},
+		{"webhook delivery unknown definition", "POST", "/v1/webhooks/procor/" + cl, "", `{"id":1}`, 404, "definition"},
 	}
 	ctx := context.Background()
 	db := e.replicas[0].storage.State
@@ -85,6 +101,12 @@ func TestBadInput(t *testing.T) {
 	}
 	if c, n := countAll(); c != c0 || n != n0 {
 		t.Fatalf("bad requests wrote: clients %d->%d, connections %d->%d", c0, c, n0, n)
+	}
+	if _, err := db.WebhookSecretOf(ctx, "acme", cl); err == nil {
+		t.Fatal("a refused webhook-secret request set one")
+	}
+	if evs, _, _ := db.ListEvents(ctx, "acme", "", state.EventFilter{Type: state.TypeWebhookDelivery}); len(evs) != 0 {
+		t.Fatalf("refused deliveries were stored: %v", evs)
 	}
 	if got := e.emu.Stats(); got.APIRequests != stats.APIRequests || got.CodeExchanges != stats.CodeExchanges {
 		t.Fatalf("bad requests reached the provider")

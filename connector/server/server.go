@@ -73,7 +73,8 @@ type Server struct {
 	mu      sync.Mutex
 	engines map[string]*engine // by connection id
 
-	events *eventsPart // events.go
+	events   *eventsPart   // events.go
+	webhooks *webhooksPart // webhooks.go
 }
 
 // New checks cfg and returns the server.
@@ -117,6 +118,9 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	if s.events, err = newEventsPart(cfg.Registry); err != nil {
+		return nil, err
+	}
+	if s.webhooks, err = newWebhooksPart(cfg.Registry); err != nil {
 		return nil, err
 	}
 	s.routes()
@@ -191,6 +195,8 @@ func (s *Server) routes() {
 	s.handle("POST /v1/connections/{id}/token", access{state.ScopeToken}, s.token)
 	s.handle("/v1/connections/{id}/proxy/{path...}", access{state.ScopeProxy}, s.proxy)
 	s.handle("POST /v1/connections/{id}/actions/{action}", access{state.ScopeProxy}, s.action)
+
+	s.webhookRoutes() // webhooks.go
 
 	// Anything else under /v1 is a problem document, not the mux's text.
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {

@@ -16,10 +16,16 @@ func TestTenantIsolation(t *testing.T) {
 		conn := e.connection("acme", cl)
 		e.authorize("acme", conn, 0, 0)
 		g := e.keys["globex:admin"]
+		webhookSecret := "acme-webhook-secret-for-tenancy-01"
+		remember(webhookSecret)
+		e.must(200, 0, "PUT", "/v1/oauth-clients/"+cl+"/webhook-secret", e.keys["acme:admin"], map[string]any{"secret": webhookSecret})
 		const unknownClient, unknownConn = "cli_00000000000000000000000000000000", "con_00000000000000000000000000000000"
 		routes := []struct{ method, path, body string }{
 			{"GET", "/v1/oauth-clients/{client}", ""},
 			{"POST", "/v1/oauth-clients/{client}/rotate-secret", `{"client_secret":"stolen"}`},
+			{"PUT", "/v1/oauth-clients/{client}/webhook-secret", `{"secret":"stolen-webhook-secret-0123"}`},
+			{"GET", "/v1/oauth-clients/{client}/webhook-secret", ""},
+			{"DELETE", "/v1/oauth-clients/{client}/webhook-secret", ""},
 			{"DELETE", "/v1/oauth-clients/{client}", ""},
 			{"GET", "/v1/connections/{conn}", ""},
 			{"POST", "/v1/connections/{conn}/refresh", ""},
@@ -68,6 +74,12 @@ func TestTenantIsolation(t *testing.T) {
 		// Nothing changed: acme's connection still works, the provider saw nothing.
 		e.must(200, 0, "POST", "/v1/connections/"+conn+"/token", e.keys["acme:token"], nil)
 		e.must(200, 0, "GET", "/v1/oauth-clients/"+cl, e.keys["acme:admin"], nil)
+		if r := e.call(0, "POST", "/v1/webhooks/procore/"+cl, "", `{"id":1}`); r.status == 200 {
+			t.Error("a delivery without acme's webhook secret was accepted")
+		}
+		if r := e.deliver(0, "/v1/webhooks/procore/"+cl, bearer(webhookSecret), []byte(`{"id":1}`)); r.status != 200 {
+			t.Errorf("acme's webhook secret no longer verifies after globex's attempts: %d %s", r.status, r.body)
+		}
 		after := e.emu.Stats()
 		if after.Refreshes != stats.Refreshes || after.Revocations != stats.Revocations || after.APIRequests != stats.APIRequests {
 			t.Errorf("globex's requests reached the provider: refreshes %d->%d, revocations %d->%d, API requests %d->%d",

@@ -63,7 +63,13 @@ func Verify(w *definitions.Webhooks, h http.Header, body []byte, secrets [][]byt
 		}
 	}
 	if len(keys) == 0 {
-		return refuse(ReasonNoSecret, "", "this receiver has no webhook secret yet; set one with PUT /v1/oauth-clients/{id}/webhook-secret")
+		header := ""
+		if w.SharedSecret != nil {
+			header = w.SharedSecret.Header
+		} else if w.Signature != nil {
+			header = w.Signature.Header
+		}
+		return refuse(ReasonNoSecret, header, "this receiver has no webhook secret yet; set one with PUT /v1/oauth-clients/{id}/webhook-secret")
 	}
 	switch {
 	case w.SharedSecret != nil:
