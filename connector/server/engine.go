@@ -16,9 +16,11 @@ import (
 )
 
 // engine is the engine's view of one connection: its connector.API (with
-// its Source and Flow), cached per connection and rebuilt when the
-// connection or its client changes (a version check on every use, so a
-// secret rotated on another replica takes effect here at the next call).
+// its Source and Flow), cached per connection. It is used as it is while
+// the state's change generation stays at gen (see cache.go); once the
+// generation moves, the next use reads the connection and its client again
+// and rebuilds the engine if either has a new version, so that a secret
+// rotated or a connection deleted on another replica takes effect here.
 type engine struct {
 	conn      state.Connection
 	client    state.Client
@@ -26,21 +28,32 @@ type engine struct {
 	api       *connector.API
 	connVer   int64
 	clientVer int64
+	gen       int64 // the generation conn and client were read at
 }
 
 // load returns the tenant's connection and its engine. A connection of
 // another tenant is not found, exactly like one that does not exist.
 func (s *Server) load(ctx context.Context, tenant, id string) (*engine, error) {
+	gen, gerr := s.generation(ctx)
+	s.mu.Lock()
+	e := s.engines[id]
+	s.mu.Unlock()
+	if gerr == nil && e != nil && e.gen == gen && e.conn.Tenant == tenant {
+		return e, nil
+	}
 	c, cl, err := s.cfg.State.ConnectionAndClient(ctx, tenant, id)
 	if err != nil {
 		return nil, err
 	}
-	s.mu.Lock()
-	e := s.engines[id]
-	s.mu.Unlock()
+	if gerr != nil {
+		gen = -1 // never trusted without a read
+	}
 	if e != nil && e.connVer == c.Version && e.clientVer == cl.Version {
-		e2 := *e
-		e2.conn = c // status and reason may have moved without a version bump of the engine's inputs
+		e2 := *e // the same engine (and its Source's cached token), verified at gen
+		e2.conn, e2.client, e2.gen = c, cl, gen
+		s.mu.Lock()
+		s.engines[id] = &e2
+		s.mu.Unlock()
 		return &e2, nil
 	}
 	def, err := s.cfg.Definitions.Lookup(cl.Definition)
@@ -55,7 +68,7 @@ func (s *Server) load(ctx context.Context, tenant, id string) (*engine, error) {
 	if src := api.Source(); src != nil && s.cfg.TokenMargin > 0 {
 		src.Margin = s.cfg.TokenMargin
 	}
-	e = &engine{conn: c, client: cl, def: def, api: api, connVer: c.Version, clientVer: cl.Version}
+	e = &engine{conn: c, client: cl, def: def, api: api, connVer: c.Version, clientVer: cl.Version, gen: gen}
 	s.mu.Lock()
 	s.engines[id] = e
 	s.mu.Unlock()

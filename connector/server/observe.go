@@ -74,8 +74,14 @@ func (s *Server) serveMetrics(w http.ResponseWriter, r *http.Request, _ state.Pr
 
 type ctxKey struct{}
 
-// reqInfo is filled in by handlers for the request's log line.
-type reqInfo struct{ tenant, connection string }
+// reqInfo is filled in by handlers for the request's log line, and holds
+// the change generation read for the request (one read serves the key and
+// the connection).
+type reqInfo struct {
+	tenant, connection string
+	gen                int64
+	genRead            bool
+}
 
 func setTenant(r *http.Request, t string) {
 	if ri, ok := r.Context().Value(ctxKey{}).(*reqInfo); ok {

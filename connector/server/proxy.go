@@ -6,7 +6,9 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/connector-engine/connector/connector"
@@ -84,14 +86,35 @@ func (s *Server) proxy(w http.ResponseWriter, r *http.Request, p state.Principal
 			w.Header()[k] = vs
 		}
 	}
+	// A body of known length (not decompressed on the way) keeps its
+	// length, and is sent as it comes without a flush per read.
+	known := resp.ContentLength >= 0 && !resp.Uncompressed && resp.StatusCode != http.StatusNoContent && resp.StatusCode != http.StatusNotModified
+	if known {
+		w.Header().Set("Content-Length", strconv.FormatInt(resp.ContentLength, 10))
+	}
 	w.WriteHeader(resp.StatusCode)
+	if known {
+		copyBody(w, resp.Body)
+		return
+	}
 	stream(w, resp.Body)
+}
+
+var bufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+// copyBody copies a body of known length to w.
+func copyBody(w io.Writer, body io.Reader) {
+	b := bufs.Get().(*[]byte)
+	defer bufs.Put(b)
+	_, _ = io.CopyBuffer(w, body, *b)
 }
 
 // stream copies body to w, flushing as it goes so that long answers reach
 // the caller as they arrive.
 func stream(w http.ResponseWriter, body io.Reader) {
-	buf := make([]byte, 32<<10)
+	b := bufs.Get().(*[]byte)
+	defer bufs.Put(b)
+	buf := *b
 	f, _ := w.(http.Flusher)
 	for {
 		n, err := body.Read(buf)

@@ -72,6 +72,7 @@ type Server struct {
 
 	mu      sync.Mutex
 	engines map[string]*engine // by connection id
+	keys    keyCache
 
 	events   *eventsPart   // events.go
 	webhooks *webhooksPart // webhooks.go
@@ -210,7 +211,7 @@ func (s *Server) authenticate(r *http.Request, scope state.Scope) (state.Princip
 	if !ok || key == "" {
 		return state.Principal{}, problem(http.StatusUnauthorized, "unauthenticated", "Authorization", "send an API key as Authorization: Bearer <key>")
 	}
-	p, err := s.cfg.State.Authenticate(r.Context(), strings.TrimSpace(key))
+	p, err := s.principal(r.Context(), strings.TrimSpace(key))
 	if errors.Is(err, state.ErrUnauthorized) {
 		return state.Principal{}, problem(http.StatusUnauthorized, "unauthenticated", "Authorization", "the API key is not valid")
 	}

@@ -225,6 +225,7 @@ func (d *DB) DeleteConnection(ctx context.Context, tenant, id string) error {
 	if n, _ := res.RowsAffected(); n == 0 {
 		return fmt.Errorf("connection %s: %w", id, ErrNotFound)
 	}
+	defer d.wrote()
 	return tx.Commit()
 }
 

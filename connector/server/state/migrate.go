@@ -98,6 +98,7 @@ var coreMigrations = []migration{
 	created         BIGINT NOT NULL
 )`,
 	}},
+	{2, "the change generation replicas check their caches against", generationSteps},
 }
 
 // Both databases serialise migrations: PostgreSQL with a transaction-level
@@ -105,7 +106,18 @@ var coreMigrations = []migration{
 // which takes the database's write lock (waiting under busy_timeout).
 const migrationLock = 0x73727672 // "srvr"; fixed forever
 
+// A statement of a step starting with "-- sqlite\n" or "-- postgres\n" runs
+// on that database only (triggers are written differently on each); ddl
+// returns "" for a statement of the other one.
 func (d *DB) ddl(s string) string {
+	for _, k := range []Kind{SQLite, Postgres} {
+		if rest, ok := strings.CutPrefix(s, "-- "+string(k)+"\n"); ok {
+			if k != d.kind {
+				return ""
+			}
+			s = rest
+		}
+	}
 	bytes := "BLOB"
 	if d.kind == Postgres {
 		bytes = "bytea"
@@ -179,7 +191,10 @@ func (d *DB) apply(ctx context.Context, m migration) error {
 		return tx.Commit()
 	}
 	for _, s := range m.sql {
-		if _, err := tx.ExecContext(ctx, d.ddl(s)); err != nil {
+		if s = d.ddl(s); s == "" {
+			continue
+		}
+		if _, err := tx.ExecContext(ctx, s); err != nil {
 			return err
 		}
 	}

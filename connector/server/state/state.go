@@ -27,6 +27,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
 	_ "modernc.org/sqlite"             // database/sql driver "sqlite", pure Go
 
@@ -68,6 +69,8 @@ type DB struct {
 
 	rebindMu sync.Mutex
 	rebound  map[string]string
+
+	changes changes // the change generation (changes.go)
 }
 
 // OpenSQLite opens (creating when missing) the SQLite database at path and
@@ -104,6 +107,8 @@ func OpenPostgres(ctx context.Context, url string, sealer *store.Sealer) (*DB, e
 		return nil, scrubURL(err, url)
 	}
 	d.owned = true
+	// The URL stays inside this closure: a DB printed with %v shows no password.
+	d.changes.dial = func(ctx context.Context) (*pgx.Conn, error) { return pgx.Connect(ctx, url) }
 	return d, nil
 }
 
@@ -137,6 +142,7 @@ func (d *DB) SQL() *sql.DB { return d.db }
 
 // Close closes the database when the DB opened it.
 func (d *DB) Close() error {
+	d.changes.close()
 	if d.owned {
 		return d.db.Close()
 	}
@@ -192,6 +198,7 @@ func (d *DB) q(query string) string {
 func (d *DB) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
 	ctx, cancel := bound(ctx)
 	defer cancel()
+	defer d.wrote()
 	return d.db.ExecContext(ctx, d.q(query), args...)
 }
 
