@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 
 	"net/url"
 	"strings"
@@ -65,8 +66,14 @@ func (s *Server) load(ctx context.Context, tenant, id string) (*engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	if src := api.Source(); src != nil && s.cfg.TokenMargin > 0 {
-		src.Margin = s.cfg.TokenMargin
+	if src := api.Source(); src != nil {
+		if s.cfg.TokenMargin > 0 {
+			src.Margin = s.cfg.TokenMargin
+		}
+		if f := src.Flow(); f != nil && s.cfg.Transport != nil {
+			// Token requests go where API requests go (Config.Transport).
+			f.HTTPClient = &http.Client{Timeout: connector.DefaultRequestTimeout, Transport: s.cfg.Transport}
+		}
 	}
 	e = &engine{conn: c, client: cl, def: def, api: api, connVer: c.Version, clientVer: cl.Version, gen: gen}
 	s.mu.Lock()
