@@ -95,7 +95,6 @@ func startChild(t *testing.T, url, via string) (string, *exec.Cmd) {
 	return "http://" + strings.TrimSpace(strings.TrimPrefix(line, "ADDR ")), cmd
 }
 
-
 // proxyStatus sends one proxied call of conn to base and returns the status
 // (0 when the replica did not answer) and the body.
 func proxyStatus(base, conn, key string) (int, string) {
