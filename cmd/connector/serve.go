@@ -223,6 +223,12 @@ func (a *app) serve(ctx context.Context, f serveFlags, ready func(addr string)) 
 			return err
 		}
 	}
+	// The event delivery worker: stopped (its attempts in flight released)
+	// before the databases close.
+	wctx, stopWorkers := context.WithCancel(context.Background())
+	workersDone := make(chan error, 1)
+	go func() { workersDone <- srv.RunWorkers(wctx) }()
+	defer func() { stopWorkers(); <-workersDone }()
 	hs := server.HTTPServer(f.addr, srv)
 	done := make(chan error, 1)
 	go func() { done <- hs.Serve(ln) }()

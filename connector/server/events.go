@@ -8,6 +8,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/connector-engine/connector/connector/server/events"
 	"github.com/connector-engine/connector/connector/server/state"
 )
 
@@ -18,11 +19,12 @@ const emitTimeout = 5 * time.Second
 // eventsPart is the server's side of the events: the counter of events
 // that could not be stored, and the wake-up of the local delivery worker.
 type eventsPart struct {
+	worker     *events.Metrics
 	emitErrors prometheus.Counter
 	wake       chan struct{} // buffered 1: a nudge, never a queue
 }
 
-func newEventsPart(reg *prometheus.Registry) (*eventsPart, error) {
+func newEventsPart(reg *prometheus.Registry, db *state.DB) (*eventsPart, error) {
 	p := &eventsPart{
 		emitErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "connector_events_emit_errors_total", Help: "Events the server could not store (each is logged).",
@@ -30,6 +32,10 @@ func newEventsPart(reg *prometheus.Registry) (*eventsPart, error) {
 		wake: make(chan struct{}, 1),
 	}
 	if err := reg.Register(p.emitErrors); err != nil {
+		return nil, err
+	}
+	var err error
+	if p.worker, err = events.NewMetrics(reg, db); err != nil {
 		return nil, err
 	}
 	return p, nil

@@ -118,7 +118,7 @@ func New(cfg Config) (*Server, error) {
 	if s.metrics, err = newMetrics(cfg.Registry, cfg.State); err != nil {
 		return nil, err
 	}
-	if s.events, err = newEventsPart(cfg.Registry); err != nil {
+	if s.events, err = newEventsPart(cfg.Registry, cfg.State); err != nil {
 		return nil, err
 	}
 	if s.webhooks, err = newWebhooksPart(cfg.Registry); err != nil {
@@ -196,6 +196,7 @@ func (s *Server) routes() {
 	s.handle("POST /v1/connections/{id}/token", access{state.ScopeToken}, s.token)
 	s.handle("/v1/connections/{id}/proxy/{path...}", access{state.ScopeProxy}, s.proxy)
 	s.handle("POST /v1/connections/{id}/actions/{action}", access{state.ScopeProxy}, s.action)
+	s.eventRoutes() // events_routes.go
 
 	s.webhookRoutes() // webhooks.go
 
