@@ -2,7 +2,6 @@ package server
 
 import (
 	"errors"
-	"html/template"
 	"net/http"
 	"net/url"
 	"strings"
@@ -81,29 +80,32 @@ func (s *Server) callbackHandler(w http.ResponseWriter, r *http.Request, _ state
 	sess, err := s.cfg.State.UseSession(r.Context(), q.Get("state"))
 	switch {
 	case errors.Is(err, state.ErrSessionUnknown):
-		s.page(w, http.StatusBadRequest, "Not connected", "This link does not belong to an authorization this service started. Start connecting again from the application.")
+		s.page(w, r, http.StatusBadRequest, "Not connected", "This link does not belong to an authorization this service started. Start connecting again from the application.")
 		return
 	case errors.Is(err, state.ErrSessionUsed):
-		s.page(w, http.StatusBadRequest, "Not connected", "This authorization was already completed or abandoned; each link works once. Start connecting again from the application.")
+		s.page(w, r, http.StatusBadRequest, "Not connected", "This authorization was already completed or abandoned; each link works once. Start connecting again from the application.")
 		return
 	case errors.Is(err, state.ErrSessionExpired):
-		s.page(w, http.StatusBadRequest, "Not connected", "This authorization took too long and expired. Start connecting again from the application.")
+		if s.connectResult(w, r, sess, sess.Connection, err) {
+			return
+		}
+		s.page(w, r, http.StatusBadRequest, "Not connected", "This authorization took too long and expired. Start connecting again from the application.")
 		return
 	case err != nil:
 		s.log.ErrorContext(r.Context(), "callback", "error", err)
-		s.page(w, http.StatusServiceUnavailable, "Not connected", "The service could not read the authorization; try again in a moment.")
+		s.page(w, r, http.StatusServiceUnavailable, "Not connected", "The service could not read the authorization; try again in a moment.")
 		return
 	}
 	setTenant(r, sess.Tenant)
 	setConnection(r, sess.Connection)
 	e, err := s.load(r.Context(), sess.Tenant, sess.Connection)
 	if err != nil {
-		s.page(w, http.StatusNotFound, "Not connected", "The connection being authorized no longer exists.")
+		s.page(w, r, http.StatusNotFound, "Not connected", "The connection being authorized no longer exists.")
 		return
 	}
 	f, err := e.flow()
 	if err != nil {
-		s.page(w, http.StatusConflict, "Not connected", err.Error())
+		s.page(w, r, http.StatusConflict, "Not connected", err.Error())
 		return
 	}
 	tok, err := f.Exchange(r.Context(), f.ResumeAttempt(q.Get("state"), sess.Verifier, sess.Expires), q)
@@ -115,17 +117,25 @@ func (s *Server) callbackHandler(w http.ResponseWriter, r *http.Request, _ state
 		if errors.As(err, &te) {
 			s.metrics.tokenErrors.WithLabelValues(te.Code).Inc()
 		}
-		s.finish(w, r, sess, e.conn.ID, "error", http.StatusBadGateway, "Not connected", err.Error())
+		s.finish(w, r, sess, e.conn.ID, err)
 		return
 	}
 	_, err = s.cfg.State.RecordConnected(r.Context(), sess.Tenant, e.conn.ID) // and emits connection.connected
 	s.recorded(r.Context(), "connected", err == nil, err)
-	s.finish(w, r, sess, e.conn.ID, "connected", http.StatusOK, "Connected", "The connection is authorized. You can close this window.")
+	s.finish(w, r, sess, e.conn.ID, nil)
 }
 
-// finish sends the browser back to the platform when the session named a
-// return_to, else shows the page.
-func (s *Server) finish(w http.ResponseWriter, r *http.Request, sess state.Session, conn, status string, code int, title, msg string) {
+// finish ends the callback of sess with its outcome err (nil: connected):
+// the connect page's result page when a connect link started it; else a
+// redirect to the platform when the session named a return_to, else a page.
+func (s *Server) finish(w http.ResponseWriter, r *http.Request, sess state.Session, conn string, err error) {
+	if s.connectResult(w, r, sess, conn, err) {
+		return
+	}
+	status, code, title, msg := "connected", http.StatusOK, "Connected", "The connection is authorized. You can close this window."
+	if err != nil {
+		status, code, title, msg = "error", http.StatusBadGateway, "Not connected", err.Error()
+	}
 	if sess.ReturnTo != "" && s.returnAllowed(sess.ReturnTo) {
 		u, _ := url.Parse(sess.ReturnTo)
 		q := u.Query()
@@ -136,29 +146,7 @@ func (s *Server) finish(w http.ResponseWriter, r *http.Request, sess state.Sessi
 		http.Redirect(w, r, u.String(), http.StatusSeeOther)
 		return
 	}
-	s.page(w, code, title, msg)
-}
-
-var pageTmpl = template.Must(template.New("page").Parse(`<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>{{.Title}}</title>
-<style>body{font-family:system-ui,sans-serif;max-width:36em;margin:4em auto;padding:0 1em}</style></head>
-<body><h1>{{.Title}}</h1><p>{{.Message}}</p></body></html>
-`))
-
-func pageHeaders(h http.Header) {
-	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; form-action 'none'")
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Referrer-Policy", "no-referrer")
-	h.Set("Cache-Control", "no-store")
-	h.Set("X-Frame-Options", "DENY")
-}
-
-// page writes a browser page; html/template escapes the message.
-func (s *Server) page(w http.ResponseWriter, code int, title, msg string) {
-	pageHeaders(w.Header())
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.WriteHeader(code)
-	_ = pageTmpl.Execute(w, struct{ Title, Message string }{title, msg})
+	s.page(w, r, code, title, msg)
 }
 
 func earliest(a, b time.Time) time.Time {

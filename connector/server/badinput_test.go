@@ -74,6 +74,9 @@ func TestBadInput(t *testing.T) {
 		{"webhook delivery with an API key", "POST", "/v1/webhooks/procore/" + cl, admin, `{"id":1}`, 401, "Authorization"},
 		{"webhook delivery unknown client", "POST", "/v1/webhooks/procore/cli_nope", "", `{"id":1}`, 404, "client"},
 		{"webhook delivery unknown definition", "POST", "/v1/webhooks/procor/" + cl, "", `{"id":1}`, 404, "definition"},
+		{"connect link offers nothing", "POST", "/v1/connect-sessions", write, `{}`, 422, "oauth_clients"},
+		{"connect link return_to", "POST", "/v1/connect-sessions", write, `{"oauth_clients":["` + cl + `"],"return_to":"https://platform.example.com.evil.net/connected"}`, 422, "return_to"},
+		{"connect link environment", "POST", "/v1/connect-sessions", write, `{"oauth_clients":["` + cl + `"],"environment":"staging"}`, 422, "environment"},
 	}
 	ctx := context.Background()
 	db := e.replicas[0].storage.State

@@ -11,6 +11,7 @@ import (
 	"github.com/connector-engine/connector/connector"
 	"github.com/connector-engine/connector/connector/server/state"
 	"github.com/connector-engine/connector/connector/store"
+	"github.com/connector-engine/connector/definitions"
 )
 
 type connectionRequest struct {
@@ -88,6 +89,38 @@ func (s *Server) viewConnection(ctx context.Context, e *engine) connectionView {
 	return v
 }
 
+// checkConnectionInput applies the engine's rules to a new connection's
+// environment and field values (the definition's Field.Check, required
+// fields, then the whole connection's Validate), each problem naming its
+// field: the API and the connect page give the same messages.
+func (s *Server) checkConnectionInput(def *definitions.Definition, cl state.Client, env string, fields map[string]string) []FieldProblem {
+	var errs []FieldProblem
+	if _, err := def.Environment(env); err != nil {
+		errs = append(errs, FieldProblem{Field: "environment", Detail: err.Error()})
+	}
+	for name, val := range fields {
+		f, ok := def.Field(name)
+		if !ok {
+			errs = append(errs, FieldProblem{Field: "fields." + name, Detail: "definition " + def.Name + " has no field " + quote(name)})
+		} else if msg := f.Check(val); msg != "" {
+			errs = append(errs, FieldProblem{Field: "fields." + name, Detail: msg})
+		}
+	}
+	for _, f := range def.Fields {
+		if _, given := fields[f.Name]; f.Required && !f.HasDefault && !given {
+			errs = append(errs, FieldProblem{Field: "fields." + f.Name, Detail: "field " + f.Name + " is required"})
+		}
+	}
+	if len(errs) == 0 {
+		// Whatever the engine would refuse later is refused now.
+		cc := s.engineConnection(def, cl, state.Connection{ID: "new", Environment: env, Fields: fields})
+		if err := cc.Validate(); err != nil {
+			errs = append(errs, FieldProblem{Field: "fields", Detail: err.Error()})
+		}
+	}
+	return errs
+}
+
 func (s *Server) createConnection(w http.ResponseWriter, r *http.Request, p state.Principal) {
 	var req connectionRequest
 	if prob := decodeJSON(w, r, maxJSONBody, &req); prob != nil {
@@ -112,29 +145,7 @@ func (s *Server) createConnection(w http.ResponseWriter, r *http.Request, p stat
 		return
 	}
 	fields, errs := fieldValues(req.Fields)
-	if _, err := def.Environment(req.Environment); err != nil {
-		errs = append(errs, FieldProblem{Field: "environment", Detail: err.Error()})
-	}
-	for name, val := range fields {
-		f, ok := def.Field(name)
-		if !ok {
-			errs = append(errs, FieldProblem{Field: "fields." + name, Detail: "definition " + def.Name + " has no field " + quote(name)})
-		} else if msg := f.Check(val); msg != "" {
-			errs = append(errs, FieldProblem{Field: "fields." + name, Detail: msg})
-		}
-	}
-	for _, f := range def.Fields {
-		if _, given := fields[f.Name]; f.Required && !f.HasDefault && !given {
-			errs = append(errs, FieldProblem{Field: "fields." + f.Name, Detail: "field " + f.Name + " is required"})
-		}
-	}
-	if len(errs) == 0 {
-		// Whatever the engine would refuse later is refused now.
-		cc := s.engineConnection(def, cl, state.Connection{ID: "new", Environment: req.Environment, Fields: fields})
-		if err := cc.Validate(); err != nil {
-			errs = append(errs, FieldProblem{Field: "fields", Detail: err.Error()})
-		}
-	}
+	errs = append(errs, s.checkConnectionInput(def, cl, req.Environment, fields)...)
 	if len(errs) > 0 {
 		writeProblem(w, r, invalid(errs))
 		return
@@ -260,35 +271,69 @@ func (s *Server) deleteConnection(w http.ResponseWriter, r *http.Request, p stat
 	if e == nil {
 		return
 	}
-	ctx := r.Context()
-	if rec, err := s.cfg.Tokens.Get(ctx, e.conn.ID); err == nil {
-		if f, ferr := e.flow(); ferr == nil {
-			tok, hint := rec.Token.RefreshToken, "refresh_token"
-			if tok == "" {
-				tok, hint = rec.Token.AccessToken, "access_token"
-			}
-			if err := f.Revoke(ctx, tok, hint); err != nil && !force {
-				writeProblem(w, r, problem(http.StatusBadGateway, "revocation-failed", "", "%v; nothing was deleted (DELETE with ?force=true deletes without revoking)", err))
-				return
-			} else if err == nil {
-				s.emitConnection(ctx, p.Tenant, e.conn.ID, state.TypeRevoked, "deleted")
-			}
-		}
-	} else if !errors.Is(err, store.ErrNotFound) {
+	err := s.removeConnection(r.Context(), e, force)
+	var re *revocationError
+	switch {
+	case errors.As(err, &re):
+		writeProblem(w, r, problem(http.StatusBadGateway, "revocation-failed", "", "%v; nothing was deleted (DELETE with ?force=true deletes without revoking)", re.err))
+	case errors.Is(err, state.ErrNotFound):
+		writeProblem(w, r, s.stateProblem(r, err, "id", "connection"))
+	case err != nil:
 		writeProblem(w, r, s.engineProblem(r, err))
-		return
+	default:
+		w.WriteHeader(http.StatusNoContent)
+	}
+}
+
+// revocationError is a provider's refusal to revoke a grant.
+type revocationError struct{ err error }
+
+func (e *revocationError) Error() string { return e.err.Error() }
+func (e *revocationError) Unwrap() error { return e.err }
+
+// revokeGrant revokes e's grant at the provider (its refresh token, else
+// its access token) when the definition has a revocation endpoint, and
+// emits connection.revoked with why. A connection without tokens has
+// nothing to revoke.
+func (s *Server) revokeGrant(ctx context.Context, e *engine, why string) error {
+	rec, err := s.cfg.Tokens.Get(ctx, e.conn.ID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	f, ferr := e.flow()
+	if ferr != nil {
+		return nil
+	}
+	tok, hint := rec.Token.RefreshToken, "refresh_token"
+	if tok == "" {
+		tok, hint = rec.Token.AccessToken, "access_token"
+	}
+	if err := f.Revoke(ctx, tok, hint); err != nil {
+		return &revocationError{err}
+	}
+	s.emitConnection(ctx, e.conn.Tenant, e.conn.ID, state.TypeRevoked, why)
+	return nil
+}
+
+// removeConnection revokes the grant (a failure stops it, unless force),
+// then deletes the tokens and the connection.
+func (s *Server) removeConnection(ctx context.Context, e *engine, force bool) error {
+	var re *revocationError
+	if err := s.revokeGrant(ctx, e, "deleted"); err != nil && (!errors.As(err, &re) || !force) {
+		return err
 	}
 	if err := s.cfg.Tokens.Delete(ctx, e.conn.ID); err != nil {
-		writeProblem(w, r, s.engineProblem(r, err))
-		return
+		return err
 	}
-	if err := s.cfg.State.DeleteConnection(ctx, p.Tenant, e.conn.ID); err != nil {
-		writeProblem(w, r, s.stateProblem(r, err, "id", "connection"))
-		return
+	if err := s.cfg.State.DeleteConnection(ctx, e.conn.Tenant, e.conn.ID); err != nil {
+		return err
 	}
 	s.forget(e.conn.ID)
-	s.emitConnection(ctx, p.Tenant, e.conn.ID, state.TypeDeleted, "")
-	w.WriteHeader(http.StatusNoContent)
+	s.emitConnection(ctx, e.conn.Tenant, e.conn.ID, state.TypeDeleted, "")
+	return nil
 }
 
 func (s *Server) refreshConnection(w http.ResponseWriter, r *http.Request, p state.Principal) {
@@ -296,29 +341,34 @@ func (s *Server) refreshConnection(w http.ResponseWriter, r *http.Request, p sta
 	if e == nil {
 		return
 	}
-	src := e.api.Source()
-	if src == nil {
-		writeProblem(w, r, s.engineProblem(r, errNoOAuth))
-		return
-	}
-	_, err := src.Refresh(r.Context())
-	var nr *connector.NeedsReauthError
-	switch {
-	case err == nil:
-		s.metrics.refreshes.WithLabelValues("ok").Inc()
-		s.noteRefresh(r.Context(), p.Tenant, e.conn.ID, state.RefreshOK, "")
-	case errors.As(err, &nr):
-		s.metrics.refreshes.WithLabelValues("needs_reauthorization").Inc()
-		// engineProblem records the transition (and its event) below.
-	default:
-		s.metrics.refreshes.WithLabelValues("error").Inc()
-		s.noteRefresh(r.Context(), p.Tenant, e.conn.ID, state.RefreshFailed, err.Error())
-	}
-	if err != nil {
+	if err := s.refreshNow(r.Context(), e); err != nil {
 		writeProblem(w, r, s.engineProblem(r, err))
 		return
 	}
 	writeJSON(w, http.StatusOK, s.viewConnection(r.Context(), e))
+}
+
+// refreshNow refreshes e's token through the engine's refresh protocol,
+// counts the outcome and records a connection that needs authorizing again.
+func (s *Server) refreshNow(ctx context.Context, e *engine) error {
+	src := e.api.Source()
+	if src == nil {
+		return errNoOAuth
+	}
+	_, err := src.Refresh(ctx)
+	var nr *connector.NeedsReauthError
+	switch {
+	case err == nil:
+		s.metrics.refreshes.WithLabelValues("ok").Inc()
+		s.noteRefresh(ctx, e.conn.Tenant, e.conn.ID, state.RefreshOK, "")
+	case errors.As(err, &nr):
+		s.metrics.refreshes.WithLabelValues("needs_reauthorization").Inc()
+		s.noteReauth(ctx, e.conn.Tenant, e.conn.ID, nr.Reason)
+	default:
+		s.metrics.refreshes.WithLabelValues("error").Inc()
+		s.noteRefresh(ctx, e.conn.Tenant, e.conn.ID, state.RefreshFailed, err.Error())
+	}
+	return err
 }
 
 // token hands an internal service the connection's access token, valid for

@@ -111,6 +111,7 @@ type envOptions struct {
 	tokenLifetime time.Duration
 	margin        time.Duration
 	definitions   *definitions.Set
+	returnTo      []string // more allow-listed return_to prefixes
 }
 
 func newEnv(t testing.TB, spec string, o envOptions) *env {
@@ -169,7 +170,7 @@ func (e *env) startReplica(spec string, sealer *store.Sealer, o envOptions) *rep
 	public := "http://" + ln.Addr().String()
 	srv, err := server.New(server.Config{
 		State: st.State, Tokens: st.Tokens, PublicURL: public,
-		ReturnTo:   []string{"https://platform.example.com/connected"},
+		ReturnTo:   append([]string{"https://platform.example.com/connected"}, o.returnTo...),
 		AllowHosts: []string{"127.0.0.1"}, AllowPrivate: true,
 		Logger:      slog.New(slog.NewJSONHandler(logSink{}, nil)),
 		TokenMargin: o.margin, Definitions: o.definitions,

@@ -79,8 +79,17 @@ type ctxKey struct{}
 // the connection).
 type reqInfo struct {
 	tenant, connection string
+	path               string // replaces the path in the log line when set
 	gen                int64
 	genRead            bool
+}
+
+// setLogPath replaces the path in the request's log line, for paths that
+// carry a secret (a connect link's token).
+func setLogPath(r *http.Request, p string) {
+	if ri, ok := r.Context().Value(ctxKey{}).(*reqInfo); ok {
+		ri.path = p
+	}
 }
 
 func setTenant(r *http.Request, t string) {
@@ -143,8 +152,12 @@ func (s *Server) observe(next http.Handler) http.Handler {
 			route = "unmatched"
 		}
 		s.metrics.requests.WithLabelValues(route, strconv.Itoa(rw.status)).Inc()
+		path := logPath(r)
+		if ri.path != "" {
+			path = ri.path
+		}
 		attrs := []slog.Attr{
-			slog.String("method", r.Method), slog.String("route", route), slog.String("path", logPath(r)),
+			slog.String("method", r.Method), slog.String("route", route), slog.String("path", path),
 			slog.Int("status", rw.status), slog.Int64("bytes", rw.bytes), slog.Duration("duration", time.Since(start)),
 		}
 		if ri.tenant != "" {

@@ -58,6 +58,11 @@ type Config struct {
 	// TokenMargin is how long a token handed out must stay valid; default
 	// the engine's refresh margin.
 	TokenMargin time.Duration
+	// ConnectLifetime bounds a connect link (POST /v1/connect-sessions);
+	// default 30 minutes.
+	ConnectLifetime time.Duration
+	// AdminLifetime bounds an admin page sign-in; default 8 hours.
+	AdminLifetime time.Duration
 }
 
 // Server serves the API. It is an http.Handler.
@@ -69,6 +74,10 @@ type Server struct {
 	metrics  *metrics
 	patterns []string
 	callback string // the redirect URI
+
+	// pagePatterns are the browser pages (pages.go), kept apart from the
+	// API routes the OpenAPI document lists.
+	pagePatterns []string
 
 	mu      sync.Mutex
 	engines map[string]*engine // by connection id
@@ -110,6 +119,12 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.SessionLifetime <= 0 {
 		cfg.SessionLifetime = 10 * time.Minute
+	}
+	if cfg.ConnectLifetime <= 0 {
+		cfg.ConnectLifetime = 30 * time.Minute
+	}
+	if cfg.AdminLifetime <= 0 {
+		cfg.AdminLifetime = 8 * time.Hour
 	}
 	s := &Server{
 		cfg: cfg, mux: http.NewServeMux(), log: cfg.Logger, engines: map[string]*engine{},
@@ -197,6 +212,7 @@ func (s *Server) routes() {
 	s.handle("/v1/connections/{id}/proxy/{path...}", access{state.ScopeProxy}, s.proxy)
 	s.handle("POST /v1/connections/{id}/actions/{action}", access{state.ScopeProxy}, s.action)
 	s.eventRoutes() // events_routes.go
+	s.pageRoutes()
 
 	s.webhookRoutes() // webhooks.go
 
