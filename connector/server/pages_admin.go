@@ -34,6 +34,8 @@ func (s *Server) adminRoutes() {
 	s.pageRoute("POST /admin/logout", s.adminLogout)
 	s.pageRoute("GET /admin/connections/{id}", s.adminConnection)
 	s.pageRoute("POST /admin/connections/{id}/{action}", s.adminAction)
+	s.pageRoute("GET /admin/dead-letters", s.adminDeadLetters)
+	s.pageRoute("POST /admin/dead-letters/{id}/replay", s.adminReplay)
 }
 
 func (s *Server) cookie(name, value string, expires time.Time) *http.Cookie {
@@ -65,7 +67,7 @@ func (s *Server) adminSession(r *http.Request) (state.AdminSession, bool) {
 }
 
 func bar(a state.AdminSession) *adminBar {
-	return &adminBar{Tenant: a.Tenant, CSRF: a.CSRF, DeadLetters: deadLettersShown}
+	return &adminBar{Tenant: a.Tenant, CSRF: a.CSRF, DeadLetters: true}
 }
 
 // crossSite reports a request the browser says came from another site.
@@ -269,11 +271,6 @@ func (s *Server) obtained(ctx context.Context, id string) time.Time {
 	return rec.Token.Obtained
 }
 
-type adminEvent struct {
-	ID, Type, Details string
-	Created           time.Time
-}
-
 type adminConnPage struct {
 	pageBase
 	Notice, Error     string
@@ -282,7 +279,6 @@ type adminConnPage struct {
 	Link              string
 	LinkExpires       time.Time
 	ForceDelete       bool
-	EventsShown       bool
 	Events            []adminEvent
 }
 
@@ -331,7 +327,7 @@ func (s *Server) connectionPage(w http.ResponseWriter, r *http.Request, a state.
 		p.Expires = *p.Conn.Expires
 	}
 	p.Obtained = s.obtained(ctx, e.conn.ID)
-	p.EventsShown, p.Events = s.adminEvents(ctx, a.Tenant, e.conn.ID)
+	p.Events = s.adminEvents(ctx, a.Tenant, e.conn.ID)
 	s.render(w, r, code, "admin_connection", p)
 }
 
@@ -406,12 +402,4 @@ func (s *Server) revoke(ctx context.Context, e *engine) error {
 		return err
 	}
 	return s.cfg.State.SetConnectionStatus(ctx, e.conn.Tenant, e.conn.ID, state.StatusNeedsReauth, "access was revoked from the admin page")
-}
-
-// deadLettersShown says whether the admin pages have the events views.
-const deadLettersShown = false
-
-// adminEvents is the connection's event history, when events are kept.
-func (s *Server) adminEvents(ctx context.Context, tenant, conn string) (bool, []adminEvent) {
-	return false, nil
 }

@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/connector-engine/connector/connector/server"
 	"github.com/connector-engine/connector/connector/server/state"
@@ -150,7 +151,8 @@ func TestAdminPages(t *testing.T) {
 	if r.status != 303 || e.emu.Stats().Revocations != before.Revocations+1 || e.connectionStatus("acme", conn) != state.StatusNeedsReauth {
 		t.Fatalf("revoke: %d, %d revocations, status %s: %s", r.status, e.emu.Stats().Revocations, e.connectionStatus("acme", conn), r.body)
 	}
-	contains(t, "after revoking", b.get("/admin/connections/"+conn+"?done=revoked"), "needs_reauthorization", "access was revoked from the admin page")
+	contains(t, "after revoking", b.get("/admin/connections/"+conn+"?done=revoked"), "needs_reauthorization", "access was revoked from the admin page",
+		"connection.connected", "connection.revoked", "revoked: revoked from the admin page")
 	if r := e.call(0, "POST", "/v1/connections/"+conn+"/token", e.keys["acme:token"], nil); r.status != 409 {
 		t.Fatalf("a token of a revoked connection: %d %s", r.status, r.body)
 	}
@@ -355,5 +357,76 @@ func TestSecureCookies(t *testing.T) {
 		for _, c := range cookies {
 			remember(c.Value)
 		}
+	}
+}
+
+// deadLetter makes the oldest pending event of tenant a dead letter, as
+// the delivery worker does when the platform's URL keeps failing, and
+// returns its id.
+func (e *env) deadLetter(tenant string) string {
+	e.t.Helper()
+	ctx := context.Background()
+	db := e.replicas[0].storage.State
+	jobs, err := db.ClaimJobs(ctx, "test-worker", 100, time.Minute)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	id := ""
+	for _, j := range jobs {
+		if j.Event.Tenant == tenant && id == "" {
+			id = j.Event.ID
+			if err := db.FinishJob(ctx, "test-worker", id, state.Outcome{Dead: true, HTTPStatus: 503, Error: "HTTP 503 from the event URL"}); err != nil {
+				e.t.Fatal(err)
+			}
+			continue
+		}
+		if err := db.ReleaseJob(ctx, "test-worker", j.Event.ID, time.Now()); err != nil {
+			e.t.Fatal(err)
+		}
+	}
+	if id == "" {
+		e.t.Fatalf("no pending event of %s to dead-letter", tenant)
+	}
+	return id
+}
+
+// TestAdminDeadLetters: the tenant's dead letters are listed with a replay
+// button that needs the CSRF token; another tenant's cannot be seen or
+// replayed.
+func TestAdminDeadLetters(t *testing.T) {
+	e := newEnv(t, t.TempDir()+"/connector.db", envOptions{})
+	cl := e.oauthClient("acme")
+	conn := e.connection("acme", cl)
+	e.authorize("acme", conn, 0, 0) // connection.connected
+	dead := e.deadLetter("acme")
+	b := newBrowser(t, e.replicas[0].url)
+	csrf := b.signIn(e.keys["acme:admin"])
+	list := b.get("/admin/dead-letters")
+	contains(t, "the dead letters", list, "<code>"+dead+"</code>", "connection.connected", "HTTP 503 from the event URL", `action="/admin/dead-letters/`+dead+`/replay"`)
+	g := newBrowser(t, e.replicas[0].url)
+	gcsrf := g.signIn(e.keys["globex:admin"])
+	if r := g.get("/admin/dead-letters"); strings.Contains(string(r.body), dead) {
+		t.Fatal("globex sees acme's dead letter")
+	}
+	if r := g.post("/admin/dead-letters/"+dead+"/replay", url.Values{"csrf": {gcsrf}}); r.status != 404 {
+		t.Fatalf("globex replays acme's dead letter: %d", r.status)
+	}
+	if r := b.post("/admin/dead-letters/"+dead+"/replay", url.Values{}); r.status != 403 {
+		t.Fatalf("a replay without the CSRF token: %d", r.status)
+	}
+	db := e.replicas[0].storage.State
+	if ev, _ := db.GetEvent(context.Background(), "acme", dead); ev.Delivery.Status != state.DeliveryDead {
+		t.Fatalf("refused replays replayed: %v", ev.Delivery.Status)
+	}
+	r := b.post("/admin/dead-letters/"+dead+"/replay", url.Values{"csrf": {csrf}})
+	if r.status != 303 || r.header.Get("Location") != "/admin/dead-letters?done=replayed" {
+		t.Fatalf("replay: %d %s", r.status, r.body)
+	}
+	if ev, _ := db.GetEvent(context.Background(), "acme", dead); ev.Delivery.Status != state.DeliveryPending {
+		t.Fatalf("the replayed event is %s", ev.Delivery.Status)
+	}
+	contains(t, "after the replay", b.get("/admin/dead-letters?done=replayed"), "The event was queued for delivery again.", "No dead letters")
+	if r := b.post("/admin/dead-letters/"+dead+"/replay", url.Values{"csrf": {csrf}}); r.status != 404 {
+		t.Fatalf("replaying a replayed event: %d", r.status)
 	}
 }

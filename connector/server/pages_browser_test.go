@@ -189,17 +189,26 @@ func TestBrowserPages(t *testing.T) {
 		if n := text(t, admin, "p.notice"); n != "The connection was refreshed." || e.emu.Stats().Refreshes != before.Refreshes+1 {
 			t.Fatalf("after Refresh: %q, %d refreshes at the provider (want %d)", n, e.emu.Stats().Refreshes, before.Refreshes+1)
 		}
-		shot(t, admin, "admin-connection")
 		do(t, admin, "revoking", chromedp.Click(css("form[action$='/revoke'] button")), chromedp.WaitVisible(css("span.status.needs_reauthorization")))
 		if e.emu.Stats().Revocations != before.Revocations+1 || e.connectionStatus("acme", conn) != state.StatusNeedsReauth {
 			t.Fatalf("after Revoke: %d revocations, status %s", e.emu.Stats().Revocations, e.connectionStatus("acme", conn))
 		}
-		if eventsLanded {
-			do(t, admin, "reading the events", chromedp.WaitVisible(css("#events")))
-			if ev := text(t, admin, "table[aria-labelledby=events]"); !strings.Contains(ev, "connection.revoked") {
-				t.Fatalf("the connection's events do not show the revocation: %q", ev)
-			}
+		ev := text(t, admin, "table[aria-labelledby=events]")
+		if !strings.Contains(ev, "connection.revoked") || !strings.Contains(ev, "connection.connected") {
+			t.Fatalf("the connection's events do not show its authorization and revocation: %q", ev)
 		}
+		shot(t, admin, "admin-connection")
+	})
+
+	t.Run("dead letters", func(t *testing.T) {
+		dead := e.deadLetter("acme")
+		do(t, admin, "opening the dead letters", chromedp.Navigate(e.replicas[0].url+"/admin/dead-letters"),
+			chromedp.WaitVisible(css("form[action='/admin/dead-letters/"+dead+"/replay'] button")))
+		do(t, admin, "replaying", chromedp.Click(css("form[action='/admin/dead-letters/"+dead+"/replay'] button")), chromedp.WaitVisible(css("p.notice")))
+		if ev, err := e.replicas[0].storage.State.GetEvent(context.Background(), "acme", dead); err != nil || ev.Delivery.Status != state.DeliveryPending {
+			t.Fatalf("the replayed event: %v, %v", ev.Delivery, err)
+		}
+		do(t, admin, "back to the connection", chromedp.Navigate(e.replicas[0].url+"/admin/connections/"+conn), chromedp.WaitVisible(css("form[action$='/refresh'] button")))
 	})
 
 	t.Run("CSRF token missing", func(t *testing.T) {
@@ -217,6 +226,3 @@ func TestBrowserPages(t *testing.T) {
 		}
 	})
 }
-
-// eventsLanded says whether the admin pages show a connection's events.
-const eventsLanded = false
