@@ -105,7 +105,7 @@ func (s *Server) adminDeadLetters(w http.ResponseWriter, r *http.Request) {
 		page, next, err = s.cfg.State.ListEvents(r.Context(), a.Tenant, "", f)
 	}
 	if err != nil {
-		s.unavailable(w, r, err)
+		s.pageUnavailable(w, r, err)
 		return
 	}
 	p := adminDeadPage{pageBase: pageBase{Title: "Dead letters: " + a.Tenant, Wide: true, Asset: assetPath, Admin: bar(a)}, Notice: notices[r.URL.Query().Get("done")], Next: next}
@@ -127,7 +127,7 @@ func (s *Server) adminReplay(w http.ResponseWriter, r *http.Request) {
 		s.message(w, r, http.StatusNotFound, messagePage{pageBase: pageBase{Admin: bar(a)}, Heading: "No such dead letter",
 			Paragraphs: []string{"There is no dead letter " + id + ": it may have been replayed already."}, Link: "/admin/dead-letters", LinkText: "Dead letters"})
 	case err != nil:
-		s.unavailable(w, r, err)
+		s.pageUnavailable(w, r, err)
 	default:
 		s.nudge()
 		http.Redirect(w, r, "/admin/dead-letters?done=replayed", http.StatusSeeOther)
