@@ -31,6 +31,9 @@ type API struct {
 	policy *Policy
 	client *http.Client
 	added  []queryPair // query parameters the transport adds to every request
+	// secretQuery names the query parameters carrying credentials (an API
+	// key, a token sent in the query): their values are never shown.
+	secretQuery []string
 }
 
 // APIOptions tunes NewAPI; the zero value is fine.
@@ -43,6 +46,9 @@ type APIOptions struct {
 	ResponseHeaderTimeout time.Duration
 	// Source supplies tokens; nil means NewSource(c, st).
 	Source *Source
+	// Trace observes every request of the API (attempts, retries, waits,
+	// refreshes); a request's context may carry another (WithTrace).
+	Trace *Trace
 }
 
 // NewAPI returns the API access of a connection whose tokens live in st.
@@ -77,6 +83,7 @@ func NewAPI(c *Connection, st store.Store, opts *APIOptions) (*API, error) {
 		}
 		rt = newBaseTransport(timeout)
 	}
+	rt = &traceTransport{next: rt}
 	switch auth := c.Definition.Auth; {
 	case auth.OAuth != nil:
 		a.source = opts.Source
@@ -90,6 +97,7 @@ func NewAPI(c *Connection, st store.Store, opts *APIOptions) (*API, error) {
 		case definitions.TokenInQuery:
 			bt.query = url.QueryEscape(st.Name)
 			a.added = append(a.added, queryPair{st.Name, ""}) // any value: the token changes
+			a.secretQuery = append(a.secretQuery, st.Name)
 		default:
 			bt.header, bt.prefix, bt.typePrefix = canonical(st.Name), st.Prefix, st.TypePrefix
 			if bt.header == "" { // a Definition built by hand
@@ -112,12 +120,13 @@ func NewAPI(c *Connection, st store.Store, opts *APIOptions) (*API, error) {
 		}
 		if auth.APIKey.In == "query" {
 			a.added = append(a.added, queryPair{auth.APIKey.Name, key})
+			a.secretQuery = append(a.secretQuery, auth.APIKey.Name)
 			rt = &staticTransport{query: url.QueryEscape(auth.APIKey.Name) + "=" + url.QueryEscape(key), next: rt}
 		} else {
 			rt = &staticTransport{header: canonical(auth.APIKey.Name), value: []string{key}, next: rt}
 		}
 	}
-	rt = &retryTransport{policy: a.policy, pacer: NewPacer(a.policy.Limit, a.policy.Per), next: rt}
+	rt = &retryTransport{api: a, trace: opts.Trace, policy: a.policy, pacer: NewPacer(a.policy.Limit, a.policy.Per), next: rt}
 
 	scope := &scopeTransport{conn: c.Key(), base: base, next: rt}
 	for _, h := range c.Definition.Headers {
@@ -331,23 +340,36 @@ func errorMessage(data []byte) string {
 // redactString removes the connection's secrets (client secret, the current
 // tokens) from text that came back from the API.
 func (a *API) redactString(s string) string {
-	secrets := []string{a.conn.ClientSecret, a.conn.AccessToken, a.conn.RefreshToken}
+	for _, sec := range a.secrets() {
+		s = strings.ReplaceAll(s, sec, "***")
+	}
+	return s
+}
+
+// secrets lists the connection's secrets long enough to look for.
+func (a *API) secrets() []string {
+	all := []string{a.conn.ClientSecret, a.conn.AccessToken, a.conn.RefreshToken}
 	if a.source != nil {
 		a.source.mu.Lock()
-		secrets = append(secrets, a.source.cached.AccessToken, a.source.cached.RefreshToken)
+		all = append(all, a.source.cached.AccessToken, a.source.cached.RefreshToken)
 		a.source.mu.Unlock()
 	}
 	for _, f := range a.def.Fields {
 		if f.Secret {
-			secrets = append(secrets, a.vals[f.Var])
+			all = append(all, a.vals[f.Var])
 		}
 	}
-	for _, sec := range secrets {
-		if len(sec) >= 4 {
-			s = strings.ReplaceAll(s, sec, "***")
+	if k := a.def.Auth.APIKey; k != nil {
+		if key, err := k.Value.Expand(a.vals); err == nil {
+			all = append(all, key)
 		}
 	}
-	return s
+	if b := a.def.Auth.Basic; b != nil {
+		if pass, err := b.Password.Expand(a.vals); err == nil {
+			all = append(all, pass)
+		}
+	}
+	return slices.DeleteFunc(all, func(s string) bool { return len(s) < 4 })
 }
 
 // redact keeps secrets an error message may quote (a URL with an API key,

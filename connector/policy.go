@@ -82,9 +82,11 @@ func canonical(h string) string {
 
 // Decision is what the policy says after one attempt.
 type Decision struct {
-	Retry bool
-	Wait  time.Duration
-	Err   error // set when the request must fail now (a wait over MaxWait)
+	Retry  bool
+	Wait   time.Duration
+	Reason WaitReason // where Wait comes from
+	Header string     // the header that gave Wait; "" for backoff
+	Err    error      // set when the request must fail now (a wait over MaxWait)
 }
 
 // Decide looks at the outcome of attempt (counted from 1) of req.
@@ -110,7 +112,7 @@ func (p *Policy) decide(req *http.Request, attempt int, resp *http.Response, err
 		if !notSent(err) && !p.Repeatable(req) {
 			return Decision{}
 		}
-		return Decision{Retry: true, Wait: p.backoff(attempt)}
+		return Decision{Retry: true, Wait: p.backoff(attempt), Reason: WaitBackoff}
 	}
 	switch resp.StatusCode {
 	case http.StatusTooManyRequests, http.StatusInternalServerError, http.StatusBadGateway,
@@ -121,18 +123,18 @@ func (p *Policy) decide(req *http.Request, attempt int, resp *http.Response, err
 	if !p.Repeatable(req) {
 		return Decision{}
 	}
-	wait, source := p.backoff(attempt), ""
+	wait, reason, source := p.backoff(attempt), WaitBackoff, ""
 	if d, ok := retryAfter(resp, now); ok {
-		wait, source = d, "Retry-After"
+		wait, reason, source = d, WaitRetryAfter, "Retry-After"
 	} else if resp.StatusCode == http.StatusTooManyRequests {
 		if until, ok := p.reset(resp, now); ok {
-			wait, source = until.Sub(now), p.ResetHeader
+			wait, reason, source = until.Sub(now), WaitReset, p.ResetHeader
 		}
 	}
 	if wait > p.MaxWait {
 		return Decision{Err: &WaitError{Status: resp.StatusCode, Wait: wait, Source: source, Max: p.MaxWait}}
 	}
-	return Decision{Retry: true, Wait: max(wait, 0)}
+	return Decision{Retry: true, Wait: max(wait, 0), Reason: reason, Header: source}
 }
 
 // Repeatable reports whether req may be sent twice: an idempotent method, or
@@ -152,16 +154,22 @@ func (p *Policy) Repeatable(req *http.Request) bool {
 // without one (HubSpot, Xero send only the remaining count), a declared
 // window (Per) is waited out, else a backoff pause.
 func (p *Policy) Exhausted(resp *http.Response, now time.Time) (time.Time, bool) {
+	until, _, _, ok := p.exhausted(resp, now)
+	return until, ok
+}
+
+// exhausted is Exhausted, saying also where the time comes from.
+func (p *Policy) exhausted(resp *http.Response, now time.Time) (until time.Time, reason WaitReason, header string, ok bool) {
 	if !p.used(resp) {
-		return time.Time{}, false
+		return time.Time{}, "", "", false
 	}
 	if until, ok := p.reset(resp, now); ok {
-		return until, true
+		return until, WaitReset, p.ResetHeader, true
 	}
 	if p.Per > 0 {
-		return now.Add(p.Per), true
+		return now.Add(p.Per), WaitWindow, "", true
 	}
-	return now.Add(p.backoff(3)), true
+	return now.Add(p.backoff(3)), WaitBackoff, "", true
 }
 
 // used reports whether resp says no requests are left in the window.

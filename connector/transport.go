@@ -181,10 +181,19 @@ func discard(resp *http.Response) {
 
 // retryTransport carries out the Policy's decisions.
 type retryTransport struct {
+	api    *API
+	trace  *Trace // the API's (APIOptions.Trace); a request's context may add one
 	policy *Policy
-	gate   atomic.Int64 // unix nanoseconds until which the rate limit is used up; 0 for none
-	pacer  *Pacer       // the declared limit per window; nil for none
+	gate   atomic.Pointer[gate] // until when the rate limit is used up; nil for none
+	pacer  *Pacer               // the declared limit per window; nil for none
 	next   http.RoundTripper
+}
+
+// gate is a used-up rate limit: no request goes out before until.
+type gate struct {
+	until  time.Time
+	reason WaitReason
+	header string
 }
 
 func (t *retryTransport) RoundTrip(r *http.Request) (*http.Response, error) {
@@ -195,13 +204,22 @@ func (t *retryTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 			r.Header[p.IdempotencyHeader] = []string{idempotencyKey()}
 		}
 	}
+	var x *exchange
+	if tr := ContextTrace(ctx).then(t.trace); tr != nil {
+		// The layers below read the hooks and the attempt from the context.
+		x = &exchange{trace: tr, api: t.api}
+		r = r.WithContext(context.WithValue(ctx, exchangeKey{}, x))
+	}
+	orig := r.URL // the layers below may add credentials to the query: each attempt starts from this
 	for attempt := 1; ; attempt++ {
-		if until := t.gate.Load(); until != 0 {
-			if wait := time.Until(time.Unix(0, until)); wait > 0 {
+		r.URL = orig
+		if g := t.gate.Load(); g != nil {
+			if wait := time.Until(g.until); wait > 0 {
 				if wait > p.MaxWait {
 					closeBody(r)
-					return nil, &WaitError{Wait: wait, Source: p.ResetHeader, Max: p.MaxWait}
+					return nil, &WaitError{Wait: wait, Source: g.header, Max: p.MaxWait}
 				}
+				x.wait(r, WaitInfo{Wait: wait, Reason: g.reason, Header: g.header, Per: p.Per, Limit: p.Limit})
 				if err := sleep(ctx, wait); err != nil {
 					closeBody(r)
 					return nil, err
@@ -214,6 +232,7 @@ func (t *retryTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 					closeBody(r)
 					return nil, &WaitError{Wait: wait, Source: "request.rate_limit.limit", Max: p.MaxWait}
 				}
+				x.wait(r, WaitInfo{Wait: wait, Reason: WaitLimit, Per: p.Per, Limit: p.Limit})
 				if err := sleep(ctx, wait); err != nil {
 					closeBody(r)
 					return nil, err
@@ -223,14 +242,17 @@ func (t *retryTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 		if attempt > 1 && !rewind(r) {
 			return nil, errors.New("the request body cannot be sent again")
 		}
+		if x != nil {
+			x.attempt, x.replay = attempt, false
+		}
 		resp, err := t.next.RoundTrip(r)
 		if err == nil && resp.StatusCode < 300 && !p.used(resp) {
 			return resp, nil // the common case: no clock, no policy
 		}
 		now := time.Now()
 		if err == nil && p.RemainingHeader != "" {
-			if until, ok := p.Exhausted(resp, now); ok {
-				t.gate.Store(until.UnixNano())
+			if until, reason, header, ok := p.exhausted(resp, now); ok {
+				t.gate.Store(&gate{until: until, reason: reason, header: header})
 			}
 		}
 		d := p.Decide(r, attempt, resp, err, now)
@@ -241,13 +263,41 @@ func (t *retryTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 		if !d.Retry || r.Body != nil && r.Body != http.NoBody && r.GetBody == nil {
 			return resp, err
 		}
+		status := 0
 		if resp != nil {
+			status = resp.StatusCode
 			discard(resp)
+		}
+		if x != nil {
+			x.retry(r, RetryInfo{Attempt: attempt, Status: status, Err: err, Wait: d.Wait, Reason: d.Reason, Header: d.Header})
+			if d.Wait > 0 {
+				x.wait(r, WaitInfo{Wait: d.Wait, Reason: d.Reason, Header: d.Header, Status: status})
+			}
 		}
 		if err := sleep(ctx, d.Wait); err != nil {
 			return nil, err
 		}
 	}
+}
+
+// wait reports a pause; x may be nil (no trace).
+func (x *exchange) wait(r *http.Request, w WaitInfo) {
+	if x == nil || x.trace.Wait == nil {
+		return
+	}
+	w.Method, w.URL, w.Host = r.Method, x.api.redactURL(r.URL), r.URL.Host
+	x.trace.Wait(w)
+}
+
+func (x *exchange) retry(r *http.Request, ri RetryInfo) {
+	if x.trace.Retry == nil {
+		return
+	}
+	ri.Method, ri.URL, ri.Host = r.Method, x.api.redactURL(r.URL), r.URL.Host
+	if ri.Err != nil {
+		ri.Err = x.api.redact(ri.Err)
+	}
+	x.trace.Retry(ri)
 }
 
 func idempotencyKey() string {
@@ -329,7 +379,18 @@ func (t *bearerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 		return resp, nil
 	}
 	discard(resp)
+	start := time.Now()
 	renewed, err := t.src.Reject(ctx, tok.AccessToken)
+	if x := exchangeOf(r); x != nil {
+		if x.trace.Refresh != nil {
+			ri := RefreshInfo{Method: r.Method, URL: x.api.redactURL(orig), Host: r.URL.Host, Duration: time.Since(start)}
+			if err != nil {
+				ri.Err = x.api.redact(err)
+			}
+			x.trace.Refresh(ri)
+		}
+		x.replay = true
+	}
 	if err != nil {
 		return nil, &credentialError{fmt.Errorf("the API refused the access token (401) and renewing it failed: %w", err)}
 	}

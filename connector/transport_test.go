@@ -33,6 +33,8 @@ type apiServer struct {
 	bodies   []string
 	headers  []http.Header
 	handler  func(w http.ResponseWriter, r *http.Request) // the API route
+	// tokenInQuery: the access token comes as ?access_token=, not a header
+	tokenInQuery bool
 }
 
 func newAPIServer(t testing.TB) *apiServer {
@@ -63,6 +65,9 @@ func newAPIServer(t testing.TB) *apiServer {
 		s.bodies = append(s.bodies, string(body))
 		s.headers = append(s.headers, r.Header.Clone())
 		ok := s.valid[strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")]
+		if s.tokenInQuery {
+			ok = s.valid[r.URL.Query().Get("access_token")]
+		}
 		h := s.handler
 		s.mu.Unlock()
 		if !ok {

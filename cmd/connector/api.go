@@ -219,9 +219,7 @@ func (a *app) apiSession(f *connFlags, o *output) (*connector.API, *connector.Co
 		opts.Base = o.attempts
 	}
 	if conn.Definition.Auth.OAuth == nil {
-		if v := a.verboseFor(conn, nil); v != nil {
-			opts.Base = v
-		}
+		opts.Trace = a.apiTrace(a.verboseFor(conn, nil))
 		dry(nil)
 		api, err := connector.NewAPI(conn, store.NewMemory(), opts)
 		if err != nil {
@@ -233,14 +231,16 @@ func (a *app) apiSession(f *connFlags, o *output) (*connector.API, *connector.Co
 	if err != nil {
 		return nil, nil, nil, err
 	}
+	var v *verboseTransport
 	if a.verbose {
 		src, err := connector.NewSource(conn, st)
 		if err != nil {
 			st.Close()
 			return nil, nil, nil, &exitError{code: exitFailed, err: err}
 		}
-		opts.Source, opts.Base = src, a.verboseFor(conn, src)
+		opts.Source, v = src, a.verboseFor(conn, src)
 	}
+	opts.Trace = a.apiTrace(v)
 	dry(opts.Source)
 	api, err := connector.NewAPI(conn, st, opts)
 	if err != nil {

@@ -26,7 +26,7 @@ func (d *dryRunTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	d.sent++
 	for name, vals := range req.Header {
 		for _, v := range vals {
-			if isCredentialHeader(name, v) {
+			if d.verbose.isCredential(name) {
 				d.verbose.addSecret(v)
 				if _, cred, ok := strings.Cut(v, " "); ok {
 					d.verbose.addSecret(cred)
@@ -43,7 +43,7 @@ func (d *dryRunTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	sort.Strings(names)
 	for _, k := range names {
 		for _, v := range req.Header[k] {
-			if isCredentialHeader(k, v) {
+			if d.verbose.isCredential(k) {
 				v = "***"
 			}
 			fmt.Fprintf(&b, "%s: %s\n", k, v)

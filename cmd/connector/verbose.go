@@ -13,10 +13,11 @@ import (
 )
 
 // --verbose prints every HTTP exchange on stderr as it ends: the method, the
-// URL with every secret as ***, the status, how long it took, and what the
-// server said about retrying and rate limits. It is a RoundTripper at the
-// bottom of the chain, so each attempt of a retried request and each token
-// request (exchange, refresh, revocation) shows.
+// URL with every secret as ***, the status, how long it took; and what the
+// engine decided: retries, waits (what for, how long), token refreshes after
+// a 401. API requests are seen through the engine's connector.Trace (see
+// trace.go); token requests (exchange, refresh, revocation) through this
+// RoundTripper under the flow's HTTP client.
 
 // verboseTransport logs exchanges through next.
 type verboseTransport struct {
@@ -29,7 +30,10 @@ type verboseTransport struct {
 	// secretParams are query parameters whose value is a secret whatever
 	// it is (an API key or access token in the query).
 	secretParams map[string]bool
-	n            int
+	// idempotency is the definition's idempotency header: its value
+	// identifies a request and grants nothing, so it shows.
+	idempotency string
+	n           int
 }
 
 func newVerbose(next http.RoundTripper, log io.Writer, c *connector.Connection) *verboseTransport {
@@ -39,6 +43,7 @@ func newVerbose(next http.RoundTripper, log io.Writer, c *connector.Connection) 
 	}}
 	v.addSecret(c.ClientSecret, c.AccessToken, c.RefreshToken)
 	if d := c.Definition; d != nil {
+		v.idempotency = http.CanonicalHeaderKey(d.Retry.IdempotencyHeader)
 		for _, f := range d.Fields {
 			if f.Secret {
 				v.addSecret(c.Fields[f.Name])
@@ -64,8 +69,13 @@ func (v *verboseTransport) addSecret(ss ...string) {
 	}
 }
 
-// credentialHeaders carry secrets; their values are learnt and never shown.
-func isCredentialHeader(name string, value string) bool {
+// isCredential reports whether a header carries a secret; such values are
+// learnt and never shown. The definition's idempotency header is not one,
+// whatever its name (Idempotency-Token).
+func (v *verboseTransport) isCredential(name string) bool {
+	if v.idempotency != "" && http.CanonicalHeaderKey(name) == v.idempotency {
+		return false
+	}
 	switch http.CanonicalHeaderKey(name) {
 	case "Authorization", "Proxy-Authorization", "Cookie", "X-Api-Key":
 		return true
@@ -77,7 +87,7 @@ func isCredentialHeader(name string, value string) bool {
 func (v *verboseTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	for name, vals := range req.Header {
 		for _, val := range vals {
-			if isCredentialHeader(name, val) {
+			if v.isCredential(name) {
 				v.addSecret(val)
 				if _, cred, ok := strings.Cut(val, " "); ok {
 					v.addSecret(cred)
