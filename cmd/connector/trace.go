@@ -110,4 +110,3 @@ func waitLine(e connector.WaitInfo) string {
 	}
 	return fmt.Sprintf("waiting %s: %s (%s)", d, e.Host, why)
 }
-
