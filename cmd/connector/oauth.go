@@ -654,6 +654,9 @@ func (a *app) revokeCommand() *cobra.Command {
 			// Source.Revoke checks the record's binding first: another
 			// connection's tokens are never sent to this one's revoke URI.
 			key := s.conn.Key()
+			if rec, err := s.store.Get(ctx, key); err == nil && isRevoked(rec) {
+				return &exitError{code: exitFailed, err: fmt.Errorf("connection %s: %s; nothing to revoke", key, rec.Reason)}
+			}
 			if err := s.source.Revoke(ctx); errors.Is(err, store.ErrNotFound) {
 				return &exitError{code: exitFailed, err: fmt.Errorf("connection %s has no stored tokens; nothing to revoke", key)}
 			} else if err != nil {
@@ -663,12 +666,28 @@ func (a *app) revokeCommand() *cobra.Command {
 			if s.conn.Definition.Auth.OAuth.RevokeURI == nil {
 				how = "removed from the store (the definition has no revoke URI, so the provider was not told)"
 			}
+			// A record without tokens remembers the revocation, so that
+			// token, call and connections say so instead of "no token".
+			mark := store.Record{ID: key, Definition: s.conn.Definition.Name, Status: store.StatusNeedsReauth,
+				Reason: revokedReason + " on " + time.Now().UTC().Format("2006-01-02 15:04 MST")}
+			if _, err := s.store.Put(ctx, mark); err != nil {
+				return &exitError{code: exitFailed, err: fmt.Errorf("the tokens of connection %s were revoked, but recording that failed: %w", key, err)}
+			}
 			fmt.Fprintf(a.stdout, "revoked %s: tokens %s\n", s.describe(), how)
 			return nil
 		},
 	}
 	f.bind(c)
 	return c
+}
+
+// revokedReason starts the Reason of the record connector revoke leaves.
+const revokedReason = "the connection was revoked with connector revoke"
+
+// isRevoked reports whether rec is what connector revoke leaves: no tokens.
+func isRevoked(rec store.Record) bool {
+	return rec.Status == store.StatusNeedsReauth && rec.Token.AccessToken == "" && rec.Token.RefreshToken == "" &&
+		strings.HasPrefix(rec.Reason, revokedReason)
 }
 
 func (a *app) connectionsCommand() *cobra.Command {

@@ -238,13 +238,32 @@ func TestConnectCodeFlowThenTokenRefreshConnectionsRevoke(t *testing.T) {
 	if st := r.emu.Stats(); st.Revocations != 1 {
 		t.Errorf("emulator revocations = %d, want 1", st.Revocations)
 	}
+	// After a revoke, token, call and connections say it was revoked, not
+	// that there is no token "yet" (issue 13 item 10).
 	code, _, errOut = cli(t, r.args("token")...)
-	if code != exitReauth || !strings.Contains(errOut, "needs authorizing again") || !strings.Contains(errOut, "connector connect") {
+	if code != exitReauth || !strings.Contains(errOut, "needs authorizing again: the connection was revoked with connector revoke on ") ||
+		!strings.Contains(errOut, "connector connect") || strings.Contains(errOut, "yet") {
 		t.Errorf("token after revoke: exit %d, stderr %q", code, errOut)
 	}
+	code, _, errOut = cli(t, r.args("call", "me")...)
+	if code != exitReauth || !strings.Contains(errOut, "was revoked with connector revoke") {
+		t.Errorf("call after revoke: exit %d, stderr %q", code, errOut)
+	}
+	code, out, _ = cli(t, "connections", "--store", r.storePath, "--key-file", r.keyFile)
+	if code != 0 || !strings.Contains(out, "needs_reauthorization  -           the connection was revoked with connector revoke on ") {
+		t.Errorf("connections after revoke: exit %d\n%s", code, out)
+	}
 	code, _, errOut = cli(t, r.args("revoke")...)
-	if code != 1 || !strings.Contains(errOut, "nothing to revoke") {
+	if code != 1 || !strings.Contains(errOut, "the connection was revoked with connector revoke on ") || !strings.Contains(errOut, "nothing to revoke") {
 		t.Errorf("second revoke: exit %d, stderr %q", code, errOut)
+	}
+	if st := r.emu.Stats(); st.Revocations != 1 {
+		t.Errorf("emulator revocations = %d after a second revoke, want 1", st.Revocations)
+	}
+	// connect again replaces the mark.
+	r.connect(t)
+	if code, _, errOut = cli(t, r.args("token")...); code != 0 {
+		t.Errorf("token after connecting again: exit %d, %s", code, errOut)
 	}
 }
 
