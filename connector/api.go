@@ -216,7 +216,7 @@ func (a *API) Do(ctx context.Context, r Request) (*http.Response, error) {
 	}
 	resp, err := a.client.Do(req)
 	if err != nil {
-		return nil, a.redact(err)
+		return nil, a.redact(netError(req.Method, req.URL, err))
 	}
 	if resp.StatusCode/100 != 2 {
 		return nil, a.apiError(req, resp)

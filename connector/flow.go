@@ -405,7 +405,7 @@ func (f *Flow) send(ctx context.Context, t *templates.Template, vals []string, s
 	}
 	resp, err := newTokenClient(noRedirects(f.HTTPClient), idempotent).Do(req)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, netError(tr.Method, u, err) // the shape of every request error: "POST https://host/path: ..."
 	}
 	if resp.StatusCode/100 == 3 {
 		resp.Body.Close()

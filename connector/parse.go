@@ -259,6 +259,11 @@ func ParseConnectionString(s string, defs *definitions.Set) (*Connection, Connec
 	if v, ok := props[propScope]; ok {
 		c.Scopes = splitScopes(v)
 	}
+	for _, name := range []string{propBaseURL, propLoginURL} {
+		if v, ok := props[name]; ok && strings.TrimSpace(v) == "" {
+			problems = append(problems, fmt.Errorf("%s is empty; give the URL to use instead of the definition's, or leave %s out", name, name))
+		}
+	}
 	for _, p := range rest {
 		if f, ok := def.Field(p.name); ok {
 			if c.Fields == nil {
@@ -554,6 +559,13 @@ func LoadConnectionFile(path string, defs *definitions.Set) (*Connection, Connec
 		AccessToken:  l.resolve(raw.AccessToken, true, "access_token"),
 		RefreshToken: l.resolve(raw.RefreshToken, true, "refresh_token"),
 	}
+	// A key given empty would silently mean the definition's host: the
+	// file most likely meant to override it and lost the value.
+	for _, h := range []struct{ key, val string }{{"base_url", c.BaseURL}, {"login_url", c.LoginURL}} {
+		if n := yamlValueNode(root, h.key); n != nil && strings.TrimSpace(h.val) == "" {
+			l.problemAt(n, h.key, "empty; give the URL to use instead of the definition's (https://...), or leave the key out")
+		}
+	}
 	opts := ConnectionOptions{StoreLocation: l.resolve(raw.Store, false, "store")}
 	if v := l.resolve(raw.Initiate, false, "initiate"); v != "" {
 		if m, ok := parseInitiate(v); ok {
@@ -795,6 +807,25 @@ func (l *fileLoader) resolve(v string, secret bool, keys ...string) string {
 
 // yamlKeyLine returns the line of the value under keys in a mapping document (a
 // list index for sequences), or 0.
+// yamlValueNode returns the value of a top-level key of a mapping, nil
+// when the key is absent.
+func yamlValueNode(n *yaml.Node, key string) *yaml.Node {
+	if n == nil || n.Kind != yaml.MappingNode {
+		return nil
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == key {
+			return n.Content[i+1]
+		}
+	}
+	return nil
+}
+
+// problemAt is problemf at a node's line and column.
+func (l *fileLoader) problemAt(n *yaml.Node, key, format string, args ...any) {
+	l.problems = append(l.problems, fmt.Errorf("%s:%d:%d: %s: %s", l.path, n.Line, n.Column, key, fmt.Sprintf(format, args...)))
+}
+
 func yamlKeyLine(n *yaml.Node, keys ...string) int {
 	line := 0
 	for _, k := range keys {

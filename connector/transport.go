@@ -118,6 +118,37 @@ func (e *HostError) Error() string {
 		e.Connection, e.URL, e.API)
 }
 
+// NetError is a request that got no answer: the connection failed or timed
+// out, or no credentials could be had for it. It reads like an *APIError,
+// "GET https://host/path: what happened", and wraps the *url.Error, so
+// errors.Is(err, context.DeadlineExceeded) and errors.As still see through.
+type NetError struct {
+	Method string
+	URL    string // without user info and query, which may carry credentials
+	Err    error
+}
+
+func (e *NetError) Error() string {
+	cause := e.Err
+	var ue *url.Error
+	if errors.As(cause, &ue) {
+		cause = ue.Err
+	}
+	return e.Method + " " + e.URL + ": " + cause.Error()
+}
+
+func (e *NetError) Unwrap() error { return e.Err }
+
+// netError wraps a failed exchange's error as a *NetError (once).
+func netError(method string, u *url.URL, err error) error {
+	var ne *NetError
+	if err == nil || errors.As(err, &ne) {
+		return err
+	}
+	c := url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path, RawPath: u.RawPath}
+	return &NetError{Method: method, URL: c.String(), Err: err}
+}
+
 // maxReplayBody caps how much of a body without GetBody is kept in memory so
 // that the request can be sent again (a retry, or a replay after a 401).
 const maxReplayBody = 8 << 20

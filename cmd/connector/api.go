@@ -162,14 +162,14 @@ func (c *countingTransport) RoundTrip(req *http.Request) (*http.Response, error)
 // apiFailure explains err: a --timeout that ran out names the request, the
 // attempts and the timeout instead of a bare "context deadline exceeded".
 func apiFailure(ctx context.Context, conn *connector.Connection, o *output, err error) error {
-	var ue *url.Error
-	if ctx.Err() != nil && errors.Is(err, context.DeadlineExceeded) && errors.As(err, &ue) {
+	var ne *connector.NetError
+	if ctx.Err() != nil && errors.Is(err, context.DeadlineExceeded) && errors.As(err, &ne) {
 		n := int64(0)
 		if o.attempts != nil {
 			n = o.attempts.n.Load()
 		}
 		err = fmt.Errorf("%s %s: no answer within --timeout %s (%s sent; the host took the connection but did not answer): check the connection's base URL, or give a longer --timeout",
-			strings.ToUpper(ue.Op), ue.URL, o.timeout, plural(int(n), "request"))
+			ne.Method, ne.URL, o.timeout, plural(int(n), "request"))
 	}
 	return connectionFailure(conn, err)
 }
@@ -409,18 +409,25 @@ definition's headers, retries and rate limits. -d sends a JSON body, inline or
 	return c
 }
 
+// maxBody caps a request body (-d) and an answer read whole (call or
+// request without --all): both are held in memory.
+const maxBody = 64 * readfile.MiB
+
+// stdin is where -d @- reads; a variable for tests.
+var stdin io.Reader = os.Stdin
+
 // readData reads -d: inline JSON, @FILE or @- for stdin. It must be JSON.
 func readData(d string) ([]byte, error) {
 	var body []byte
 	switch {
 	case d == "@-":
-		b, err := io.ReadAll(io.LimitReader(os.Stdin, 64<<20))
+		b, err := readAtMost(stdin, maxBody)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("reading the body from stdin (-d @-): %w for a request body; nothing was sent", err)
 		}
 		body = b
 	case strings.HasPrefix(d, "@"):
-		b, err := readfile.Read(d[1:], 64*readfile.MiB, "a request body file (-d @FILE)") // as for stdin; /dev/zero must not exhaust memory
+		b, err := readfile.Read(d[1:], maxBody, "a request body file (-d @FILE)") // as for stdin; /dev/zero must not exhaust memory
 		if err != nil {
 			return nil, err
 		}
@@ -434,6 +441,24 @@ func readData(d string) ([]byte, error) {
 		return nil, fmt.Errorf("the body is not valid JSON (%v)", err)
 	}
 	return body, nil
+}
+
+func noQuery(u *url.URL) string {
+	c := url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path, RawPath: u.RawPath}
+	return c.String()
+}
+
+// readAtMost reads r whole, refusing more than limit bytes rather than
+// cutting them off.
+func readAtMost(r io.Reader, limit int64) ([]byte, error) {
+	b, err := io.ReadAll(io.LimitReader(r, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) > limit {
+		return nil, fmt.Errorf("it is larger than %s, the limit", readfile.Size(limit))
+	}
+	return b, nil
 }
 
 // progress returns the progress reporter for --all: on a terminal one line
@@ -569,9 +594,9 @@ func (a *app) writeItems(conn *connector.Connection, items iter.Seq2[json.RawMes
 // its items as a table.
 func (a *app) writeResponse(conn *connector.Connection, resp *http.Response, p *definitions.Pagination, o *output) error {
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	body, err := readAtMost(resp.Body, maxBody)
 	if err != nil {
-		return &exitError{code: exitFailed, err: fmt.Errorf("reading the answer: %w", err)}
+		return &exitError{code: exitFailed, err: fmt.Errorf("reading the answer of %s %s: %w for an answer read whole; for a listing, --all streams the items page by page", resp.Request.Method, noQuery(resp.Request.URL), err)}
 	}
 	if len(bytes.TrimSpace(body)) == 0 {
 		fmt.Fprintf(a.stderr, "%d %s (no body)\n", resp.StatusCode, http.StatusText(resp.StatusCode))

@@ -150,6 +150,11 @@ the environment. Secret values print as *** unless --show-secrets is given.`,
 				fmt.Fprint(a.stdout, p)
 				return nil
 			}
+			if d.Auth.OAuth != nil && (args[1] == "initiate_uri" || args[1] == "authorize_uri") && format == "text" {
+				// The URI alone lacks what the engine adds; say so, on
+				// stderr, so that stdout stays the expansion.
+				fmt.Fprintf(a.stderr, "note: this is %s as the definition writes it; the engine adds the standard parameters (client_id, redirect_uri, response_type, scope, state, PKCE): add --request to see the URL it sends\n", args[1])
+			}
 			out := t.Redacted(vals)
 			if showSecrets {
 				out, _ = t.Expand(vals)

@@ -117,8 +117,9 @@ func (a *app) loadConnection(f *connFlags) (*connector.Connection, namedStore, e
 	} else {
 		conn, opts, err = connector.ParseConnectionString(f.str, defs)
 		if err != nil {
-			if strings.HasPrefix(err.Error(), "connection string") {
-				return nil, namedStore{}, usageErrorf("--connection-string: %s", strings.TrimPrefix(strings.TrimPrefix(err.Error(), "connection string"), ": "))
+			if rest, ok := strings.CutPrefix(err.Error(), "connection string"); ok {
+				// "connection string: X" and "connection string has N problems:"
+				return nil, namedStore{}, usageErrorf("--connection-string%s", rest)
 			}
 			return nil, namedStore{}, usageErrorf("--connection-string: %w", err)
 		}
@@ -538,14 +539,20 @@ func callbackPage(w http.ResponseWriter, status int, msg string) {
 	fmt.Fprintf(w, "<!doctype html><html><head><meta charset=\"utf-8\"><title>connector</title></head><body><p>%s</p></body></html>\n", html.EscapeString(msg))
 }
 
-// openBrowser tries the desktop's URL opener; failure is fine, the URL is
-// printed as well.
+// openBrowser runs $BROWSER with the URL (a command and its arguments,
+// split at spaces, as gh and Python's webbrowser read it; "curl -sL" finishes
+// an auto-approving flow without a browser), else the desktop's URL opener.
+// Failure is fine: the URL is printed as well. It is called once the
+// redirect listener is up, so the opener cannot arrive too early.
 func openBrowser(u string) {
-	name := "xdg-open"
+	name, args := "xdg-open", []string(nil)
 	if runtime.GOOS == "darwin" {
 		name = "open"
 	}
-	cmd := exec.Command(name, u)
+	if b := strings.Fields(os.Getenv("BROWSER")); len(b) > 0 {
+		name, args = b[0], b[1:]
+	}
+	cmd := exec.Command(name, append(args, u)...)
 	if cmd.Start() == nil {
 		go func() { _ = cmd.Wait() }()
 	}

@@ -4,8 +4,8 @@ import (
 	"bytes"
 	"context"
 	"net"
-	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -121,10 +121,17 @@ func TestREADMEWalkthrough(t *testing.T) {
 		t.Fatalf("the walk-through has %d yaml blocks; want 2 (first.yaml, conn.yaml)", len(yamls))
 	}
 	var commands [][]string
+	envs := map[int][]string{} // NAME=value words before a command
 	for _, block := range codeBlocks(section, "sh") {
 		block = strings.ReplaceAll(block, "\\\n", " ")
 		for line := range strings.SplitSeq(block, "\n") {
-			if w := shellWords(strings.TrimSpace(line)); len(w) > 1 && w[0] == "connector" {
+			w := shellWords(strings.TrimSpace(line))
+			var env []string
+			for len(w) > 0 && regexp.MustCompile(`^[A-Z_]+=`).MatchString(w[0]) {
+				env, w = append(env, w[0]), w[1:]
+			}
+			if len(w) > 1 && w[0] == "connector" {
+				envs[len(commands)] = env
 				commands = append(commands, w[1:])
 			}
 		}
@@ -151,8 +158,12 @@ func TestREADMEWalkthrough(t *testing.T) {
 	}
 
 	var connected bool
-	for _, args := range commands {
+	for i, args := range commands {
 		name := strings.Join(args, " ")
+		for _, kv := range envs[i] {
+			k, v, _ := strings.Cut(kv, "=")
+			t.Setenv(k, v)
+		}
 		switch args[0] {
 		case "emulate":
 			// The same server the command runs, in process and on a free port.
@@ -185,30 +196,21 @@ func TestREADMEWalkthrough(t *testing.T) {
 				t.Fatal(err)
 			}
 		case "connect":
-			// connect --no-browser prints the URL and waits; curl -L follows the
-			// emulator's redirect back to it.
-			stdout, stderr := &lockedBuffer{}, &lockedBuffer{}
-			done := make(chan int, 1)
-			go func() { done <- run(args, stdout, stderr) }()
-			var authURL string
-			for authURL == "" {
-				select {
-				case code := <-done:
-					t.Fatalf("%s: exit %d before printing a URL; stderr: %s", name, code, stderr)
-				case <-ctx.Done():
-					t.Fatalf("%s: no URL printed; stderr: %s", name, stderr)
-				case <-time.After(20 * time.Millisecond):
-					authURL, _, _ = strings.Cut(strings.TrimSpace(stdout.String()), "\n")
-				}
+			// connect opens the URL with $BROWSER, curl -sL as the README
+			// says, which follows the emulator's redirect back to it; no
+			// sleep, no second terminal.
+			if !slices.ContainsFunc(envs[i], func(kv string) bool { return strings.HasPrefix(kv, "BROWSER=curl ") }) {
+				t.Fatalf("%s: the walk-through should connect with BROWSER='curl -sL ...'", name)
 			}
-			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, authURL, nil)
-			resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
-			if err != nil {
-				t.Fatalf("following %s: %v", authURL, err)
+			if _, err := exec.LookPath("curl"); err != nil {
+				t.Skip("curl is not installed; the walk-through's connect step needs it")
 			}
-			resp.Body.Close()
-			if code := <-done; code != 0 {
-				t.Fatalf("%s: exit %d; stderr: %s", name, code, stderr)
+			var stdout, stderr bytes.Buffer
+			if code := run(args, &stdout, &stderr); code != 0 {
+				t.Fatalf("%s: exit %d\nstdout: %s\nstderr: %s", name, code, &stdout, &stderr)
+			}
+			if !strings.HasPrefix(stdout.String(), "connected ") {
+				t.Errorf("%s printed %q; want connected ...", name, stdout.String())
 			}
 			connected = true
 		default:
@@ -218,8 +220,9 @@ func TestREADMEWalkthrough(t *testing.T) {
 			}
 			out := stdout.String()
 			switch {
-			case args[0] == "render" && !strings.HasPrefix(out, "https://login.procore.com/oauth/authorize"):
-				t.Errorf("%s printed %q; want the authorization URL", name, out)
+			case args[0] == "render" && (!strings.HasPrefix(out, "GET https://login.procore.com/oauth/authorize?client_id=my-app&") ||
+				!strings.Contains(out, "code_challenge_method=S256")):
+				t.Errorf("%s printed %q; want the authorization URL with the standard parameters and PKCE", name, out)
 			case args[0] == "call" && slices.Contains(args, "me") && !strings.Contains(out, "Jim Builder"):
 				t.Errorf("%s printed %q; want Jim Builder", name, out)
 			case args[0] == "call" && slices.Contains(args, "list_projects") && strings.Count(out, "\n") != emulator.DemoProjectCount+1:
