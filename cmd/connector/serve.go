@@ -58,7 +58,7 @@ OAuth client, and prints an admin key.`,
 	f.bindStore(c)
 	c.Flags().StringVar(&f.addr, "addr", "127.0.0.1:8080", "the address to listen on")
 	c.Flags().StringVar(&f.publicURL, "public-url", "", "where browsers reach the server, for the OAuth redirect URI (default: http://ADDR)")
-	c.Flags().StringSliceVar(&f.allowHosts, "allow-hosts", nil, "hosts an OAuth client's base_url/login_url may name (exact, or *.example.com); repeatable")
+	c.Flags().StringSliceVar(&f.allowHosts, "allow-hosts", nil, "hosts an OAuth client's base_url/login_url and uploaded definitions may name (exact, or *.example.com); repeatable")
 	c.Flags().BoolVar(&f.allowPrivate, "allow-private", false, "let those hosts be loopback or private addresses")
 	c.Flags().StringSliceVar(&f.returnTo, "return-to", nil, "URL prefixes a browser may be sent back to after authorizing; repeatable")
 	c.Flags().BoolVar(&f.demo, "demo", false, "a temporary database, a Procore emulator and a ready OAuth client")

@@ -4,12 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
-
-	"net/url"
-	"strings"
-	"time"
 
 	"github.com/connector-engine/connector/connector"
 	"github.com/connector-engine/connector/connector/server/state"
@@ -96,50 +91,6 @@ func (s *Server) forget(id string) {
 	s.mu.Unlock()
 }
 
-// checkHost applies the operator's host allow-list to a URL an API caller
-// supplied (an OAuth client's base_url or login_url): it is where the
-// server will send credentials, so it must not reach inside the network
-// unless the operator says so.
-func (s *Server) checkHost(raw string) error {
-	u, err := url.Parse(raw)
-	if err != nil || !u.IsAbs() || u.Host == "" {
-		return fmt.Errorf("%q must be an absolute URL such as https://api.example.com", raw)
-	}
-	host := strings.ToLower(u.Hostname())
-	allowed := false
-	for _, a := range s.cfg.AllowHosts {
-		a = strings.ToLower(a)
-		if a == host || (strings.HasPrefix(a, "*.") && strings.HasSuffix(host, a[1:])) {
-			allowed = true
-		}
-	}
-	if !allowed {
-		return fmt.Errorf("host %s is not in the server's allow-list (connector serve --allow-hosts)", host)
-	}
-	if s.cfg.AllowPrivate {
-		return nil
-	}
-	ips := []net.IP{net.ParseIP(host)}
-	if ips[0] == nil {
-		ctx, cancel := context.WithTimeout(context.Background(), dnsTimeout)
-		defer cancel()
-		addrs, err := net.DefaultResolver.LookupIPAddr(ctx, host)
-		if err != nil {
-			return fmt.Errorf("host %s does not resolve: %v", host, err)
-		}
-		ips = ips[:0]
-		for _, a := range addrs {
-			ips = append(ips, a.IP)
-		}
-	}
-	for _, ip := range ips {
-		if ip.IsLoopback() || ip.IsPrivate() || ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() || ip.IsUnspecified() || host == "localhost" {
-			return fmt.Errorf("host %s is a loopback or private address, which the server refuses unless started with --allow-private", host)
-		}
-	}
-	return nil
-}
-
 var errNoOAuth = errors.New("the connection's definition has no OAuth flow")
 
 // flow returns the connection's OAuth flow.
@@ -150,5 +101,3 @@ func (e *engine) flow() (*connector.Flow, error) {
 	}
 	return src.Flow(), nil
 }
-
-const dnsTimeout = 5 * time.Second

@@ -87,7 +87,9 @@ const maxDefinitionBody = 1 << 20
 
 // validateDefinition checks an uploaded definition (YAML, the body) on top
 // of the loaded ones and answers the same diagnostics as connector
-// validate. It stores nothing and sends nothing anywhere.
+// validate, plus an error for every host it names that the server's
+// allow-list refuses (definitionHosts). It stores nothing and sends nothing
+// anywhere.
 func (s *Server) validateDefinition(w http.ResponseWriter, r *http.Request, _ state.Principal) {
 	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxDefinitionBody))
 	var mbe *http.MaxBytesError
@@ -116,6 +118,12 @@ func (s *Server) validateDefinition(w http.ResponseWriter, r *http.Request, _ st
 		return
 	default:
 		diags = append(diags, set.Warnings()...)
+	}
+	// Hosts the server would refuse to reach are errors here too: a
+	// definition from a tenant must not send the engine inside the network.
+	if hosts := s.definitionHosts(name, data); len(hosts) > 0 {
+		valid = false
+		diags = append(hosts, diags...)
 	}
 	lines := make([]string, len(diags))
 	for i, d := range diags {
