@@ -55,6 +55,9 @@ func OpenDB(path string) (*sql.DB, error) {
 		return nil, fmt.Errorf("sqlitestore: opening %s: %w (check the file's and its directory's permissions)", path, err)
 	}
 	f.Close()
+	if err := checkForeign(path); err != nil {
+		return nil, err
+	}
 	db, err := sql.Open("sqlite", dsn(path))
 	if err != nil {
 		return nil, fmt.Errorf("sqlitestore: opening %s: %w", path, err)
@@ -72,6 +75,33 @@ func OpenDB(path string) (*sql.DB, error) {
 		return nil, wrap(err, path, "opening %s", path)
 	}
 	return db, nil
+}
+
+// checkForeign refuses, before anything is written to it, a database whose
+// connector_connections table is not the store's (no migration record):
+// opening it as the store would switch it to WAL mode (a change of its
+// header), only for the migrations to refuse it after. A database that is
+// empty, not a database at all, or the store's is left to the usual path.
+func checkForeign(path string) error {
+	if st, err := os.Stat(path); err != nil || st.Size() == 0 {
+		return nil
+	}
+	esc := strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23").Replace(filepath.Clean(path))
+	db, err := sql.Open("sqlite", "file:"+esc+"?mode=ro"+fmt.Sprintf("&_pragma=busy_timeout(%d)", BusyTimeout.Milliseconds()))
+	if err != nil {
+		return nil
+	}
+	defer db.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), openTimeout)
+	defer cancel()
+	var ours, theirs bool
+	err = db.QueryRowContext(ctx, `SELECT
+		coalesce(max(name = 'connector_schema_migrations'), 0), coalesce(max(name = 'connector_connections'), 0)
+		FROM sqlite_schema WHERE type = 'table'`).Scan(&ours, &theirs)
+	if err != nil || ours || !theirs {
+		return nil // not readable as a database (the usual path says why), or not in the way
+	}
+	return fmt.Errorf("sqlitestore: %s already has a table connector_connections, but no record of the store's migrations (connector_schema_migrations): the table is another program's, or was made by hand; give the store a database file of its own, or drop that table; the file was left as it was", path)
 }
 
 // dsn is the driver's name for path with the settings of every connection.
