@@ -63,7 +63,7 @@ OAuth client, and prints an admin key.`,
 	c.Flags().StringSliceVar(&f.returnTo, "return-to", nil, "URL prefixes a browser may be sent back to after authorizing; repeatable")
 	c.Flags().BoolVar(&f.demo, "demo", false, "a temporary database, a Procore emulator and a ready OAuth client")
 	keys := &cobra.Command{Use: "keys", Short: "Manage API keys"}
-	keys.AddCommand(a.keysCreateCommand())
+	keys.AddCommand(a.keysCreateCommand(), a.keysListCommand(), a.keysDeleteCommand())
 	c.AddCommand(keys)
 	return c
 }
@@ -113,6 +113,93 @@ func (a *app) keysCreateCommand() *cobra.Command {
 	c.Flags().StringVar(&tenant, "tenant", "", "the tenant the key belongs to")
 	c.Flags().StringSliceVar(&scopes, "scope", nil, "a scope: "+strings.Join(scopeNames(), ", ")+"; repeatable or comma-separated")
 	return c
+}
+
+func (a *app) keysListCommand() *cobra.Command {
+	var (
+		f      serveFlags
+		tenant string
+	)
+	c := &cobra.Command{
+		Use:   "list",
+		Short: "List a tenant's API keys (ids, scopes, creation and last use; never the keys)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if tenant == "" {
+				return usageErrorf("give --tenant")
+			}
+			ctx, cancel := context.WithTimeout(cmd.Context(), time.Minute)
+			defer cancel()
+			st, err := openServeStorage(ctx, f)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			keys, err := st.State.Keys(ctx, tenant)
+			if err != nil {
+				return &exitError{code: exitFailed, err: err}
+			}
+			for _, k := range keys {
+				used := "never"
+				if !k.LastUsed.IsZero() {
+					used = k.LastUsed.Format(time.RFC3339)
+				}
+				fmt.Fprintf(a.stdout, "%s\t%s\tcreated %s\tlast used %s\n", k.ID, joinScopeList(k.Scopes), k.Created.Format(time.RFC3339), used)
+			}
+			if len(keys) == 0 {
+				fmt.Fprintf(a.stderr, "tenant %s has no API keys\n", tenant)
+			}
+			return nil
+		},
+	}
+	f.bindStore(c)
+	c.Flags().StringVar(&tenant, "tenant", "", "the tenant whose keys to list")
+	return c
+}
+
+func (a *app) keysDeleteCommand() *cobra.Command {
+	var (
+		f      serveFlags
+		tenant string
+	)
+	c := &cobra.Command{
+		Use:   "delete KEY-ID",
+		Short: "Revoke one of a tenant's API keys; running replicas stop accepting it (see connector/server/README.md for how soon)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if tenant == "" {
+				return usageErrorf("give --tenant")
+			}
+			if strings.HasPrefix(args[0], state.KeyPrefix) {
+				return usageErrorf("give the key's id (key_..., from 'connector serve keys list'), not the key itself")
+			}
+			ctx, cancel := context.WithTimeout(cmd.Context(), time.Minute)
+			defer cancel()
+			st, err := openServeStorage(ctx, f)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			if err := st.State.DeleteKey(ctx, tenant, args[0]); errors.Is(err, state.ErrNotFound) {
+				return usageErrorf("tenant %s has no API key %s ('connector serve keys list --tenant %s' lists them)", tenant, args[0], tenant)
+			} else if err != nil {
+				return &exitError{code: exitFailed, err: err}
+			}
+			fmt.Fprintf(a.stderr, "API key %s of tenant %s deleted\n", args[0], tenant)
+			return nil
+		},
+	}
+	f.bindStore(c)
+	c.Flags().StringVar(&tenant, "tenant", "", "the tenant the key belongs to")
+	return c
+}
+
+func joinScopeList(s []state.Scope) string {
+	out := make([]string, len(s))
+	for i, sc := range s {
+		out[i] = string(sc)
+	}
+	return strings.Join(out, ",")
 }
 
 func scopeNames() []string {

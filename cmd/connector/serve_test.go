@@ -118,6 +118,34 @@ func TestServeKeysAndOperations(t *testing.T) {
 	if code, body := get(t, base+"/metrics", ""); !strings.Contains(body, `connector_http_requests_total{route="GET /v1/connections",status="200"} 1`) {
 		t.Errorf("metrics do not count the request: %d %s", code, body)
 	}
+	// keys list and delete, from another process's view of the database:
+	// the running server stops accepting the deleted key at its next request.
+	storeArgs := []string{"--store", db, "--key-file", filepath.Join(dir, "secret.key")}
+	code, stdout, stderr = runCLI(t, append([]string{"serve", "keys", "list", "--tenant", "acme"}, storeArgs...)...)
+	id, _, _ := strings.Cut(stdout, "\t")
+	if code != 0 || !strings.HasPrefix(id, "key_") || !strings.Contains(stdout, "connections:read,token") || strings.Contains(stdout+stderr, key) {
+		t.Fatalf("keys list: %d %q %q", code, stdout, stderr)
+	}
+	for _, bad := range []struct {
+		args []string
+		says string
+	}{
+		{[]string{"delete", id}, "give --tenant"},
+		{[]string{"delete", "--tenant", "acme", key}, "the key's id"},
+		{[]string{"delete", "--tenant", "globex", id}, "tenant globex has no API key " + id},
+		{[]string{"list"}, "give --tenant"},
+	} {
+		code, _, stderr := runCLI(t, append(append([]string{"serve", "keys"}, bad.args...), storeArgs...)...)
+		if code != exitUsage || !strings.Contains(stderr, bad.says) || strings.Contains(stderr, key) {
+			t.Errorf("keys %v: exit %d, %q; want usage saying %q", bad.args[:1], code, stderr, bad.says)
+		}
+	}
+	if code, _, stderr := runCLI(t, append([]string{"serve", "keys", "delete", "--tenant", "acme", id}, storeArgs...)...); code != 0 || !strings.Contains(stderr, "deleted") {
+		t.Fatalf("keys delete: %d %q", code, stderr)
+	}
+	if code, body := get(t, base+"/v1/connections", key); code != 401 {
+		t.Errorf("the running server still accepts a key deleted by another process: %d %s", code, body)
+	}
 	if err := stop(); err != nil {
 		t.Fatalf("shutdown: %v", err)
 	}
