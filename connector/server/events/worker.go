@@ -141,7 +141,11 @@ func (w *Worker) Run(ctx context.Context) error {
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
-					w.deliver(ctx, j)
+					// The connection's next event follows in this goroutine,
+					// claimed in the transaction that recorded this one.
+					for next := &j; next != nil; {
+						next = w.deliver(ctx, *next)
+					}
 					done <- struct{}{}
 				}()
 			}
@@ -161,8 +165,10 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 }
 
-// deliver makes one attempt at j and records its outcome.
-func (w *Worker) deliver(ctx context.Context, j state.Job) {
+// deliver makes one attempt at j and records its outcome; when j is done
+// with (delivered or dead-lettered) it returns its connection's next job,
+// if due, claimed in the same transaction.
+func (w *Worker) deliver(ctx context.Context, j state.Job) *state.Job {
 	a := w.attempt(ctx, j)
 	// Recording outlives ctx: an attempt that got an answer is recorded
 	// even when the worker is stopping.
@@ -173,22 +179,26 @@ func (w *Worker) deliver(ctx context.Context, j state.Job) {
 		if err := w.DB.ReleaseJob(rctx, w.ID, j.Event.ID, time.Now()); err != nil {
 			w.Logger.Warn("events: releasing a job", "event", j.Event.ID, "error", err)
 		}
-		return
+		return nil
 	}
 	d := w.Policy.Decide(a)
 	o := state.Outcome{Delivered: d.Delivered, Dead: !d.Delivered && !d.Retry, HTTPStatus: a.Status, Error: d.Reason}
 	if d.Retry {
 		o.NextRun = a.Now.Add(d.Delay)
 	}
-	err := w.DB.FinishJob(rctx, w.ID, j.Event.ID, o)
+	lease := w.Lease
+	if ctx.Err() != nil {
+		lease = 0 // stopping: claim nothing more
+	}
+	next, err := w.DB.FinishAndClaimNext(rctx, w.ID, j.Event.ID, o, lease)
 	log := w.Logger.With("event", j.Event.ID, "type", j.Event.Type, "tenant", j.Event.Tenant, "connection", j.Event.Connection, "attempt", a.N, "status", a.Status)
 	switch {
 	case errors.Is(err, state.ErrLeaseLost):
 		log.Warn("events: the lease expired during the attempt; another worker has the event")
-		return
+		return nil
 	case err != nil:
 		log.Error("events: recording an attempt", "error", err)
-		return
+		return nil
 	}
 	switch {
 	case d.Delivered:
@@ -201,6 +211,7 @@ func (w *Worker) deliver(ctx context.Context, j state.Job) {
 		w.Metrics.count(outcomeDead)
 		log.Warn("events: dead-lettered", "reason", d.Reason)
 	}
+	return next
 }
 
 // attempt sends j's event once to its tenant's URL.

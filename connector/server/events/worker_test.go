@@ -22,15 +22,28 @@ import (
 	"github.com/connector-engine/connector/connector/store"
 )
 
-func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
+func TestMain(m *testing.M) {
+	if os.Getenv(envChild) != "" {
+		os.Exit(runChildWorker())
+	}
+	os.Exit(pgtest.Main(m))
+}
 
 // fast is a policy scaled down for tests: the same rules, milliseconds
 // instead of seconds.
 var fast = events.Policy{Base: 20 * time.Millisecond, Cap: 300 * time.Millisecond, Budget: time.Hour, RefusedAttempts: 3}
 
+// testKey and testURL are the sealing key and PostgreSQL URL of the
+// latest database, for a child worker.
+var (
+	testKey []byte
+	testURL string
+)
+
 func newSealer(t testing.TB) *store.Sealer {
 	key := make([]byte, 32)
 	_, _ = rand.Read(key)
+	testKey = key
 	s, err := store.NewSealer(key)
 	if err != nil {
 		t.Fatal(err)
@@ -59,6 +72,7 @@ func databases(t *testing.T, f func(t *testing.T, open func() *state.DB)) {
 
 func postgres(t *testing.T, f func(t *testing.T, open func() *state.DB)) {
 	url, s := pgtest.Shared(t), newSealer(t)
+	testURL = url
 	f(t, func() *state.DB {
 		db, err := state.OpenPostgres(context.Background(), url, s)
 		if err != nil {
@@ -79,6 +93,7 @@ type receiver struct {
 
 	mu       sync.Mutex
 	fail     func(p events.Payload) int // 0: accept; a status; -1: drop the connection
+	gate     func() bool                // true: the request was held and is done
 	seen     map[string]int             // webhook-id -> deliveries accepted
 	order    map[string][]string        // connection -> ids, first acceptance order
 	attempts int
@@ -93,6 +108,12 @@ func newReceiver(t testing.TB) *receiver {
 }
 
 func (rc *receiver) serve(w http.ResponseWriter, r *http.Request) {
+	rc.mu.Lock()
+	gate := rc.gate
+	rc.mu.Unlock()
+	if gate != nil && gate() {
+		return
+	}
 	body, _ := io.ReadAll(io.LimitReader(r.Body, 2<<20))
 	rc.mu.Lock()
 	defer rc.mu.Unlock()

@@ -35,21 +35,34 @@ func (d *DB) ClaimJobs(ctx context.Context, owner string, limit int, lease time.
 	}
 	ctx, cancel := bound(ctx)
 	defer cancel()
+	tx, err := d.db.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("state: claiming jobs: %w", err)
+	}
+	defer tx.Rollback()
+	jobs, err := d.claim(ctx, tx, owner, lease, limit, "")
+	if err != nil {
+		return nil, err
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("state: claiming jobs: %w", err)
+	}
+	return jobs, nil
+}
+
+// claim leases up to limit claimable jobs in tx; where (with its args)
+// narrows them, to one connection's say.
+func (d *DB) claim(ctx context.Context, tx *sql.Tx, owner string, lease time.Duration, limit int, where string, args ...any) ([]Job, error) {
 	now := d.Now()
 	query := `SELECT j.event_id FROM server_event_jobs j
-		WHERE j.state = 'pending' AND j.next_run <= ? AND j.lease_until <= ?
+		WHERE j.state = 'pending' AND j.next_run <= ? AND j.lease_until <= ?` + where + `
 		AND NOT EXISTS (SELECT 1 FROM server_event_jobs p
 			WHERE p.tenant = j.tenant AND p.connection = j.connection AND p.state = 'pending' AND p.seq < j.seq)
 		ORDER BY j.next_run, j.seq LIMIT ?`
 	if d.kind == Postgres {
 		query += ` FOR UPDATE OF j SKIP LOCKED`
 	}
-	tx, err := d.db.BeginTx(ctx, nil)
-	if err != nil {
-		return nil, fmt.Errorf("state: claiming jobs: %w", err)
-	}
-	defer tx.Rollback()
-	rows, err := tx.QueryContext(ctx, d.q(query), nanos(now), nanos(now), limit)
+	rows, err := tx.QueryContext(ctx, d.q(query), append(append([]any{nanos(now), nanos(now)}, args...), limit)...)
 	if err != nil {
 		return nil, fmt.Errorf("state: claiming jobs: %w", err)
 	}
@@ -84,9 +97,6 @@ func (d *DB) ClaimJobs(ctx context.Context, owner string, limit int, lease time.
 		j.Event, j.Since, j.Owner, j.Until = ev, fromNanos(since), owner, until
 		jobs = append(jobs, j)
 	}
-	if err := tx.Commit(); err != nil {
-		return nil, fmt.Errorf("state: claiming jobs: %w", err)
-	}
 	return jobs, nil
 }
 
@@ -107,11 +117,20 @@ type Outcome struct {
 // delivered event's job is deleted, a dead one kept as a dead letter, a
 // failed one rescheduled. ErrLeaseLost means another worker holds the job.
 func (d *DB) FinishJob(ctx context.Context, owner, eventID string, o Outcome) error {
+	_, err := d.FinishAndClaimNext(ctx, owner, eventID, o, 0)
+	return err
+}
+
+// FinishAndClaimNext is FinishJob followed, in the same transaction, by a
+// claim of the connection's next job when it is due (a lease > 0 asks for
+// it, and the attempt was delivered or dead-lettered): one transaction per
+// event for a connection with a backlog. next is nil when there is none.
+func (d *DB) FinishAndClaimNext(ctx context.Context, owner, eventID string, o Outcome, lease time.Duration) (next *Job, err error) {
 	ctx, cancel := bound(ctx)
 	defer cancel()
 	tx, err := d.db.BeginTx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("state: recording a delivery: %w", err)
+		return nil, fmt.Errorf("state: recording a delivery: %w", err)
 	}
 	defer tx.Rollback()
 	now := nanos(d.Now())
@@ -127,10 +146,10 @@ func (d *DB) FinishJob(ctx context.Context, owner, eventID string, o Outcome) er
 			WHERE event_id = ? AND lease_owner = ? AND state = 'pending'`), nanos(o.NextRun), eventID, owner)
 	}
 	if err != nil {
-		return fmt.Errorf("state: recording a delivery: %w", err)
+		return nil, fmt.Errorf("state: recording a delivery: %w", err)
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
-		return ErrLeaseLost
+		return nil, ErrLeaseLost
 	}
 	status, delivered := DeliveryPending, int64(0)
 	switch {
@@ -139,11 +158,25 @@ func (d *DB) FinishJob(ctx context.Context, owner, eventID string, o Outcome) er
 	case o.Dead:
 		status = DeliveryDead
 	}
-	if _, err := tx.ExecContext(ctx, d.q(`UPDATE server_events SET status = ?, attempts = attempts + 1, last_status = ?, last_error = ?, delivered = ? WHERE id = ?`),
-		status, o.HTTPStatus, truncate(o.Error, 500), delivered, eventID); err != nil {
-		return fmt.Errorf("state: recording a delivery: %w", err)
+	var tenant, connection string
+	if err := tx.QueryRowContext(ctx, d.q(`UPDATE server_events SET status = ?, attempts = attempts + 1, last_status = ?, last_error = ?, delivered = ? WHERE id = ?
+		RETURNING tenant, connection`),
+		status, o.HTTPStatus, truncate(o.Error, 500), delivered, eventID).Scan(&tenant, &connection); err != nil {
+		return nil, fmt.Errorf("state: recording a delivery: %w", err)
 	}
-	return tx.Commit()
+	if lease > 0 && (o.Delivered || o.Dead) {
+		jobs, err := d.claim(ctx, tx, owner, lease, 1, ` AND j.tenant = ? AND j.connection = ?`, tenant, connection)
+		if err != nil {
+			return nil, err
+		}
+		if len(jobs) == 1 {
+			next = &jobs[0]
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("state: recording a delivery: %w", err)
+	}
+	return next, nil
 }
 
 // ReleaseJob gives a leased job back without counting an attempt (a worker
