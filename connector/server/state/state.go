@@ -1,5 +1,7 @@
 // Package state owns the server's own tables: tenants, API keys, OAuth
-// clients, connections and authorization sessions, with their migrations,
+// clients, connections and authorization sessions (and, in files of their
+// own, events with their delivery jobs and the tenants' event endpoints:
+// events.go, eventjobs.go, endpoints.go), with their migrations,
 // on SQLite (the embedded default) or PostgreSQL (shared by replicas). It
 // holds no tokens: those stay in the token store, keyed by connection id.
 //
