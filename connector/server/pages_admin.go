@@ -234,6 +234,9 @@ func (s *Server) adminHome(w http.ResponseWriter, r *http.Request) {
 			row.Expires = *v.Expires
 		}
 		row.Obtained = s.obtained(ctx, c.ID)
+		if since, reason, err := s.cfg.State.RefreshFailure(ctx, a.Tenant, c.ID); err == nil && reason != "" {
+			row.Reason = joinReason(row.Reason, "refreshes failing since "+since.UTC().Format("2006-01-02 15:04 UTC")+": "+reason)
+		}
 		p.Connections = append(p.Connections, row)
 	}
 	clients, err := s.cfg.State.Clients(ctx, a.Tenant)
@@ -274,6 +277,9 @@ func (s *Server) obtained(ctx context.Context, id string) time.Time {
 type adminConnPage struct {
 	pageBase
 	Notice, Error     string
+	EndUser           string
+	LastError         string
+	FailingSince      time.Time
 	Conn              connectionView
 	Expires, Obtained time.Time
 	Link              string
@@ -327,6 +333,8 @@ func (s *Server) connectionPage(w http.ResponseWriter, r *http.Request, a state.
 		p.Expires = *p.Conn.Expires
 	}
 	p.Obtained = s.obtained(ctx, e.conn.ID)
+	p.EndUser, _ = s.cfg.State.ConnectEndUser(ctx, a.Tenant, e.conn.ID)
+	p.FailingSince, p.LastError, _ = s.cfg.State.RefreshFailure(ctx, a.Tenant, e.conn.ID)
 	p.Events = s.adminEvents(ctx, a.Tenant, e.conn.ID)
 	s.render(w, r, code, "admin_connection", p)
 }
@@ -383,6 +391,13 @@ func (s *Server) adminAction(w http.ResponseWriter, r *http.Request) {
 	default:
 		s.message(w, r, http.StatusNotFound, messagePage{pageBase: pageBase{Admin: bar(a)}, Heading: "No such action", Paragraphs: []string{"Connections can be refreshed, revoked, re-authorized or deleted."}, Link: back, LinkText: "Back to the connection"})
 	}
+}
+
+func joinReason(a, b string) string {
+	if a == "" {
+		return b
+	}
+	return a + "; " + b
 }
 
 func environmentName(e *engine) string {

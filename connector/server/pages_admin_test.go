@@ -129,6 +129,12 @@ func TestAdminPages(t *testing.T) {
 
 	page := b.get("/admin/connections/" + conn)
 	contains(t, "the connection page", page, "<dd>production</dd>", "Refresh now", "Revoke access", "Make a re-authorization link", "Delete")
+	// A refresh that failed transiently shows as the last error until one succeeds.
+	if _, _, err := e.replicas[0].storage.State.RecordRefresh(context.Background(), "acme", conn, state.RefreshFailed, "the token endpoint timed out"); err != nil {
+		t.Fatal(err)
+	}
+	contains(t, "a failing connection", b.get("/admin"), "refreshes failing since ", ": the token endpoint timed out")
+	contains(t, "a failing connection", b.get("/admin/connections/"+conn), "<dt>Last error</dt>", "the token endpoint timed out")
 	before := e.emu.Stats()
 	r = b.post("/admin/connections/"+conn+"/refresh", url.Values{"csrf": {csrf}})
 	if r.status != 303 || r.header.Get("Location") != "/admin/connections/"+conn+"?done=refreshed" {
@@ -137,7 +143,11 @@ func TestAdminPages(t *testing.T) {
 	if got := e.emu.Stats().Refreshes; got != before.Refreshes+1 {
 		t.Fatalf("refresh from the admin page: %d refreshes at the provider, want %d", got, before.Refreshes+1)
 	}
-	contains(t, "after the refresh", b.get("/admin/connections/"+conn+"?done=refreshed"), "The connection was refreshed.")
+	refreshed := b.get("/admin/connections/" + conn + "?done=refreshed")
+	contains(t, "after the refresh", refreshed, "The connection was refreshed.", "connection.refreshed")
+	if strings.Contains(string(refreshed.body), "Last error") {
+		t.Fatal("a refreshed connection still shows its last error")
+	}
 
 	r = b.post("/admin/connections/"+conn+"/reauthorize", url.Values{"csrf": {csrf}})
 	m := regexp.MustCompile(`<code>(http://[^<]+/connect/cct_[^<]+)</code>`).FindSubmatch(r.body)

@@ -16,8 +16,8 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
 
-	"github.com/connector-engine/connector/connector/internal/browsertest"
 	"github.com/connector-engine/connector/connector/server/state"
+	"github.com/connector-engine/connector/internal/browsertest"
 )
 
 // screenshotsEnv asks the browser test to write its screenshots (PNG) to

@@ -135,6 +135,9 @@ func TestConnectPage(t *testing.T) {
 		t.Fatalf("the connection after the connect page: %v", c)
 	}
 	e.must(200, 0, "POST", "/v1/connections/"+conn+"/actions/me", e.keys["acme:proxy"], nil)
+	admin := newBrowser(t, e.replicas[0].url)
+	admin.signIn(e.keys["acme:admin"])
+	contains(t, "the admin page of the connection", admin.get("/admin/connections/"+conn), "<dt>End user</dt><dd>user-42")
 
 	for _, again := range []response{page(t, link), submit(t, link, url.Values{"client": {cl}, "field.CompanyId": {"1"}})} {
 		if again.status != 410 {

@@ -46,7 +46,16 @@ var browserMigrations = []migration{
 	created     BIGINT NOT NULL
 )`,
 	}},
+	{401, "browser sessions: expiry indexes for the purge", []string{
+		`CREATE INDEX server_connect_sessions_expires ON server_connect_sessions (expires)`,
+		`CREATE INDEX server_admin_sessions_expires ON server_admin_sessions (expires)`,
+	}},
 }
+
+// BrowserSessionRetention is how long an expired or used session is kept:
+// for that long its link answers "expired" or "already used" rather than
+// "not valid". Older ones are purged whenever a session is created.
+const BrowserSessionRetention = 24 * time.Hour
 
 // Prefixes of the browser tokens, so that a leaked one is recognisable.
 const (
@@ -108,6 +117,7 @@ func (d *DB) CreateConnectSession(ctx context.Context, cs ConnectSession) (Conne
 			return ConnectSession{}, "", err
 		}
 	}
+	d.purgeOld(ctx, "server_connect_sessions")
 	cs.ID = newID("cse")
 	cs.Created = d.Now().UTC()
 	cs.Used, cs.AuthSession = time.Time{}, ""
@@ -229,6 +239,7 @@ func (d *DB) CreateAdminSession(ctx context.Context, p Principal, lifetime time.
 	if !slices.Contains(p.Scopes, ScopeAdmin) {
 		return AdminSession{}, "", ErrUnauthorized
 	}
+	d.purgeOld(ctx, "server_admin_sessions")
 	now := d.Now().UTC()
 	a := AdminSession{ID: newID("ads"), Tenant: p.Tenant, KeyID: p.KeyID, CSRF: randomToken(""), Expires: now.Add(lifetime), Created: now}
 	sealed, err := d.sealer.Seal([]byte(a.CSRF), adminAD(a.ID))
@@ -287,6 +298,12 @@ func (d *DB) DeleteAdminSession(ctx context.Context, tenant, id string) error {
 	return nil
 }
 
+// purgeOld deletes the table's sessions expired for longer than the
+// retention; a failure only leaves them for the next creation.
+func (d *DB) purgeOld(ctx context.Context, table string) {
+	_, _ = d.exec(ctx, `DELETE FROM `+table+` WHERE expires < ?`, nanos(d.Now().Add(-BrowserSessionRetention)))
+}
+
 // PurgeBrowserSessions deletes connect and admin sessions that expired
 // before cutoff.
 func (d *DB) PurgeBrowserSessions(ctx context.Context, cutoff time.Time) (int64, error) {
@@ -300,4 +317,31 @@ func (d *DB) PurgeBrowserSessions(ctx context.Context, cutoff time.Time) (int64,
 		total += n
 	}
 	return total, nil
+}
+
+// ConnectEndUser is the end_user tag of the connect link that last
+// authorized the tenant's connection ("" when none did).
+func (d *DB) ConnectEndUser(ctx context.Context, tenant, connection string) (string, error) {
+	ctx, cancel := bound(ctx)
+	defer cancel()
+	var u string
+	err := d.db.QueryRowContext(ctx, d.q(`SELECT end_user FROM server_connect_sessions WHERE tenant = ? AND connection = ? AND used <> 0 ORDER BY used DESC LIMIT 1`), tenant, connection).Scan(&u)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil
+	}
+	return u, err
+}
+
+// RefreshFailure is why the tenant's connection's refreshes have been
+// failing transiently, and since when (the marker RecordRefresh keeps);
+// zero when they are not.
+func (d *DB) RefreshFailure(ctx context.Context, tenant, connection string) (since time.Time, reason string, err error) {
+	ctx, cancel := bound(ctx)
+	defer cancel()
+	var n int64
+	err = d.db.QueryRowContext(ctx, d.q(`SELECT since, reason FROM server_refresh_failures WHERE tenant = ? AND connection = ?`), tenant, connection).Scan(&n, &reason)
+	if errors.Is(err, sql.ErrNoRows) {
+		return time.Time{}, "", nil
+	}
+	return fromNanos(n), reason, err
 }

@@ -101,6 +101,22 @@ func TestConnectSessions(t *testing.T) {
 		if n, err := db.PurgeBrowserSessions(ctx, time.Now().Add(2*time.Minute)); err != nil || n != 2 {
 			t.Fatalf("purged %d sessions (%v), want 2", n, err)
 		}
+		// Creating a link purges those expired for longer than the retention.
+		_, staleToken, err := db.CreateConnectSession(ctx, state.ConnectSession{Tenant: "acme", Clients: []string{c.ID}, Expires: time.Now().Add(time.Minute)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		db.Now = func() time.Time { return time.Now().Add(state.BrowserSessionRetention + 2*time.Minute) }
+		if _, err := db.ConnectSessionByToken(ctx, staleToken); !errors.Is(err, state.ErrConnectExpired) {
+			t.Fatalf("a link expired within the retention: %v", err)
+		}
+		if _, _, err := db.CreateConnectSession(ctx, state.ConnectSession{Tenant: "acme", Clients: []string{c.ID}, Expires: db.Now().Add(time.Minute)}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.ConnectSessionByToken(ctx, staleToken); !errors.Is(err, state.ErrConnectUnknown) {
+			t.Fatalf("a link expired beyond the retention is still kept: %v", err)
+		}
+		db.Now = time.Now
 
 		if _, _, err := db.CreateConnectSession(ctx, state.ConnectSession{Tenant: "globex", Clients: []string{c.ID}, Expires: time.Now().Add(time.Hour)}); !errors.Is(err, state.ErrNotFound) {
 			t.Fatalf("a globex link for acme's client: %v", err)
