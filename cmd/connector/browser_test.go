@@ -9,8 +9,6 @@ import (
 	"io/fs"
 	"net/url"
 	"os"
-	"os/exec"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -19,6 +17,7 @@ import (
 
 	"github.com/connector-engine/connector/connector/store"
 	"github.com/connector-engine/connector/connector/store/filestore"
+	"github.com/connector-engine/connector/internal/browsertest"
 )
 
 // browserTimeout bounds each consent case: its pages and the CLI's wait for
@@ -27,63 +26,6 @@ const (
 	browserTimeout  = 60 * time.Second
 	browserLifetime = 3 * browserTimeout
 )
-
-// chromiumPath finds the browser for the consent tests: $CHROME_BIN, else
-// the usual names in PATH. Without one the tests skip locally and fail in
-// CI, where .ci/test.sh installs it.
-func chromiumPath(t *testing.T) string {
-	t.Helper()
-	if p := os.Getenv("CHROME_BIN"); p != "" {
-		found, err := exec.LookPath(p)
-		if err != nil {
-			t.Fatalf("CHROME_BIN=%s is not an executable: %v; point it at a Chromium or Chrome binary, or unset it", p, err)
-		}
-		return found
-	}
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome", "google-chrome-stable"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	msg := "no Chromium to drive: none of chromium, chromium-browser, google-chrome is in PATH and CHROME_BIN is unset; install it with: apt-get install chromium"
-	if os.Getenv("CI") == "true" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
-	return ""
-}
-
-// startChromium starts one headless Chromium for the test and returns its
-// context, from which each case opens a tab. The browser is confined to
-// loopback: every host name but localhost fails to resolve and no proxy is
-// used, so nothing it does can leave the machine.
-func startChromium(t *testing.T) context.Context {
-	t.Helper()
-	bin := chromiumPath(t)
-	ctx, cancel := context.WithTimeout(context.Background(), browserLifetime)
-	t.Cleanup(cancel)
-	profile := t.TempDir() // removed after the browser has exited (cleanups run last-in first-out)
-	opts := append(slices.Clone(chromedp.DefaultExecAllocatorOptions[:]),
-		chromedp.ExecPath(bin),
-		chromedp.UserDataDir(profile),
-		chromedp.Flag("disable-gpu", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("no-proxy-server", true),
-		chromedp.Flag("host-resolver-rules", "MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1"),
-	)
-	if os.Geteuid() == 0 {
-		// Chromium refuses to start its sandbox as root.
-		opts = append(opts, chromedp.NoSandbox)
-	}
-	actx, acancel := chromedp.NewExecAllocator(ctx, opts...)
-	t.Cleanup(acancel)
-	bctx, bcancel := chromedp.NewContext(actx)
-	t.Cleanup(bcancel)
-	if err := chromedp.Do(bctx); err != nil {
-		t.Fatalf("starting %s headless: %v", bin, err)
-	}
-	return bctx
-}
 
 // browserConnect runs connect --no-browser and has a real Chromium open the
 // printed authorization URL and click the consent page's button decision
@@ -193,7 +135,7 @@ func TestBrowserConsent(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts Chromium")
 	}
-	browser := startChromium(t)
+	browser := browsertest.Start(t, browserLifetime)
 
 	t.Run("Allow", func(t *testing.T) {
 		r := newRig(t, "code", time.Hour)
