@@ -85,6 +85,15 @@ func NewAPI(c *Connection, st store.Store, opts *APIOptions) (*API, error) {
 	}
 	rt = &traceTransport{next: rt}
 	switch auth := c.Definition.Auth; {
+	case auth.Session != nil:
+		if a.source = opts.Source; a.source == nil {
+			if a.source, err = NewSource(c, st); err != nil {
+				return nil, err
+			}
+		}
+		var bt *bearerTransport
+		bt, a.added = sessionTransport(a.source, auth.Session.SendToken, rt, a.added)
+		rt = bt
 	case auth.OAuth != nil:
 		a.source = opts.Source
 		if a.source == nil {

@@ -140,6 +140,7 @@ var authSchemes = map[string]definitions.Scheme{
 	"OAUTH":       definitions.SchemeOAuth,
 	"OAUTHCLIENT": definitions.SchemeOAuthClient,
 	"APIKEY":      definitions.SchemeAPIKey,
+	"SESSION":     definitions.SchemeSession,
 }
 
 // cdataScheme is the AuthScheme value that names a definition scheme.

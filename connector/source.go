@@ -34,6 +34,11 @@ import (
 type Source struct {
 	conn    *Connection
 	flow    *Flow // nil for schemes without OAuth
+	// fetch obtains a token without consuming anything (client
+	// credentials, a session login): an interrupted one is simply asked
+	// again, so it needs no in-flight marker. nil for grants that refresh.
+	fetch   func(context.Context) (*token.Token, error)
+	session *SessionLogin // auth.scheme: session; nil otherwise
 	store   store.Store
 	binding store.Binding // what this connection's records must be bound to
 
@@ -72,20 +77,40 @@ const DefaultMargin = 2 * time.Minute
 // first token in st; Flow().Exchange alone does not.
 func NewSource(c *Connection, st store.Store) (*Source, error) {
 	c = c.clone() // a later edit of the caller's Connection must not move the store key
-	f, err := NewFlow(c)
-	if err != nil {
-		return nil, err
+	s := &Source{conn: c, store: st, Margin: DefaultMargin, LockTimeout: 2 * time.Minute, Now: time.Now}
+	if c.Definition != nil && c.Definition.Auth.Session != nil {
+		if err := c.Validate(); err != nil {
+			return nil, err
+		}
+		l, err := newSessionLogin(c)
+		if err != nil {
+			return nil, err
+		}
+		s.session, s.fetch = l, l.Login
+	} else {
+		f, err := NewFlow(c)
+		if err != nil {
+			return nil, err
+		}
+		s.flow = f
+		if f.o.TokenResponse.RefreshMargin > 0 {
+			s.Margin = f.o.TokenResponse.RefreshMargin
+		}
+		if f.o.GrantType == definitions.GrantClientCredentials {
+			s.fetch = f.ClientCredentials
+		}
 	}
 	b, err := c.Binding()
 	if err != nil {
 		return nil, err
 	}
-	margin := DefaultMargin
-	if f != nil && f.o.TokenResponse.RefreshMargin > 0 {
-		margin = f.o.TokenResponse.RefreshMargin
-	}
-	return &Source{conn: c, flow: f, store: st, binding: b, Margin: margin, LockTimeout: 2 * time.Minute, Now: time.Now}, nil
+	s.binding = b
+	return s, nil
 }
+
+// Session returns the connection's session login (auth.scheme: session),
+// nil for other schemes.
+func (s *Source) Session() *SessionLogin { return s.session }
 
 // Flow returns the connection's OAuth flow (to authorize it, for example).
 func (s *Source) Flow() *Flow { return s.flow }
@@ -246,8 +271,8 @@ func (s *Source) renewLocked(ctx context.Context, stale string, force bool) (tok
 
 	var grant func(context.Context) (*token.Token, error)
 	switch {
-	case s.flow.o.GrantType == definitions.GrantClientCredentials:
-		grant = s.flow.ClientCredentials // consumes nothing: an interrupted one is simply asked again
+	case s.fetch != nil:
+		grant = s.fetch // consumes nothing: an interrupted one is simply asked again
 	case rec.Token.RefreshToken == "" && rec.Token.AccessToken == "":
 		return token.Token{}, &NeedsReauthError{Reason: "the connection has no token yet; run connector connect"}
 	case !rec.RefreshStarted.IsZero():
@@ -285,7 +310,7 @@ func (s *Source) renewLocked(ctx context.Context, stale string, force bool) (tok
 	// it. A client-credentials request consumes nothing, so it needs no
 	// marker, and a failed one writes nothing: no record that looks
 	// connected without a token.
-	clientCredentials := s.flow.o.GrantType == definitions.GrantClientCredentials
+	clientCredentials := s.fetch != nil
 	if !clientCredentials {
 		rec.RefreshStarted = s.Now()
 		if rec, err = s.store.Put(ctx, rec); err != nil {
@@ -420,6 +445,13 @@ func (s *Source) Revoke(ctx context.Context) error {
 	}
 	if err := s.bind(&rec); err != nil {
 		return err
+	}
+	if s.flow == nil { // a session token: nothing to revoke at the provider
+		if err := s.store.Delete(ctx, key); err != nil {
+			return fmt.Errorf("removing the session token of connection %s from the store failed: %w", key, err)
+		}
+		s.setCached(token.Token{})
+		return nil
 	}
 	if err := s.flow.Revoke(ctx, rec.Token.RefreshToken, "refresh_token"); err != nil {
 		return fmt.Errorf("%w; the stored tokens were kept, run revoke again", err)

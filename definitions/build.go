@@ -76,6 +76,7 @@ type raw struct {
 			Name  string `yaml:"name"`
 			Value string `yaml:"value"`
 		} `yaml:"apikey"`
+		Session *rawSession `yaml:"session"` // auth_session.go
 	} `yaml:"auth"`
 	Request struct {
 		Headers yaml.Node `yaml:"headers"`
@@ -691,6 +692,9 @@ func (d *Definition) templates() []*templates.Template {
 	if a := d.Auth.APIKey; a != nil {
 		add(a.Value)
 	}
+	if s := d.Auth.Session; s != nil {
+		add(s.templates()...)
+	}
 	for _, p := range append(slices.Clone(d.Headers), d.Query...) {
 		add(p.Value)
 	}
@@ -700,12 +704,12 @@ func (d *Definition) templates() []*templates.Template {
 func (b *builder) buildAuth(r *raw) {
 	d := b.def
 	a := &r.Auth
-	sections := map[string]bool{"oauth": a.OAuth != nil, "basic": a.Basic != nil, "apikey": a.APIKey != nil}
-	want := map[Scheme]string{SchemeOAuth: "oauth", SchemeOAuthClient: "oauth", SchemeBasic: "basic", SchemeAPIKey: "apikey"}[d.Auth.Scheme]
+	sections := map[string]bool{"oauth": a.OAuth != nil, "basic": a.Basic != nil, "apikey": a.APIKey != nil, "session": a.Session != nil}
+	want := map[Scheme]string{SchemeOAuth: "oauth", SchemeOAuthClient: "oauth", SchemeBasic: "basic", SchemeAPIKey: "apikey", SchemeSession: "session"}[d.Auth.Scheme]
 	if want == "" && d.Auth.Scheme != SchemeNone {
 		return // an unknown scheme: the schema said so, and nothing here can be checked against it
 	}
-	for _, s := range []string{"oauth", "basic", "apikey"} {
+	for _, s := range []string{"oauth", "basic", "apikey", "session"} {
 		if sections[s] && s != want {
 			b.errorf("/auth/"+s, "auth.%s is given but the scheme is %q; remove it or change auth.scheme", s, d.Auth.Scheme)
 		}
@@ -725,6 +729,8 @@ func (b *builder) buildAuth(r *raw) {
 			Value: b.compile("/auth/apikey/value", a.APIKey.Value, templates.Text, scopeRequests)}
 	case SchemeOAuth, SchemeOAuthClient:
 		b.buildOAuth(r)
+	case SchemeSession:
+		b.buildSession(a.Session)
 	}
 }
 
@@ -904,8 +910,12 @@ func defaults(s *string, v string) {
 
 // buildSendToken reads auth.oauth.send_token.
 func (b *builder) buildSendToken(o *OAuth, in, name *string, prefix *string) {
-	const p = "/auth/oauth/send_token"
-	st := SendToken{In: *in, Name: *name}
+	o.SendToken = b.sendToken("/auth/oauth/send_token", *in, *name, prefix)
+}
+
+// sendToken reads a send_token mapping at p (OAuth's, a session's).
+func (b *builder) sendToken(p, in, name string, prefix *string) SendToken {
+	st := SendToken{In: in, Name: name}
 	defaults(&st.In, TokenInHeader)
 	switch st.In {
 	case TokenInHeader:
@@ -916,7 +926,7 @@ func (b *builder) buildSendToken(o *OAuth, in, name *string, prefix *string) {
 			st.TypePrefix = strings.EqualFold(st.Name, "Authorization")
 		}
 	case TokenInQuery:
-		if *name == "" {
+		if name == "" {
 			b.errorf(p, "a token sent in the query needs name, the query parameter that carries it (such as access_token)")
 		}
 		if prefix != nil {
@@ -924,7 +934,7 @@ func (b *builder) buildSendToken(o *OAuth, in, name *string, prefix *string) {
 		}
 		b.warnf(p+"/in", "the access token travels in the URL, which ends up in proxy and server logs; send it in a header unless the provider accepts nothing else")
 	}
-	o.SendToken = st
+	return st
 }
 
 // HostASCII returns a host name or label as it travels in a URL: an

@@ -18,6 +18,7 @@ const (
 	SchemeBasic       Scheme = "basic"
 	SchemeAPIKey      Scheme = "apikey"
 	SchemeNone        Scheme = "none"
+	SchemeSession     Scheme = "session" // a session token from a login request (auth_session.go)
 )
 
 // GrantType is the OAuth grant a flow obtains its first token with.
@@ -82,10 +83,11 @@ type Environment struct {
 // Auth says how requests authenticate; exactly one of OAuth, Basic and APIKey
 // is set, matching Scheme (none for SchemeNone).
 type Auth struct {
-	Scheme Scheme
-	OAuth  *OAuth
-	Basic  *Basic
-	APIKey *APIKey
+	Scheme  Scheme
+	OAuth   *OAuth
+	Basic   *Basic
+	APIKey  *APIKey
+	Session *Session
 }
 
 // OAuth describes an OAuth flow as the App Xchange connector does: by its
