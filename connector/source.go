@@ -32,8 +32,8 @@ import (
 //
 // Source satisfies oauth2.TokenSource.
 type Source struct {
-	conn    *Connection
-	flow    *Flow // nil for schemes without OAuth
+	conn *Connection
+	flow *Flow // nil for schemes without OAuth
 	// fetch obtains a token without consuming anything (client
 	// credentials, a session login): an interrupted one is simply asked
 	// again, so it needs no in-flight marker. nil for grants that refresh.
