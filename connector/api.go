@@ -85,6 +85,10 @@ func NewAPI(c *Connection, st store.Store, opts *APIOptions) (*API, error) {
 	}
 	rt = &traceTransport{next: rt}
 	switch auth := c.Definition.Auth; {
+	case auth.OAuth1 != nil:
+		if rt, a.source, err = oauth1API(c, st, opts.Source, rt); err != nil {
+			return nil, err
+		}
 	case auth.Session != nil:
 		if a.source = opts.Source; a.source == nil {
 			if a.source, err = NewSource(c, st); err != nil {

@@ -281,11 +281,9 @@ func (c *Connection) Binding() (store.Binding, error) {
 	if b.APIOrigin, err = origin(vals[definitions.VarBaseURL]); err != nil {
 		return store.Binding{}, fmt.Errorf("connection %s: the API base URL: %w", c.Key(), err)
 	}
-	if c.Definition.Auth.Session != nil {
-		if b.TokenOrigin, err = sessionOrigin(c, vals); err != nil {
-			return store.Binding{}, err
-		}
-		return b, nil
+	if org, ok, err := authOrigin(c, vals); ok || err != nil {
+		b.TokenOrigin = org
+		return b, err
 	}
 	o := c.Definition.Auth.OAuth
 	if o == nil {

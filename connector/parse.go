@@ -141,6 +141,7 @@ var authSchemes = map[string]definitions.Scheme{
 	"OAUTHCLIENT": definitions.SchemeOAuthClient,
 	"APIKEY":      definitions.SchemeAPIKey,
 	"SESSION":     definitions.SchemeSession,
+	"OAUTH1":      definitions.SchemeOAuth1,
 }
 
 // cdataScheme is the AuthScheme value that names a definition scheme.

@@ -208,18 +208,35 @@ func (l *SessionLogin) redact(err error) error {
 	return errors.New(l.redactString(err.Error()))
 }
 
-// sessionOrigin is the login endpoint's origin, the binding's token
-// origin: the credentials go there and the token comes from there.
-func sessionOrigin(c *Connection, vals []string) (string, error) {
-	raw, err := c.Definition.Auth.Session.LoginURI.Expand(vals)
+// authOrigin is the binding's token origin for the schemes beyond OAuth
+// 2.0, ok false for the others: a session's login endpoint (the
+// credentials go there, the token comes from there), a three-legged OAuth
+// 1.0a access token endpoint; "" for two-legged OAuth 1.0a, which stores
+// no token.
+func authOrigin(c *Connection, vals []string) (string, bool, error) {
+	var key string
+	var t interface {
+		Expand([]string) (string, error)
+	}
+	switch a := c.Definition.Auth; {
+	case a.Session != nil:
+		key, t = "login_uri", a.Session.LoginURI
+	case a.OAuth1 != nil && a.OAuth1.ThreeLegged():
+		key, t = "access_token_uri", a.OAuth1.AccessTokenURI
+	case a.OAuth1 != nil:
+		return "", true, nil
+	default:
+		return "", false, nil
+	}
+	raw, err := t.Expand(vals)
 	if err != nil {
-		return "", fmt.Errorf("connection %s: expanding login_uri: %w", c.Key(), err)
+		return "", true, fmt.Errorf("connection %s: expanding %s: %w", c.Key(), key, err)
 	}
 	org, err := origin(raw)
 	if err != nil {
-		return "", fmt.Errorf("connection %s: login_uri: %w", c.Key(), err)
+		return "", true, fmt.Errorf("connection %s: %s: %w", c.Key(), key, err)
 	}
-	return org, nil
+	return org, true, nil
 }
 
 // redactValues replaces every secret of four bytes or more in s, as written

@@ -39,6 +39,7 @@ type Source struct {
 	// again, so it needs no in-flight marker. nil for grants that refresh.
 	fetch   func(context.Context) (*token.Token, error)
 	session *SessionLogin // auth.scheme: session; nil otherwise
+	oauth1  *OAuth1Flow   // auth.scheme: oauth1; nil otherwise
 	store   store.Store
 	binding store.Binding // what this connection's records must be bound to
 
@@ -87,6 +88,15 @@ func NewSource(c *Connection, st store.Store) (*Source, error) {
 			return nil, err
 		}
 		s.session, s.fetch = l, l.Login
+	} else if c.Definition != nil && c.Definition.Auth.OAuth1 != nil {
+		if err := c.Validate(); err != nil {
+			return nil, err
+		}
+		f, err := newOAuth1Flow(c)
+		if err != nil {
+			return nil, err
+		}
+		s.oauth1 = f
 	} else {
 		f, err := NewFlow(c)
 		if err != nil {
@@ -107,6 +117,10 @@ func NewSource(c *Connection, st store.Store) (*Source, error) {
 	s.binding = b
 	return s, nil
 }
+
+// OAuth1 returns the connection's OAuth 1.0a flow (auth.scheme: oauth1),
+// nil for other schemes.
+func (s *Source) OAuth1() *OAuth1Flow { return s.oauth1 }
 
 // Session returns the connection's session login (auth.scheme: session),
 // nil for other schemes.
@@ -301,6 +315,8 @@ func (s *Source) renewLocked(ctx context.Context, stale string, force bool) (tok
 			return token.Token{}, fmt.Errorf("connection %s: recording that it needs authorizing again: %w", key, err)
 		}
 		return token.Token{}, &NeedsReauthError{Reason: reason}
+	case s.flow == nil:
+		return token.Token{}, &NeedsReauthError{Reason: "OAuth 1.0a token credentials are not refreshed; authorize the connection again (connector connect)"}
 	default:
 		rt := rec.Token.RefreshToken
 		grant = func(ctx context.Context) (*token.Token, error) { return s.flow.Refresh(ctx, rt) }

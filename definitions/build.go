@@ -77,6 +77,7 @@ type raw struct {
 			Value string `yaml:"value"`
 		} `yaml:"apikey"`
 		Session *rawSession `yaml:"session"` // auth_session.go
+		OAuth1  *rawOAuth1  `yaml:"oauth1"`  // auth_oauth1.go
 	} `yaml:"auth"`
 	Request struct {
 		Headers yaml.Node `yaml:"headers"`
@@ -695,6 +696,9 @@ func (d *Definition) templates() []*templates.Template {
 	if s := d.Auth.Session; s != nil {
 		add(s.templates()...)
 	}
+	if o := d.Auth.OAuth1; o != nil {
+		add(o.templates()...)
+	}
 	for _, p := range append(slices.Clone(d.Headers), d.Query...) {
 		add(p.Value)
 	}
@@ -704,12 +708,12 @@ func (d *Definition) templates() []*templates.Template {
 func (b *builder) buildAuth(r *raw) {
 	d := b.def
 	a := &r.Auth
-	sections := map[string]bool{"oauth": a.OAuth != nil, "basic": a.Basic != nil, "apikey": a.APIKey != nil, "session": a.Session != nil}
-	want := map[Scheme]string{SchemeOAuth: "oauth", SchemeOAuthClient: "oauth", SchemeBasic: "basic", SchemeAPIKey: "apikey", SchemeSession: "session"}[d.Auth.Scheme]
+	sections := map[string]bool{"oauth": a.OAuth != nil, "basic": a.Basic != nil, "apikey": a.APIKey != nil, "session": a.Session != nil, "oauth1": a.OAuth1 != nil}
+	want := map[Scheme]string{SchemeOAuth: "oauth", SchemeOAuthClient: "oauth", SchemeBasic: "basic", SchemeAPIKey: "apikey", SchemeSession: "session", SchemeOAuth1: "oauth1"}[d.Auth.Scheme]
 	if want == "" && d.Auth.Scheme != SchemeNone {
 		return // an unknown scheme: the schema said so, and nothing here can be checked against it
 	}
-	for _, s := range []string{"oauth", "basic", "apikey", "session"} {
+	for _, s := range []string{"oauth", "basic", "apikey", "session", "oauth1"} {
 		if sections[s] && s != want {
 			b.errorf("/auth/"+s, "auth.%s is given but the scheme is %q; remove it or change auth.scheme", s, d.Auth.Scheme)
 		}
@@ -731,6 +735,8 @@ func (b *builder) buildAuth(r *raw) {
 		b.buildOAuth(r)
 	case SchemeSession:
 		b.buildSession(a.Session)
+	case SchemeOAuth1:
+		b.buildOAuth1(a.OAuth1)
 	}
 }
 

@@ -88,6 +88,7 @@ type Auth struct {
 	Basic   *Basic
 	APIKey  *APIKey
 	Session *Session
+	OAuth1  *OAuth1
 }
 
 // OAuth describes an OAuth flow as the App Xchange connector does: by its

@@ -11,12 +11,15 @@ import (
 // Token is an OAuth access token with the refresh token and metadata that came
 // with it. Its String and Format methods never print the secrets.
 type Token struct {
-	AccessToken  string    `json:"access_token"`
-	TokenType    string    `json:"token_type,omitempty"`
-	RefreshToken string    `json:"refresh_token,omitempty"`
-	Expiry       time.Time `json:"expiry,omitzero"` // zero: the provider gave no lifetime and none was assumed
-	Scopes       []string  `json:"scopes,omitempty"`
-	IssuedAt     time.Time `json:"issued_at,omitzero"`
+	AccessToken  string `json:"access_token"`
+	TokenType    string `json:"token_type,omitempty"`
+	RefreshToken string `json:"refresh_token,omitempty"`
+	// Secret is the token's shared secret, for OAuth 1.0a token
+	// credentials (RFC 5849 2.3), which sign requests with it.
+	Secret   string    `json:"secret,omitempty"`
+	Expiry   time.Time `json:"expiry,omitzero"` // zero: the provider gave no lifetime and none was assumed
+	Scopes   []string  `json:"scopes,omitempty"`
+	IssuedAt time.Time `json:"issued_at,omitzero"`
 	// Obtained is the local time the request that produced the token was
 	// sent; with Expiry it gives the lifetime the refresh margin scales with.
 	Obtained time.Time `json:"obtained,omitzero"`
