@@ -120,6 +120,7 @@ func Record(id string) store.Record {
 			AccessToken:  "ACCESS-" + id + "-a1b2c3d4e5f6",
 			TokenType:    "Bearer",
 			RefreshToken: "REFRESH-" + id + "-f6e5d4c3b2a1",
+			Secret:       "SECRET-" + id + "-0a9b8c7d6e5f",
 			Expiry:       time.Date(2031, 5, 6, 7, 8, 9, 10, time.FixedZone("X", 3600)),
 			Scopes:       []string{"read"},
 			IssuedAt:     time.Date(2031, 5, 6, 5, 8, 9, 0, time.UTC),
@@ -131,7 +132,7 @@ func Record(id string) store.Record {
 
 // Secrets returns the secrets of r, which must never be seen in clear.
 func Secrets(r store.Record) []string {
-	return []string{r.Token.AccessToken, r.Token.RefreshToken}
+	return []string{r.Token.AccessToken, r.Token.RefreshToken, r.Token.Secret}
 }
 
 // The helper processes are the test binary run again, up to the test that
@@ -237,7 +238,7 @@ func testRoundTrip(t *testing.T, h Harness) {
 		t.Error("the token's times changed instant in the round trip")
 	}
 	if got.ID != in.ID || got.Definition != in.Definition || got.Binding != in.Binding || got.Status != in.Status || got.Reason != in.Reason ||
-		got.Token.AccessToken != in.Token.AccessToken || got.Token.RefreshToken != in.Token.RefreshToken ||
+		got.Token.AccessToken != in.Token.AccessToken || got.Token.RefreshToken != in.Token.RefreshToken || got.Token.Secret != in.Token.Secret ||
 		got.Token.TokenType != in.Token.TokenType || !slices.Equal(got.Token.Scopes, in.Token.Scopes) {
 		t.Errorf("Get after Put:\n got %+v\nwant the fields of %+v", got, in)
 	}
