@@ -12,7 +12,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -113,7 +112,7 @@ func (c *loadChild) kill() {
 // TestWebhookDeliveriesSurviveKills is the webhook acceptance test: a load
 // generator sends signed Procore-shaped deliveries at 200/s (with
 // redeliveries of some it already got a 2xx for) to a server replica in a
-// child process on SQLite, which is SIGKILLed and restarted three times
+// child process on SQLite (and on PostgreSQL), which is SIGKILLed and restarted three times
 // mid-run. Like Procore, the generator sends again what got no 2xx. Every
 // delivery acknowledged with a 2xx must be stored exactly once, attributed
 // to the connection of its company_id (none for unknown companies).
@@ -129,8 +128,11 @@ func TestWebhookDeliveriesSurviveKills(t *testing.T) {
 	case raceEnabled:
 		n = 300
 	}
+	backends(t, func(t *testing.T, spec func(*testing.T) string) { webhookLoad(t, spec(t), n) })
+}
+
+func webhookLoad(t *testing.T, spec string, n int) {
 	const rate, kills, companies = 200, 3, 20
-	spec := filepath.Join(t.TempDir(), "connector.db")
 	sealer := randomKey(t)
 	st, err := server.OpenStorage(context.Background(), spec, sealer)
 	if err != nil {

@@ -278,7 +278,10 @@ func (d *DB) scanEvent(sc interface{ Scan(...any) error }) (Event, error) {
 }
 
 func (d *DB) eventByKey(ctx context.Context, tenant, key string) (Event, error) {
-	e, err := d.scanEvent(d.db.QueryRowContext(ctx, d.q(`SELECT `+eventCols+eventFrom+` WHERE e.tenant = ? AND e.dkey = ?`), tenant, key))
+	// dkey <> '' lets the planner use the partial unique index (neither
+	// SQLite nor PostgreSQL's generic plan infers it from dkey = ?):
+	// without it every lookup scans the tenant's events.
+	e, err := d.scanEvent(d.db.QueryRowContext(ctx, d.q(`SELECT `+eventCols+eventFrom+` WHERE e.tenant = ? AND e.dkey = ? AND e.dkey <> ''`), tenant, key))
 	if errors.Is(err, sql.ErrNoRows) {
 		return Event{}, fmt.Errorf("event with key %s: %w", key, ErrNotFound)
 	}
