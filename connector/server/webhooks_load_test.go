@@ -6,12 +6,15 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -21,6 +24,7 @@ import (
 	"time"
 
 	"github.com/connector-engine/connector/connector/server"
+	"github.com/connector-engine/connector/connector/server/events"
 	"github.com/connector-engine/connector/connector/server/state"
 	"github.com/connector-engine/connector/connector/store"
 )
@@ -66,9 +70,81 @@ func runWebhookChild(spec string) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
+	// The delivery worker, with a quicker policy than the default (10 s
+	// doubling to an hour) and lease (1 min) so that the test drains in
+	// seconds after a kill or the receiver's outage; the rules are the same.
+	w := srv.EventWorker()
+	w.Policy = events.Policy{Base: time.Second, Cap: 4 * time.Second, Budget: 24 * time.Hour, RefusedAttempts: 5}
+	w.AttemptTimeout, w.Lease, w.Poll = 5*time.Second, 12*time.Second, 200*time.Millisecond
+	go func() { _ = w.Run(context.Background()) }()
 	fmt.Printf("ADDR %s\n", ln.Addr())
 	_ = server.HTTPServer("", srv).Serve(ln)
 	return 0
+}
+
+// eventPlatform is the tenant's event URL for the load test: it verifies each
+// message's signature, answers 503 while down, and de-duplicates by
+// webhook-id, recording the order in which each connection's events were
+// first accepted.
+type eventPlatform struct {
+	t      *testing.T
+	secret string
+	down   atomic.Bool
+
+	mu        sync.Mutex
+	received  int                 // messages accepted, duplicates included
+	refused   int                 // answered 503 while down
+	bad       int                 // failed verification or unreadable
+	seen      map[string]bool     // webhook-id accepted
+	order     map[string][]string // connection -> webhook-ids, first acceptance order
+	delivery  map[string][]string // provider delivery id -> webhook-ids
+	lastFirst time.Time           // when the latest new id was accepted
+}
+
+func (p *eventPlatform) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(io.LimitReader(r.Body, 2<<20))
+	if p.down.Load() {
+		p.mu.Lock()
+		p.refused++
+		p.mu.Unlock()
+		w.WriteHeader(http.StatusServiceUnavailable)
+		return
+	}
+	var msg struct {
+		ID         string `json:"id"`
+		Type       string `json:"type"`
+		Connection string `json:"connection"`
+		Data       struct {
+			DeliveryID string `json:"delivery_id"`
+		} `json:"data"`
+	}
+	if err == nil {
+		err = events.Verify(p.secret, r.Header, body, time.Now(), 5*time.Minute)
+	}
+	if err == nil {
+		err = json.Unmarshal(body, &msg)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if err != nil || msg.ID == "" || msg.ID != r.Header.Get("webhook-id") || msg.Type != state.TypeWebhookDelivery {
+		p.bad++
+		w.WriteHeader(http.StatusBadRequest)
+		return
+	}
+	p.received++
+	if !p.seen[msg.ID] {
+		p.seen[msg.ID] = true
+		p.order[msg.Connection] = append(p.order[msg.Connection], msg.ID)
+		p.delivery[msg.Data.DeliveryID] = append(p.delivery[msg.Data.DeliveryID], msg.ID)
+		p.lastFirst = time.Now()
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (p *eventPlatform) unique() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.seen)
 }
 
 // loadChild is a replica process the load test can SIGKILL and restart.
@@ -115,13 +191,21 @@ func (c *loadChild) kill() {
 // child process on SQLite (and on PostgreSQL), which is SIGKILLed and restarted three times
 // mid-run. Like Procore, the generator sends again what got no 2xx. Every
 // delivery acknowledged with a 2xx must be stored exactly once, attributed
-// to the connection of its company_id (none for unknown companies).
+// to the connection of its company_id (none for unknown companies), and
+// forwarded by the replica's event worker to a loopback platform that is
+// down for a while mid-run (a minute at full size) and de-duplicates by
+// webhook-id: each delivery there exactly once in effect, none lost, each
+// connection's events in the order they were stored.
 //
 // It sends 1,000 deliveries by default (5 s of load; 300 under the race
 // detector, which slows the replica many times over) and 10,000 (50 s)
-// with CONNECTOR_WEBHOOK_LOAD_FULL=1.
+// with CONNECTOR_WEBHOOK_LOAD_FULL=1 (CONNECTOR_WEBHOOK_LOAD_N sets any
+// other count).
 func TestWebhookDeliveriesSurviveKills(t *testing.T) {
 	n := 1000
+	if v, _ := strconv.Atoi(os.Getenv("CONNECTOR_WEBHOOK_LOAD_N")); v > 0 {
+		n = v
+	}
 	switch {
 	case os.Getenv(envWebhookLoadFull) != "":
 		n = 10000
@@ -162,6 +246,20 @@ func webhookLoad(t *testing.T, spec string, n int) {
 	remember(secret)
 	if _, err := db.SetWebhookSecret(ctx, "acme", cl.ID, secret, 0); err != nil {
 		t.Fatal(err)
+	}
+
+	// The tenant's event URL: a loopback platform that is down for a while
+	// in the middle of the run (a minute at full size).
+	plat := &eventPlatform{t: t, secret: events.NewSecret(), seen: map[string]bool{}, order: map[string][]string{}, delivery: map[string][]string{}}
+	remember(plat.secret)
+	ps := httptest.NewServer(plat)
+	defer ps.Close()
+	if _, _, err := db.SetEndpoint(ctx, "acme", ps.URL+"/events", plat.secret); err != nil {
+		t.Fatal(err)
+	}
+	downFor := 3 * time.Second
+	if n >= 10000 {
+		downFor = time.Minute
 	}
 
 	child := &loadChild{t: t, spec: spec, key: lastKey}
@@ -222,6 +320,11 @@ func webhookLoad(t *testing.T, spec string, n int) {
 			child.start()
 			t.Logf("killed and restarted the replica at delivery %d", i)
 		}
+		if i == n*2/5 {
+			plat.down.Store(true)
+			time.AfterFunc(downFor, func() { plat.down.Store(false) })
+			t.Logf("the platform's event URL is down for %s from delivery %d", downFor, i)
+		}
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
@@ -276,5 +379,77 @@ func webhookLoad(t *testing.T, spec string, n int) {
 		n, rate, sent.Round(time.Millisecond), kills, sends.Load(), acks.Load(), refusedByKill.Load(), dupSent.Load(), dupAnswered.Load(), len(evs))
 	if lost > 0 || twice > 0 || len(evs) != n || int(acks.Load()) != n {
 		t.Fatalf("%d acknowledged deliveries lost, %d stored twice, %d events for %d deliveries (%d acknowledged)", lost, twice, len(evs), n, acks.Load())
+	}
+
+	// Every stored event reaches the platform: wait (while the platform
+	// may still be down) until it has accepted every one, or give up after
+	// a bound that only a lost event reaches.
+	deadline, report := time.Now().Add(4*time.Minute), time.Now().Add(30*time.Second)
+	if n >= 10000 {
+		deadline = time.Now().Add(20 * time.Minute)
+	}
+	for plat.unique() < len(evs) && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+		if time.Now().After(report) {
+			report = time.Now().Add(30 * time.Second)
+			t.Logf("waiting: the platform has %d of %d events", plat.unique(), len(evs))
+		}
+	}
+	if plat.unique() < len(evs) {
+		undelivered := 0
+		for _, ev := range webhookEvents(t, db, "acme") {
+			if ev.Delivery.Status != state.DeliveryDelivered {
+				if undelivered++; undelivered <= 3 {
+					t.Logf("undelivered: %v %+v", ev, ev.Delivery)
+				}
+			}
+		}
+		t.Logf("%d events not delivered", undelivered)
+	}
+	plat.mu.Lock()
+	defer plat.mu.Unlock()
+	drained := plat.lastFirst.Sub(start.Add(sent))
+	t.Logf("forwarded: %d events accepted by the platform in %d messages (%d duplicates removed by webhook-id), %d answered 503 while it was down, %d unverifiable; the last one %s after the last delivery was acknowledged",
+		len(plat.seen), plat.received, plat.received-len(plat.seen), plat.refused, plat.bad, drained.Round(time.Millisecond))
+	if plat.bad > 0 {
+		t.Errorf("%d messages failed the platform's signature check or did not read", plat.bad)
+	}
+	if len(plat.seen) != len(evs) {
+		t.Fatalf("the platform accepted %d of %d events", len(plat.seen), len(evs))
+	}
+	// Exactly once in effect: one webhook-id per provider delivery, and
+	// each connection's events first accepted in the order they were stored.
+	for _, i := range []int{0, n / 2, n - 1} {
+		if ids := plat.delivery[strconv.Itoa(i)]; len(ids) != 1 {
+			t.Errorf("delivery %d reached the platform as %d events: %v", i, len(ids), ids)
+		}
+	}
+	for id, ids := range plat.delivery {
+		if len(ids) != 1 {
+			t.Errorf("delivery %s reached the platform as %d events", id, len(ids))
+		}
+	}
+	stored := map[string][]string{} // connection -> event ids in stream order
+	query := `SELECT connection, id FROM server_events WHERE tenant = ? AND type = ? ORDER BY connection, seq`
+	if db.Kind() == state.Postgres {
+		query = strings.Replace(strings.Replace(query, "?", "$1", 1), "?", "$2", 1)
+	}
+	rows, err := db.SQL().QueryContext(ctx, query, "acme", state.TypeWebhookDelivery)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var conn, id string
+		if err := rows.Scan(&conn, &id); err != nil {
+			t.Fatal(err)
+		}
+		stored[conn] = append(stored[conn], id)
+	}
+	rows.Close()
+	for conn, want := range stored {
+		got := plat.order[conn]
+		if !slices.Equal(got, want) {
+			t.Errorf("connection %q: the platform accepted its %d events out of order (%d stored)", conn, len(got), len(want))
+		}
 	}
 }
