@@ -263,3 +263,38 @@ func TestNoEndpointWaits(t *testing.T) {
 	waitFor(t, "every event accepted", func() bool { return rc.accepted() == 3 })
 	rc.check(t, appended)
 }
+
+// A failed attempt schedules the next one by the policy's backoff, counted
+// from when the attempt was made: a receiver answering 503 is not retried
+// before Base/2 has passed (the attempt's time once went missing, and every
+// retry was due at once: a hot loop against a failing receiver).
+func TestRetryWaitsForBackoff(t *testing.T) {
+	ctx := context.Background()
+	db, err := state.OpenSQLite(ctx, t.TempDir()+"/state.db", newSealer(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	rc := newReceiver(t)
+	setup(t, db, rc)
+	rc.setFail(func(events.Payload) int { return http.StatusServiceUnavailable })
+	appended := map[string][]string{}
+	appendEvents(t, db, []string{"con_a"}, 1, appended)
+	before := time.Now()
+	slow := events.Policy{Base: time.Hour, Cap: 2 * time.Hour, Budget: 48 * time.Hour, RefusedAttempts: 3}
+	start(t, db, func(w *events.Worker) { w.Policy = slow })
+	var e state.Event
+	waitFor(t, "the first attempt", func() bool {
+		e, _ = db.GetEvent(ctx, "acme", appended["con_a"][0])
+		return e.Delivery.Attempts > 0
+	})
+	if e.Delivery.Status != state.DeliveryPending {
+		t.Fatalf("after one 503: %+v", e.Delivery)
+	}
+	if earliest := before.Add(slow.Base / 2); e.Delivery.NextAttempt.Before(earliest) {
+		t.Fatalf("the retry after a 503 is due at %v, before %v (Base/2 after the attempt)", e.Delivery.NextAttempt, earliest)
+	}
+	if e.Delivery.Attempts != 1 {
+		t.Fatalf("%d attempts were made: the retry did not wait for its backoff", e.Delivery.Attempts)
+	}
+}

@@ -215,8 +215,10 @@ func (w *Worker) deliver(ctx context.Context, j state.Job) *state.Job {
 }
 
 // attempt sends j's event once to its tenant's URL.
-func (w *Worker) attempt(ctx context.Context, j state.Job) Attempt {
-	a := Attempt{N: j.Attempts + 1, Since: j.Since}
+// a is a named result so that the deferred stamp reaches the caller: the
+// policy counts the backoff and the retry budget from a.Now.
+func (w *Worker) attempt(ctx context.Context, j state.Job) (a Attempt) {
+	a = Attempt{N: j.Attempts + 1, Since: j.Since}
 	defer func() { a.Now = w.DB.Now() }()
 	ep, err := w.DB.Endpoint(ctx, j.Event.Tenant)
 	if errors.Is(err, state.ErrNotFound) {
