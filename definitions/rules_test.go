@@ -55,7 +55,7 @@ func TestRules(t *testing.T) {
 		field    string
 		contains string
 	}{
-		{"yaml syntax", "name: a\n\tbad: tab\n", "error", "2:0", "", "YAML syntax"},
+		{"yaml syntax", "name: a\n\tbad: tab\n", "error", "2:1", "", "YAML syntax"},
 		{"empty file", "", "error", "0:0", "", "the file is empty"},
 		{"root is a scalar", "hello\n", "error", "1:1", "", "holds a single value"},
 		{"duplicate key", minimal + "title: again\n", "error", "10:1", "title", `duplicate key "title" (first given at line 2)`},
@@ -65,7 +65,7 @@ func TestRules(t *testing.T) {
 		{"missing required root keys", "name: acme\nbase_url: https://x.test\n", "error", "1:1", "auth", `missing required key "auth"`},
 		{"missing nested required", strings.Replace(minimal, "    version: V2\n", "", 1), "error", "6:3", "auth.oauth.version", `missing required key "version"`},
 		{"enum", strings.Replace(minimal, "scheme: oauth", "scheme: OAuth", 1), "error", "5:11", "auth.scheme", `must be one of "oauth"`},
-		{"name pattern", strings.Replace(minimal, "name: acme", "name: ACME", 1), "error", "1:7", "name", "has the wrong form"},
+		{"name pattern", strings.Replace(minimal, "name: acme", "name: ACME", 1), "error", "1:7", "name", "must be lowercase letters, digits, '.', '_' and '-'"},
 		{"relative url", strings.Replace(minimal, "https://auth.acme.test/token", "/token", 1), "error", "9:24", "auth.oauth.token_request_uri", "must be an absolute URL"},
 		{"http off loopback", strings.Replace(minimal, "https://api.acme.test", "http://api.acme.test", 1), "error", "3:11", "base_url", "use https://"},
 		{"http on loopback is fine", strings.Replace(minimal, "https://api.acme.test", "http://127.0.0.1:8080", 1), "", "", "", ""},
@@ -121,7 +121,7 @@ func TestRules(t *testing.T) {
 		{"keep_alive idle_refresh on client credentials", strings.Replace(strings.Replace(strings.Replace(minimal, "scheme: oauth", "scheme: oauth_client", 1), "    initiate_uri: https://auth.acme.test/authorize\n", "", 1), "    version: V2", "    version: V2\n    keep_alive: {refresh_ahead: true, idle_refresh: 24h}", 1), "error", "8:53", "auth.oauth.keep_alive.idle_refresh", "client credentials have no refresh token to keep alive"},
 		{"issuer must be https", strings.Replace(minimal, "    version: V2", "    version: V2\n    issuer: http://auth.acme.test", 1), "error", "8:13", "auth.oauth.issuer", "use https://"},
 		{"docs url", minimal + "docs_url: x\n", "error", "10:11", "docs_url", "must be an absolute URL"},
-		{"scopes need no spaces", strings.Replace(minimal, "    version: V2", "    version: V2\n    scopes: ['a b']", 1), "error", "8:14", "auth.oauth.scopes[0]", "has the wrong form"},
+		{"scopes need no spaces", strings.Replace(minimal, "    version: V2", "    version: V2\n    scopes: ['a b']", 1), "error", "8:14", "auth.oauth.scopes[0]", "must not contain spaces"},
 		{"warn: pkce off", strings.Replace(minimal, "    version: V2", "    version: V2\n    pkce: false", 1), "warning", "8:11", "auth.oauth.pkce", "PKCE is off"},
 		{"warn: secret in sent url", strings.Replace(strings.Replace(minimal, "/token", "/token?s=${ClientSecret}", 1), "    version: V2", "    version: V2\n    token_request: {params: query}", 1), "warning", "10:24", "auth.oauth.token_request_uri", "travels in the URL"},
 		{"no warn: secret in url moved to body", strings.Replace(minimal, "/token", "/token?s=${ClientSecret}", 1), "", "", "", ""},
@@ -131,7 +131,7 @@ func TestRules(t *testing.T) {
 		// request.retry, request.rate_limit, request.pagination
 		{"max_wait not a duration", minimal + "request:\n  retry: {max_wait: soon}\n", "error", "11:21", "request.retry.max_wait", `"soon" is not a positive duration`},
 		{"max_attempts below 1", minimal + "request:\n  retry: {max_attempts: 0}\n", "error", "11:25", "request.retry.max_attempts", "must be >= 1"},
-		{"idempotency header name", minimal + "request:\n  retry: {idempotency_header: 'Idem Token'}\n", "error", "11:31", "request.retry.idempotency_header", "has the wrong form"},
+		{"idempotency header name", minimal + "request:\n  retry: {idempotency_header: 'Idem Token'}\n", "error", "11:31", "request.retry.idempotency_header", "must be an HTTP header name"},
 		{"reset without reset_header", minimal + "request:\n  rate_limit: {reset: unix}\n", "error", "11:23", "request.rate_limit.reset", "there is no reset_header"},
 		{"limit without per", minimal + "request:\n  rate_limit: {limit: 100}\n", "error", "11:23", "request.rate_limit.limit", "say how long the window is with per"},
 		{"per alone", minimal + "request:\n  rate_limit: {per: 10s}\n", "error", "11:21", "request.rate_limit.per", "add one of them"},
@@ -149,7 +149,7 @@ func TestRules(t *testing.T) {
 		{"link pagination with size", minimal + "request:\n  pagination: {style: link, size_param: per_page, size: 100}\n", "", "", "", ""},
 
 		// actions
-		{"action name", withActions + "  ListThings:\n    path: /x\n", "error", "13:3", "actions.ListThings", "has the wrong form"},
+		{"action name", withActions + "  ListThings:\n    path: /x\n", "error", "13:3", "actions.ListThings", "must be lowercase letters, digits and '_', starting with a letter, at most 64 characters, such as list_projects"},
 		{"action unknown key", withActions + "  a:\n    path: /x\n    methd: POST\n", "error", "15:5", "actions.a.methd", `did you mean "method"?`},
 		{"action needs path", withActions + "  a:\n    method: GET\n", "error", "13:3", "actions.a.path", `missing required key "path"`},
 		{"action method enum", withActions + "  a:\n    path: /x\n    method: get\n", "error", "15:13", "actions.a.method", `must be one of "GET"`},
@@ -166,7 +166,7 @@ func TestRules(t *testing.T) {
 		{"input named like a field", withActions + "  a:\n    path: /x\n    query: {c: '${companyId}'}\n    input:\n      properties: {companyId: {type: integer}}\n", "error", "17:20", "actions.a.input.properties.companyId", "taken by the field CompanyId"},
 		{"input named like a builtin", withActions + "  a:\n    path: /x\n    input:\n      properties:\n        state: {}\n", "error", "17:9", "actions.a.input.properties.state", "taken by the builtin placeholder ${State}"},
 		{"inputs differing in case", withActions + "  a:\n    path: /x/${id}/${ID}\n    input:\n      required: [id, ID]\n      properties: {id: {}, ID: {}}\n", "error", "17:28", "actions.a.input.properties.ID", "differs from input \"id\" only in letter case"},
-		{"input name pattern", withActions + "  a:\n    path: /x\n    input:\n      properties:\n        'project id': {}\n", "error", "17:9", "actions.a.input.properties.project id", "has the wrong form"},
+		{"input name pattern", withActions + "  a:\n    path: /x\n    input:\n      properties:\n        'project id': {}\n", "error", "17:9", "actions.a.input.properties.project id", "must be letters, digits and '_'"},
 		{"input type must be object", withActions + "  a:\n    path: /x\n    input: {type: array}\n", "error", "15:19", "actions.a.input.type", `must be "object"`},
 		{"invalid input schema", withActions + "  a:\n    path: /x\n    query: {q: '${q}'}\n    input:\n      properties:\n        q: {type: strng}\n", "error", "18:19", "actions.a.input.properties.q.type", "not a valid JSON Schema: must be one of \"array\""},
 		{"invalid input regex", withActions + "  a:\n    path: /x\n    query: {q: '${q}'}\n    input:\n      properties:\n        q: {pattern: '('}\n", "error", "18:22", "actions.a.input.properties.q.pattern", "not a valid JSON Schema"},
@@ -187,7 +187,7 @@ func TestRules(t *testing.T) {
 		{"signature needs algorithm", withWebhooks + "  signature: {header: X-Sig, encoding: hex}\n", "error", "13:3", "webhooks.signature.algorithm", `missing required key "algorithm"`},
 		{"signature algorithm enum", withWebhooks + "  signature: {header: X-Sig, algorithm: sha256, encoding: hex}\n", "error", "13:41", "webhooks.signature.algorithm", `must be one of "hmac-sha256", "hmac-sha1"`},
 		{"signature encoding enum", withWebhooks + "  signature: {header: X-Sig, algorithm: hmac-sha256, encoding: base32}\n", "error", "13:64", "webhooks.signature.encoding", `must be one of "hex", "base64"`},
-		{"signature header name", withWebhooks + "  signature: {header: 'X Sig', algorithm: hmac-sha256, encoding: hex}\n", "error", "13:23", "webhooks.signature.header", "has the wrong form"},
+		{"signature header name", withWebhooks + "  signature: {header: 'X Sig', algorithm: hmac-sha256, encoding: hex}\n", "error", "13:23", "webhooks.signature.header", "must be an HTTP header name"},
 		{"signed unknown placeholder", withWebhooks + "  signature: {header: X-Sig, algorithm: hmac-sha256, encoding: hex, signed: '${ts}.${body}'}\n", "error", "13:77", "webhooks.signature.signed", "unknown placeholder ${ts}; signed knows ${body}"},
 		{"signed without body", withWebhooks + "  signature: {header: X-Sig, algorithm: hmac-sha256, encoding: hex, signed: 'v0:${timestamp}', timestamp_header: X-Ts, tolerance: 5m}\n", "error", "13:77", "webhooks.signature.signed", "does not include ${body}"},
 		{"signed timestamp needs header", withWebhooks + "  signature: {header: X-Sig, algorithm: hmac-sha256, encoding: hex, signed: '${timestamp}.${body}'}\n", "error", "13:77", "webhooks.signature.signed", "add timestamp_header"},

@@ -148,7 +148,7 @@ func friendly(keyword, msg string) string {
 	case "const":
 		return strings.Replace(msg, "value must be ", "must be ", 1)
 	case "pattern":
-		return strings.Replace(msg, "does not match pattern", "has the wrong form; it must match", 1)
+		return patternMessage(msg)
 	case "minLength":
 		if strings.Contains(msg, ">= 1") {
 			return "must not be empty"
@@ -157,6 +157,40 @@ func friendly(keyword, msg string) string {
 		return "must not be empty"
 	}
 	return msg
+}
+
+// patternWords says in words, with an example, what each pattern of the
+// schema allows: an admin should not have to read a regular expression.
+// TestPatternsHaveWords keeps it complete.
+var patternWords = map[string]string{
+	"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$":         "must be an HTTP header name: letters, digits and - (no spaces or colons), such as X-Request-Id",
+	`^[\x21-\x7e]*$`:                        "must be printable ASCII without spaces, such as sha256=",
+	`^[\x20-\x7e]*$`:                        `must be printable ASCII (a space is allowed; no tab, newline or non-ASCII letter), such as "Bearer "`,
+	`^[^\s]+$`:                              "must not contain spaces: one scope per list item, such as read:projects",
+	`^[a-z0-9][a-z0-9._-]{0,63}$`:           "must be lowercase letters, digits, '.', '_' and '-', starting with a letter or digit, at most 64 characters, such as my-procore",
+	`^[a-z][a-z0-9_-]{0,31}$`:               "must be lowercase letters, digits, '_' and '-', starting with a letter, at most 32 characters, such as sandbox",
+	`^[A-Za-z_][A-Za-z0-9_]{0,63}$`:         "must be letters, digits and '_', starting with a letter or '_', at most 64 characters, such as CompanyId",
+	`^[a-z][a-z0-9_]{0,63}$`:                "must be lowercase letters, digits and '_', starting with a letter, at most 64 characters, such as list_projects",
+	`^[A-Za-z0-9_$-]+(\.[A-Za-z0-9_$-]+)*$`: "must be names of letters, digits, '_', '$' and '-' joined by single dots, such as data.company_id",
+}
+
+// patternMessage turns jsonschema's "does not match pattern '...'" into
+// what the pattern allows.
+func patternMessage(msg string) string {
+	for p, w := range patternWords {
+		if strings.HasSuffix(msg, "does not match pattern "+schemaQuote(p)) {
+			return w
+		}
+	}
+	return strings.Replace(msg, "does not match pattern", "has the wrong form; it must match", 1)
+}
+
+// schemaQuote quotes a pattern as jsonschema/v5 does in its messages.
+func schemaQuote(s string) string {
+	s = fmt.Sprintf("%q", s)
+	s = strings.ReplaceAll(s, `\"`, `"`)
+	s = strings.ReplaceAll(s, `'`, `\'`)
+	return "'" + s[1:len(s)-1] + "'"
 }
 
 // allowedKeys reads the "properties" next to the failing additionalProperties

@@ -31,14 +31,14 @@ func parseYAML(path string, data []byte) (*yaml.Node, *Diagnostic) {
 		if errors.Is(err, io.EOF) {
 			return nil, &Diagnostic{Severity: SeverityError, File: path, Message: "the file is empty; a definition needs at least name, title and auth"}
 		}
-		return nil, syntaxDiagnostic(path, err)
+		return nil, syntaxDiagnostic(path, data, err)
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); err == nil {
 		return nil, &Diagnostic{Severity: SeverityError, File: path, Line: extra.Line, Column: extra.Column,
 			Message: "a second YAML document starts here; put one definition per file"}
 	} else if !errors.Is(err, io.EOF) {
-		return nil, syntaxDiagnostic(path, err)
+		return nil, syntaxDiagnostic(path, data, err)
 	}
 	root := &doc
 	if root.Kind == yaml.DocumentNode && len(root.Content) == 1 {
@@ -51,7 +51,7 @@ func parseYAML(path string, data []byte) (*yaml.Node, *Diagnostic) {
 	return root, nil
 }
 
-func syntaxDiagnostic(path string, err error) *Diagnostic {
+func syntaxDiagnostic(path string, data []byte, err error) *Diagnostic {
 	msg := err.Error()
 	d := &Diagnostic{Severity: SeverityError, File: path}
 	if m := yamlLineErr.FindStringSubmatch(msg); m != nil {
@@ -60,8 +60,52 @@ func syntaxDiagnostic(path string, err error) *Diagnostic {
 	} else {
 		msg = strings.TrimPrefix(msg, "yaml: ")
 	}
+	lines := strings.Split(string(data), "\n")
+	if msg == "did not find expected key" && d.Line > 0 {
+		// yaml.v3 names the line where the mapping began (the parent
+		// key), not the line that broke it: find the first line whose
+		// prefix of the file no longer parses.
+		if bad := firstFailingLine(lines, d.Line, msg); bad > 0 {
+			d.Line = bad
+			msg = "did not find expected key: this line is indented differently from the keys above it; the keys of one mapping start in the same column"
+		}
+	}
+	if msg == "mapping values are not allowed in this context" {
+		msg += ": a key: value where a plain value was expected; check this line's indentation, or quote a value that holds \": \""
+	}
+	if d.Line > 0 && d.Line <= len(lines) {
+		line := lines[d.Line-1]
+		d.Column = len(line) - len(strings.TrimLeft(line, " \t")) + 1 // where the line's content starts
+		if i := strings.IndexByte(line, '\t'); i >= 0 && strings.Contains(msg, "tab character") {
+			d.Column = i + 1
+		}
+	}
 	d.Message = "YAML syntax: " + msg
 	return d
+}
+
+// maxBisectLines bounds the search of firstFailingLine (it parses a prefix
+// per line).
+const maxBisectLines = 2000
+
+// firstFailingLine returns the first line n after from such that lines[:n]
+// fails to parse with the error want, or 0.
+func firstFailingLine(lines []string, from int, want string) int {
+	if len(lines) > maxBisectLines {
+		return 0
+	}
+	for n := from + 1; n <= len(lines); n++ {
+		var doc yaml.Node
+		err := yaml.Unmarshal([]byte(strings.Join(lines[:n], "\n")), &doc)
+		if err == nil {
+			continue
+		}
+		if strings.HasSuffix(err.Error(), want) {
+			return n
+		}
+		return 0 // failing for another reason (a construct cut in the middle): keep yaml's line
+	}
+	return 0
 }
 
 func kindName(n *yaml.Node) string {
