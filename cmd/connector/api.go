@@ -318,7 +318,7 @@ and writes items as they arrive.`,
 			return a.writeResponse(conn, resp, act.Pagination, &out)
 		},
 	}
-	f.bind(c)
+	a.bindConn(&f, c)
 	out.bind(a, c)
 	c.Flags().DurationVar(&out.timeout, "timeout", 10*time.Minute, "give up after this long")
 	c.ValidArgsFunction = a.completeCall(&f)
@@ -401,7 +401,7 @@ definition's headers, retries and rate limits. -d sends a JSON body, inline or
 			return a.writeResponse(conn, resp, p, &out)
 		},
 	}
-	f.bind(c)
+	a.bindConn(&f, c)
 	out.bind(a, c)
 	c.Flags().StringVarP(&data, "data", "d", "", "JSON body: inline, or @FILE (@- for stdin)")
 	c.Flags().StringArrayVarP(&headers, "header", "H", nil, "extra header 'Name: value'; repeatable")

@@ -301,3 +301,30 @@ func TestJQ(t *testing.T) {
 		t.Errorf("--jq error: exit %d, %q", code, errOut)
 	}
 }
+
+// --connection completes to the connection files of the directory, each
+// with its stored connection's id and status, and no secret (issue 13
+// item 7).
+func TestCompleteStoredConnections(t *testing.T) {
+	r := connected(t) // client credentials, connected
+	dir := t.TempDir()
+	t.Chdir(dir)
+	port := strings.TrimPrefix(r.base, "http://")
+	writeFile(t, dir, "acme.yaml", "definition: procore-client-credentials\nclient_id: "+testClientID+"\nclient_secret: "+r.secret+
+		"\nbase_url: http://"+port+"\nlogin_url: http://"+port+"\nfields: {CompanyId: 562949953421312}\n")
+	writeFile(t, dir, "other.yaml", "definition: procore-client-credentials\nclient_id: someone-else\nclient_secret: x\nfields: {CompanyId: 1}\n")
+	writeFile(t, dir, "not-a-connection.yaml", "name: x\n")
+	code, out, errOut := runCLI(t, "__complete", "token", "--store", r.storePath, "--key-file", r.keyFile, "--connection", "")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	id := r.record(t).ID
+	for _, want := range []string{"acme.yaml\tprocore-client-credentials, connected (" + id + ")\n", "other.yaml\tprocore-client-credentials, not connected\n"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("completion lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "not-a-connection") || strings.Contains(out, r.secret) {
+		t.Errorf("completion offers a non-connection or a secret:\n%s", out)
+	}
+}

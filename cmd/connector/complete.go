@@ -3,15 +3,19 @@ package main
 import (
 	"fmt"
 	"io"
+	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
 
+	"github.com/connector-engine/connector/connector"
+	"github.com/connector-engine/connector/connector/store"
 	"github.com/connector-engine/connector/definitions"
 )
 
 // Shell completion (connector completion bash|zsh|fish|powershell) offers
-// definition names, action names and their inputs, and -o values. It never
+// definition names, action names and their inputs, -o values, and for
+// --connection the connection files with their stored connections. It never
 // prints diagnostics: a half-typed command line is not an error.
 
 // quiet runs fn with the app's stderr discarded, for completion.
@@ -129,4 +133,65 @@ func completeOutput(formats ...string) func(*cobra.Command, []string, string) ([
 	return func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
 		return formats, cobra.ShellCompDirectiveNoFileComp
 	}
+}
+
+// completeConnection offers, for --connection, the connection files (YAML)
+// in the directory being completed, each described by its definition and,
+// when the store holds its record, the record's id and status: which file
+// is which stored connection. Never a secret: only names and statuses.
+func (a *app) completeConnection(f *connFlags) func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+	return func(cmd *cobra.Command, _ []string, toComplete string) ([]string, cobra.ShellCompDirective) {
+		defer a.quiet()()
+		defs, err := a.definitions()
+		if err != nil {
+			return nil, cobra.ShellCompDirectiveDefault
+		}
+		dir := filepath.Dir(toComplete)
+		var files []string
+		for _, ext := range []string{"*.yaml", "*.yml"} {
+			m, _ := filepath.Glob(filepath.Join(dir, ext))
+			files = append(files, m...)
+		}
+		stored := map[string]store.Record{}
+		if st, err := f.openStore(namedStore{}); err == nil {
+			if recs, err := st.List(cmd.Context()); err == nil {
+				for _, r := range recs {
+					stored[r.ID] = r
+				}
+			}
+			st.Close()
+		}
+		var out []string
+		for _, p := range files {
+			if !strings.HasPrefix(p, toComplete) && !strings.HasPrefix(p, strings.TrimPrefix(toComplete, "./")) {
+				continue
+			}
+			conn, _, err := connector.LoadConnectionFile(p, defs)
+			if err != nil {
+				continue // not a connection file, or one that does not load here
+			}
+			desc := conn.Definition.Name + ", not connected"
+			if r, ok := stored[conn.Key()]; ok {
+				desc = fmt.Sprintf("%s, %s (%s)", conn.Definition.Name, cmpOr(string(r.Status), "stored"), r.ID)
+			}
+			out = append(out, p+"\t"+desc)
+		}
+		if len(out) == 0 {
+			return nil, cobra.ShellCompDirectiveDefault // let the shell complete file names
+		}
+		return out, cobra.ShellCompDirectiveNoFileComp
+	}
+}
+
+func cmpOr(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+// bindConn adds the connection flags to c, with --connection's completion.
+func (a *app) bindConn(f *connFlags, c *cobra.Command) {
+	f.bind(c)
+	_ = c.RegisterFlagCompletionFunc("connection", a.completeConnection(f))
 }

@@ -54,7 +54,6 @@ func (f *connFlags) bind(c *cobra.Command) {
 	c.Flags().StringVar(&f.file, "connection", "", "a connection file (YAML) (default: $"+EnvConnection+")")
 	c.Flags().StringVar(&f.str, "connection-string", "",
 		"a connection string, e.g. 'Definition=procore;OAuthClientId=...;CallbackURL=...' (default: $"+EnvConnection+" when it contains '=')")
-	_ = c.MarkFlagFilename("connection", "yaml", "yml")
 	f.bindStore(c)
 }
 
@@ -396,7 +395,7 @@ credentials it fetches a token.`,
 			return nil
 		},
 	}
-	f.bind(c)
+	a.bindConn(&f, c)
 	c.Flags().BoolVar(&noBrowser, "no-browser", false, "print only the authorization URL on stdout instead of opening a browser")
 	c.Flags().DurationVar(&timeout, "timeout", 5*time.Minute, "how long to wait for the authorization")
 	return c
@@ -607,7 +606,7 @@ func (a *app) tokenCommand() *cobra.Command {
 			return a.emit(format, out)
 		},
 	}
-	f.bind(c)
+	a.bindConn(&f, c)
 	a.bindOutput(c, &format, "text", tokenFormats...)
 	c.Flags().BoolVar(&asJSON, "json", false, "the old name of -o json")
 	_ = c.Flags().MarkHidden("json")
@@ -640,7 +639,7 @@ func (a *app) refreshCommand() *cobra.Command {
 			return nil
 		},
 	}
-	f.bind(c)
+	a.bindConn(&f, c)
 	return c
 }
 
@@ -684,7 +683,7 @@ func (a *app) revokeCommand() *cobra.Command {
 			return nil
 		},
 	}
-	f.bind(c)
+	a.bindConn(&f, c)
 	return c
 }
 
