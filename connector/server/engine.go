@@ -57,7 +57,7 @@ func (s *Server) load(ctx context.Context, tenant, id string) (*engine, error) {
 		return nil, fmt.Errorf("connection %s: its OAuth client's definition is no longer loaded: %w", id, err)
 	}
 	cc := s.engineConnection(def, cl, c)
-	api, err := connector.NewAPI(cc, s.cfg.Tokens, &connector.APIOptions{Base: s.cfg.Transport})
+	api, err := connector.NewAPI(cc, s.cfg.Tokens, &connector.APIOptions{Base: s.cfg.Transport, Trace: s.metrics.trace})
 	if err != nil {
 		return nil, err
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/connector-engine/connector/connector"
 	"github.com/connector-engine/connector/connector/server/state"
 )
 
@@ -19,6 +20,9 @@ type metrics struct {
 	proxy       prometheus.Histogram
 	refreshes   *prometheus.CounterVec
 	tokenErrors *prometheus.CounterVec
+	rateWaits   *prometheus.CounterVec
+	rateWaitSec *prometheus.CounterVec
+	trace       *connector.Trace
 }
 
 func newMetrics(reg *prometheus.Registry, db *state.DB) (*metrics, error) {
@@ -38,8 +42,23 @@ func newMetrics(reg *prometheus.Registry, db *state.DB) (*metrics, error) {
 			Name: "connector_token_endpoint_errors_total", Help: "Provider token-endpoint errors seen by the server, by OAuth error code.",
 		}, []string{"code"}),
 	}
+	m.rateWaits = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "connector_rate_limit_waits_total", Help: "Pauses of proxied calls and actions for a provider's rate limit, by reason (window, limit, reset header, Retry-After).",
+	}, []string{"reason"})
+	m.rateWaitSec = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "connector_rate_limit_wait_seconds_total", Help: "Time proxied calls and actions spent waiting for a provider's rate limit, by reason.",
+	}, []string{"reason"})
+	// The transport's Wait hook (connector.Trace) sees every pause; only the
+	// rate limit's are counted here, not backoff after failures.
+	m.trace = &connector.Trace{Wait: func(w connector.WaitInfo) {
+		if !w.RateLimited() {
+			return
+		}
+		m.rateWaits.WithLabelValues(string(w.Reason)).Inc()
+		m.rateWaitSec.WithLabelValues(string(w.Reason)).Add(w.Wait.Seconds())
+	}}
 	conns := &connectionsCollector{db: db, desc: prometheus.NewDesc("connector_connections", "Connections by status.", []string{"status"}, nil)}
-	for _, c := range []prometheus.Collector{m.requests, m.proxy, m.refreshes, m.tokenErrors, conns} {
+	for _, c := range []prometheus.Collector{m.requests, m.proxy, m.refreshes, m.tokenErrors, m.rateWaits, m.rateWaitSec, conns} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
