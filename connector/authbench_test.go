@@ -2,6 +2,8 @@ package connector_test
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
@@ -13,6 +15,7 @@ import (
 	"time"
 
 	"github.com/connector-engine/connector/connector"
+	"github.com/connector-engine/connector/connector/jwtauth"
 	"github.com/connector-engine/connector/connector/store"
 	"github.com/connector-engine/connector/connector/token"
 	"github.com/connector-engine/connector/definitions"
@@ -66,6 +69,12 @@ func BenchmarkAuthPerRequest(b *testing.B) {
 		{"oauth1-hmac-sha256", oauth1("HMAC-SHA256", hmacSecrets), false},
 		{"oauth1-rsa-sha1", oauth1("RSA-SHA1", "    private_key: ${PrivateKey}\n"), false},
 	}
+	ek, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		b.Fatal(err)
+	}
+	p8, _ := x509.MarshalPKCS8PrivateKey(ek)
+	ecPEM := string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: p8}))
 	for _, c := range cases {
 		b.Run(c.name, func(b *testing.B) {
 			conn := &connector.Connection{Definition: benchDefinition(b, c.auth), Fields: fields,
@@ -92,6 +101,24 @@ func BenchmarkAuthPerRequest(b *testing.B) {
 					b.Fatal(err)
 				}
 				resp.Body.Close()
+			}
+		})
+	}
+	// private_key_jwt signs one client assertion per token request; these
+	// measure the assertion alone (RS256 and ES256), to set against the
+	// bearer request above.
+	for _, k := range []struct{ name, pem string }{{"private_key_jwt-assertion-rs256", pemKey}, {"private_key_jwt-assertion-es256", ecPEM}} {
+		b.Run(k.name, func(b *testing.B) {
+			s, err := jwtauth.New(k.pem, "", "kid-1")
+			if err != nil {
+				b.Fatal(err)
+			}
+			c := jwtauth.Claims{Issuer: "client", Audience: "https://login.bench.test/oauth/token"}
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := s.Sign(c); err != nil {
+					b.Fatal(err)
+				}
 			}
 		})
 	}

@@ -135,7 +135,7 @@ func (c *Connection) Validate() error {
 			switch {
 			case o.Public && c.ClientSecret != "":
 				add("definition %s is for a public client, which has no secret; remove OAuthClientSecret (client_secret in a connection file)", d.Name)
-			case !o.Public && c.ClientSecret == "":
+			case !o.Public && c.ClientSecret == "" && o.Assertion == nil: // an assertion is signed with a key instead
 				add("client secret is missing: set OAuthClientSecret (client_secret in a connection file, e.g. ${env:PROCORE_CLIENT_SECRET})")
 			}
 		}

@@ -37,6 +37,8 @@ type Flow struct {
 	Now func() time.Time
 	// AttemptLifetime is how long an authorization attempt (its state) stays valid.
 	AttemptLifetime time.Duration
+
+	jwt *assertionSigner // RFC 7523 assertions (flow_assertion.go); shared by copies
 }
 
 // DefaultRequestTimeout bounds one token request attempt.
@@ -62,6 +64,7 @@ func NewFlow(c *Connection) (*Flow, error) {
 		HTTPClient:      &http.Client{Timeout: DefaultRequestTimeout},
 		Now:             time.Now,
 		AttemptLifetime: 10 * time.Minute,
+		jwt:             &assertionSigner{},
 	}, nil
 }
 
@@ -359,7 +362,11 @@ func (f *Flow) send(ctx context.Context, t *templates.Template, vals []string, s
 		tr.Method, tr.Params = http.MethodPost, definitions.ParamsForm
 	}
 	var basic bool
-	if tr.ClientAuth == definitions.ClientAuthBasic {
+	if tr.ClientAuth == definitions.ClientAuthPrivateKeyJWT {
+		if err := f.clientAssertion(params, u); err != nil { // flow_assertion.go
+			return nil, nil, err
+		}
+	} else if tr.ClientAuth == definitions.ClientAuthBasic {
 		// One method per request (RFC 6749 2.3.1): drop what the URI put in
 		// the parameters, wherever the admin named it.
 		for k, vs := range params {

@@ -106,8 +106,11 @@ func NewSource(c *Connection, st store.Store) (*Source, error) {
 		if f.o.TokenResponse.RefreshMargin > 0 {
 			s.Margin = f.o.TokenResponse.RefreshMargin
 		}
-		if f.o.GrantType == definitions.GrantClientCredentials {
+		switch f.o.GrantType {
+		case definitions.GrantClientCredentials:
 			s.fetch = f.ClientCredentials
+		case definitions.GrantJWTBearer:
+			s.fetch = f.JWTBearer
 		}
 	}
 	b, err := c.Binding()

@@ -60,6 +60,7 @@ type raw struct {
 				RefreshMargin    string `yaml:"refresh_margin"`
 			} `yaml:"token_response"`
 			Client    string        `yaml:"client"`
+			Assertion *rawAssertion `yaml:"assertion"` // auth_assertion.go
 			KeepAlive *rawKeepAlive `yaml:"keep_alive"`
 			SendToken struct {
 				In     string  `yaml:"in"`
@@ -686,6 +687,9 @@ func (d *Definition) templates() []*templates.Template {
 	}
 	if o := d.Auth.OAuth; o != nil {
 		add(o.InitiateURI, o.AuthorizeURI, o.TokenRequestURI, o.RefreshURI, o.RevokeURI, o.IntrospectionURI)
+		if o.Assertion != nil {
+			add(o.Assertion.templates()...)
+		}
 	}
 	if a := d.Auth.Basic; a != nil {
 		add(a.Username, a.Password)
@@ -761,7 +765,9 @@ func (b *builder) buildOAuth(r *raw) {
 	if d.Auth.Scheme == SchemeOAuthClient {
 		o.GrantType = GrantClientCredentials
 	}
-	if ro.GrantType != "" && GrantType(ro.GrantType) != o.GrantType {
+	if d.Auth.Scheme == SchemeOAuthClient && ro.GrantType == "jwt_bearer" {
+		o.GrantType = GrantJWTBearer // RFC 7523 2.1: the client's signed JWT instead of its credentials
+	} else if ro.GrantType != "" && GrantType(ro.GrantType) != o.GrantType {
 		b.errorf(p+"/grant_type", "grant_type %s contradicts auth.scheme %s (which means %s); change one of them", ro.GrantType, d.Auth.Scheme, o.GrantType)
 	}
 	code := o.GrantType == GrantAuthorizationCode
@@ -797,6 +803,7 @@ func (b *builder) buildOAuth(r *raw) {
 		}
 	}
 	b.buildSendToken(o, &ro.SendToken.In, &ro.SendToken.Name, ro.SendToken.Prefix)
+	b.buildAssertion(o, ro.Assertion)
 	b.buildKeepAlive(o, ro.KeepAlive)
 	if o.TokenRequest.Method == "GET" && o.TokenRequest.Params != ParamsQuery {
 		b.errorf(p+"/token_request/method", "a GET token request has no body to carry %s parameters; use params: query or method: POST", o.TokenRequest.Params)

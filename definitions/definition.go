@@ -120,6 +120,9 @@ type OAuth struct {
 	// Public is set for a public client (auth.oauth.client: public): it has
 	// no secret, so PKCE is required and nothing authenticates the client.
 	Public bool
+	// Assertion is the JWT the engine signs for the JWT bearer grant or
+	// private_key_jwt client authentication (RFC 7523); nil otherwise.
+	Assertion *Assertion
 }
 
 // SendToken says where API requests carry the access token: by default

@@ -172,7 +172,7 @@ func TestRenderEveryExample(t *testing.T) {
 		"BaseUriHost": "na3.docusign.net", "AccountId": "00000000-0000-0000-0000-000000000000", "CompanyDomain": "acme",
 		"CloudId": "00000000-0000-0000-0000-000000000000", "RealmId": "9130350000000000",
 		"ClientId": "cid", "ClientSecret": "SECRET-VALUE", "RedirectUri": "https://platform.example/cb",
-		"code": "CODE-VALUE", "refreshToken": "REFRESH-VALUE",
+		"code": "CODE-VALUE", "refreshToken": "REFRESH-VALUE", "PrivateKey": "PEM-VALUE", "PrivateKeyId": "kid-1",
 	}
 	rendered := 0
 	for _, d := range set.All() {

@@ -12,6 +12,7 @@ package fositeserver
 
 import (
 	"context"
+	"crypto"
 	"crypto/rand"
 	"crypto/sha256"
 	"fmt"
@@ -22,6 +23,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-jose/go-jose/v3"
 	"github.com/ory/fosite"
 	"github.com/ory/fosite/compose"
 	"github.com/ory/fosite/storage"
@@ -43,6 +45,20 @@ type Client struct {
 	// GrantTypes the client may use. Empty means authorization_code and
 	// refresh_token, plus client_credentials for a confidential client.
 	GrantTypes []string
+	// PublicKey, when set, makes the client authenticate with
+	// private_key_jwt (RFC 7523 2.2) signed by its private half, with
+	// KeyAlgorithm (RS256, ES256, ...); such a client needs no Secret.
+	PublicKey    crypto.PublicKey
+	KeyAlgorithm string
+}
+
+// JWTIssuer is an issuer the JWT bearer grant (RFC 7523 2.1) trusts: its
+// assertions for Subject, signed with PublicKey's private half (kid KeyID),
+// get the Scopes they ask for among these.
+type JWTIssuer struct {
+	Issuer, Subject, KeyID, Algorithm string
+	PublicKey                         crypto.PublicKey
+	Scopes                            []string
 }
 
 // String hides the secret so a Client can be logged.
@@ -77,6 +93,11 @@ type Options struct {
 	// section 3.2, reads only the body; some providers also read the query
 	// and some connection definitions send token parameters there.
 	AcceptQueryParams bool
+	// JWTIssuers enables the JWT bearer grant for these issuers; the grant
+	// then needs no client authentication (Google's service accounts).
+	JWTIssuers []JWTIssuer
+
+	tokenURL string // the token endpoint's URL, set by Start: assertions' aud must name it
 }
 
 // Stats counts what the server has seen since Start.
@@ -123,15 +144,17 @@ type Server struct {
 // Start runs a server on 127.0.0.1 until the test ends.
 func Start(t testing.TB, opts Options) *Server {
 	t.Helper()
-	s, err := newServer(opts)
-	if err != nil {
-		t.Fatalf("fositeserver: %v", err)
-	}
 	// Not httptest.NewServer: it falls back to [::1] when 127.0.0.1 is
 	// unavailable, and tests here may talk to 127.0.0.1 only.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatalf("fositeserver: listening on 127.0.0.1: %v", err)
+	}
+	opts.tokenURL = "http://" + ln.Addr().String() + "/oauth/token"
+	s, err := newServer(opts)
+	if err != nil {
+		ln.Close()
+		t.Fatalf("fositeserver: %v", err)
 	}
 	hs := &httptest.Server{Listener: ln, Config: &http.Server{Handler: s.routes()}}
 	hs.Start()
@@ -166,6 +189,10 @@ func newServer(opts Options) (*Server, error) {
 		// is a write the race detector would see.
 		ScopeStrategy:            fosite.WildcardScopeStrategy,
 		AudienceMatchingStrategy: fosite.DefaultAudienceMatchingStrategy,
+		TokenURL:                 opts.tokenURL,
+		// RFC 7523 2.1 without client authentication, as Google's
+		// service accounts use it.
+		GrantTypeJWTBearerCanSkipClientAuth: true,
 	}
 	config.ClientSecretsHasher = &fosite.BCrypt{Config: config}
 
@@ -180,6 +207,12 @@ func newServer(opts Options) (*Server, error) {
 		}
 		store.Clients[c.ID] = fc
 	}
+	for _, j := range opts.JWTIssuers {
+		key := jose.JSONWebKey{Key: j.PublicKey, KeyID: j.KeyID, Algorithm: j.Algorithm, Use: "sig"}
+		store.IssuerPublicKeys[j.Issuer] = storage.IssuerPublicKeys{Issuer: j.Issuer, KeysBySub: map[string]storage.SubjectPublicKeys{
+			j.Subject: {Subject: j.Subject, Keys: map[string]storage.PublicKeyScopes{j.KeyID: {Key: &key, Scopes: j.Scopes}}},
+		}}
+	}
 
 	provider := compose.Compose(config, store, compose.NewOAuth2HMACStrategy(config),
 		compose.OAuth2AuthorizeExplicitFactory,
@@ -190,6 +223,7 @@ func newServer(opts Options) (*Server, error) {
 		// PKCE must come after the authorize-code handler: it stores the
 		// challenge under the code that handler creates.
 		compose.OAuth2PKCEFactory,
+		compose.RFC7523AssertionGrantFactory,
 	)
 	return &Server{
 		provider:          provider,
@@ -199,13 +233,13 @@ func newServer(opts Options) (*Server, error) {
 	}, nil
 }
 
-func (c Client) fositeClient(hasher fosite.Hasher) (*fosite.DefaultClient, error) {
+func (c Client) fositeClient(hasher fosite.Hasher) (fosite.Client, error) {
 	switch {
 	case c.ID == "":
 		return nil, fmt.Errorf("the client has no ID")
 	case c.Public && c.Secret != "":
 		return nil, fmt.Errorf("client %q is public but has a secret; drop one of the two", c.ID)
-	case !c.Public && c.Secret == "":
+	case !c.Public && c.Secret == "" && c.PublicKey == nil:
 		return nil, fmt.Errorf("client %q is confidential but has no secret; set Secret or Public", c.ID)
 	}
 	grants := c.GrantTypes
@@ -222,6 +256,13 @@ func (c Client) fositeClient(hasher fosite.Hasher) (*fosite.DefaultClient, error
 		ResponseTypes: []string{"code"},
 		Scopes:        c.Scopes,
 		Public:        c.Public,
+	}
+	if c.PublicKey != nil {
+		return &fosite.DefaultOpenIDConnectClient{DefaultClient: fc,
+			JSONWebKeys:                       &jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: c.PublicKey, Algorithm: c.KeyAlgorithm, Use: "sig"}}},
+			TokenEndpointAuthMethod:           "private_key_jwt",
+			TokenEndpointAuthSigningAlgorithm: c.KeyAlgorithm,
+		}, nil
 	}
 	if !c.Public {
 		hash, err := hasher.Hash(context.Background(), []byte(c.Secret))
