@@ -49,6 +49,10 @@ type APIOptions struct {
 	// Trace observes every request of the API (attempts, retries, waits,
 	// refreshes); a request's context may carry another (WithTrace).
 	Trace *Trace
+	// Context bounds reading the values the connection learned when it
+	// was connected (definitions with learned fields) from the store; nil
+	// means 30 seconds.
+	Context context.Context
 }
 
 // NewAPI returns the API access of a connection whose tokens live in st.
@@ -63,9 +67,40 @@ func NewAPI(c *Connection, st store.Store, opts *APIOptions) (*API, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
+	var src *Source
+	if c.Definition.Auth.OAuth != nil {
+		if src = opts.Source; src == nil {
+			var err error
+			if src, err = NewSource(c, st); err != nil {
+				return nil, err
+			}
+		}
+		if len(c.Definition.Learned()) > 0 {
+			// Learned values fill hosts, paths and headers: read them once,
+			// here; an API built before connecting again keeps the old ones.
+			ctx := opts.Context
+			if ctx == nil {
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithTimeout(context.Background(), 30*time.Second)
+				defer cancel()
+			}
+			learned, err := src.Values(ctx)
+			if err != nil {
+				return nil, fmt.Errorf("connection %s: reading the values it learned when connecting: %w", c.Key(), err)
+			}
+			c.learned = learned
+		}
+	}
 	vals, err := c.values()
 	if err != nil {
 		return nil, err
+	}
+	if vals[definitions.VarBaseURL] == "" {
+		var names []string
+		for _, f := range c.Definition.BaseURLLearned(c.Environment) {
+			names = append(names, f.Name+" (from "+f.Learn.Source()+")")
+		}
+		return nil, fmt.Errorf("connection %s: its API base URL is made of %s, learned when connecting, and it is not connected yet: run connector connect", c.Key(), strings.Join(names, ", "))
 	}
 	base, err := url.Parse(vals[definitions.VarBaseURL])
 	if err != nil || base.Host == "" {
@@ -99,12 +134,7 @@ func NewAPI(c *Connection, st store.Store, opts *APIOptions) (*API, error) {
 		bt, a.added = sessionTransport(a.source, auth.Session.SendToken, rt, a.added)
 		rt = bt
 	case auth.OAuth != nil:
-		a.source = opts.Source
-		if a.source == nil {
-			if a.source, err = NewSource(c, st); err != nil {
-				return nil, err
-			}
-		}
+		a.source = src
 		bt := &bearerTransport{src: a.source, next: rt}
 		switch st := auth.OAuth.SendToken; st.In {
 		case definitions.TokenInQuery:

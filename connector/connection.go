@@ -52,6 +52,10 @@ type Connection struct {
 	// elsewhere (CData's OAuthAccessToken / OAuthRefreshToken).
 	AccessToken  string
 	RefreshToken string
+
+	// learned are the values of learned fields read from the store (see
+	// token.Token.Values); a value in Fields wins over them.
+	learned map[string]string
 }
 
 // String describes the connection without its secrets. String, Format and
@@ -79,12 +83,31 @@ func (c *Connection) env() string {
 }
 
 // Key returns the connection's store key: ID when set, else a stable name
-// made of the definition, environment, client and fields, so that the same
-// tenant maps to the same record on every run and on every host.
+// derived from what identifies the grant: the tenant, definition,
+// environment and client, the host overrides, and the fields that choose
+// the deployment (url, host_label and hostname fields given by the
+// connection: a Zendesk subdomain, a Salesforce instance). Other fields
+// (a Procore company id in a header, a learned realmId) are left out, so
+// that adding or changing one after connecting keeps the token. Two
+// connections differing only in such fields share one record: give each
+// an ID to keep them apart.
 func (c *Connection) Key() string {
 	if c.ID != "" {
 		return c.ID
 	}
+	return c.derivedKey(false)
+}
+
+// legacyKey is the key derived before it was stable (every non-secret
+// field hashed): records stored under it are moved to Key on first use.
+func (c *Connection) legacyKey() string {
+	if c.ID != "" {
+		return c.ID
+	}
+	return c.derivedKey(true)
+}
+
+func (c *Connection) derivedKey(legacy bool) string {
 	def := ""
 	if c.Definition != nil {
 		def = c.Definition.Name
@@ -96,12 +119,28 @@ func (c *Connection) Key() string {
 	}
 	if c.Definition != nil {
 		for _, f := range c.Definition.Fields {
-			if !f.Secret {
-				fmt.Fprintf(h, "\x00%s=%s", f.Name, c.Fields[f.Name])
+			if f.Secret || !legacy && !identifiesGrant(&f) {
+				continue
 			}
+			// The same order and spelling as before, so that the connections
+			// of a definition whose fields all identify the grant keep their keys.
+			fmt.Fprintf(h, "\x00%s=%s", f.Name, c.Fields[f.Name])
 		}
 	}
 	return fmt.Sprintf("%s.%s.%s", def, c.env(), hex.EncodeToString(h.Sum(nil))[:12])
+}
+
+// identifiesGrant reports whether a field chooses the deployment the grant
+// is with (its host), which makes it part of the derived key.
+func identifiesGrant(f *definitions.Field) bool {
+	if f.Learn != nil {
+		return false
+	}
+	switch f.Type {
+	case "url", "host_label", "hostname":
+		return true
+	}
+	return false
 }
 
 // Validate reports every problem with the connection at once, each saying
@@ -233,10 +272,15 @@ func isLoopbackHost(h string) bool {
 // ones such as State or code) for the connection's environment.
 func (c *Connection) values() ([]string, error) {
 	d := c.Definition
-	assign := make(map[string]string, len(c.Fields))
+	assign := make(map[string]string, len(c.Fields)+len(c.learned))
+	for k, v := range c.learned {
+		if f, ok := d.Field(k); ok && f.Learn != nil && v != "" {
+			assign[f.Name] = v
+		}
+	}
 	for k, v := range c.Fields {
-		if _, ok := d.Field(k); ok {
-			assign[k] = v
+		if f, ok := d.Field(k); ok && v != "" {
+			assign[f.Name] = v // given by the connection: wins over a learned value
 		}
 	}
 	vals, err := d.Values(c.Environment, assign)
@@ -278,7 +322,17 @@ func (c *Connection) Binding() (store.Binding, error) {
 		return store.Binding{}, err
 	}
 	b := store.Binding{Tenant: c.Tenant, Definition: c.Definition.Name, Environment: c.env(), ClientID: c.ClientID}
-	if b.APIOrigin, err = origin(vals[definitions.VarBaseURL]); err != nil {
+	if learned := c.Definition.BaseURLLearned(c.Environment); learned != nil && c.BaseURL == "" {
+		// The API host is the provider's word when connecting (Salesforce's
+		// instance_url), kept sealed with the token; API requests are held
+		// to it once expanded. The binding names where it comes from, so
+		// that it is the same before and after connecting.
+		var names []string
+		for _, f := range learned {
+			names = append(names, f.Name)
+		}
+		b.APIOrigin = "learned:" + strings.Join(names, ",")
+	} else if b.APIOrigin, err = origin(vals[definitions.VarBaseURL]); err != nil {
 		return store.Binding{}, fmt.Errorf("connection %s: the API base URL: %w", c.Key(), err)
 	}
 	if org, ok, err := authOrigin(c, vals); ok || err != nil {

@@ -17,5 +17,6 @@ func (c *Connection) clone() *Connection {
 	cc := *c
 	cc.Scopes = slices.Clone(c.Scopes)
 	cc.Fields = maps.Clone(c.Fields)
+	cc.learned = maps.Clone(c.learned)
 	return &cc
 }

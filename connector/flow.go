@@ -37,6 +37,10 @@ type Flow struct {
 	Now func() time.Time
 	// AttemptLifetime is how long an authorization attempt (its state) stays valid.
 	AttemptLifetime time.Duration
+	// Choose picks among the candidates of a learn request with choose:
+	// ask (connector connect asks the person connecting); nil takes the
+	// only one, and fails when there are several.
+	Choose Chooser
 
 	jwt *assertionSigner // RFC 7523 assertions (flow_assertion.go); shared by copies
 }
@@ -203,12 +207,40 @@ func (f *Flow) Exchange(ctx context.Context, a *Attempt, callback url.Values) (*
 	if err != nil {
 		return nil, err
 	}
-	return f.ExchangeCode(ctx, code, a.verifier)
+	// Values the callback carries next to the code (QuickBooks' realmId),
+	// checked before the code is spent.
+	learned := map[string]string{}
+	if err := f.learnCallback(callback, learned); err != nil {
+		return nil, err
+	}
+	return f.exchange(ctx, code, a.verifier, learned)
 }
 
 // ExchangeCode exchanges a code obtained elsewhere (an out-of-band code, or
-// a callback checked by the caller).
+// a callback checked by the caller). Values a definition learns from the
+// callback are not known then; Exchange learns them.
 func (f *Flow) ExchangeCode(ctx context.Context, code, verifier string) (*token.Token, error) {
+	return f.exchange(ctx, code, verifier, nil)
+}
+
+func (f *Flow) exchange(ctx context.Context, code, verifier string, learned map[string]string) (*token.Token, error) {
+	tok, err := f.exchangeCode(ctx, code, verifier)
+	if err != nil {
+		return nil, err
+	}
+	if len(learned) > 0 && tok.Values == nil {
+		tok.Values = map[string]string{}
+	}
+	for k, v := range learned {
+		tok.Values[k] = v
+	}
+	if err := f.learnRequests(ctx, tok); err != nil {
+		return nil, fmt.Errorf("the code was exchanged, but %w", err)
+	}
+	return tok, nil
+}
+
+func (f *Flow) exchangeCode(ctx context.Context, code, verifier string) (*token.Token, error) {
 	vals := append([]string(nil), f.vals...)
 	vals[definitions.VarCode] = code
 	vals[definitions.VarCodeVerifier] = verifier
@@ -225,7 +257,14 @@ func (f *Flow) ClientCredentials(ctx context.Context) (*token.Token, error) {
 		return nil, fmt.Errorf("definition %s uses the %s grant, not client credentials", f.def.Name, f.o.GrantType)
 	}
 	std := [][2]string{{"grant_type", "client_credentials"}, {"scope", f.vals[definitions.VarScope]}}
-	return f.tokenRequest(ctx, "client-credentials request", f.o.TokenRequestURI, f.vals, std, true, "")
+	tok, err := f.tokenRequest(ctx, "client-credentials request", f.o.TokenRequestURI, f.vals, std, true, "")
+	if err != nil {
+		return nil, err
+	}
+	if err := f.learnRequests(ctx, tok); err != nil {
+		return nil, fmt.Errorf("the client-credentials token was obtained, but %w", err)
+	}
+	return tok, nil
 }
 
 // Refresh exchanges a refresh token at the Refresh URI (or the token
@@ -329,6 +368,13 @@ func (f *Flow) tokenRequest(ctx context.Context, what string, t *templates.Templ
 			return nil, te
 		}
 		return nil, fmt.Errorf("%s for connection %s: %w", what, f.conn.Key(), err)
+	}
+	learned := map[string]string{}
+	if err := f.learnResponse(resp.Header.Get("Content-Type"), body, learned); err != nil {
+		return nil, fmt.Errorf("%s for connection %s: %w", what, f.conn.Key(), err)
+	}
+	if len(learned) > 0 {
+		tok.Values = learned
 	}
 	if len(tok.Scopes) == 0 && vals[definitions.VarScope] != "" {
 		tok.Scopes = strings.Fields(strings.ReplaceAll(vals[definitions.VarScope], f.o.ScopeSeparator, " "))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http/httptrace"
 	"strconv"
 	"strings"
@@ -181,7 +182,7 @@ func (s *Source) locked(ctx context.Context, change func(rec store.Record, found
 		return fmt.Errorf("connection %s: %w", s.conn.Key(), err)
 	}
 	defer unlock()
-	rec, err := s.store.Get(ctx, s.conn.Key())
+	rec, err := s.get(ctx)
 	found := err == nil
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return err
@@ -250,7 +251,7 @@ func (s *Source) renewLocked(ctx context.Context, stale string, force bool) (tok
 	}
 	defer unlock()
 
-	rec, err := s.store.Get(ctx, key)
+	rec, err := s.get(ctx)
 	if errors.Is(err, store.ErrNotFound) {
 		rec = store.Record{ID: key, Definition: s.conn.Definition.Name, Binding: s.binding, Status: store.StatusConnected}
 		if s.conn.AccessToken != "" || s.conn.RefreshToken != "" {
@@ -291,7 +292,7 @@ func (s *Source) renewLocked(ctx context.Context, stale string, force bool) (tok
 	case s.fetch != nil:
 		grant = s.fetch // consumes nothing: an interrupted one is simply asked again
 	case rec.Token.RefreshToken == "" && rec.Token.AccessToken == "":
-		return token.Token{}, &NeedsReauthError{Reason: "the connection has no token yet; run connector connect"}
+		return token.Token{}, &NeedsReauthError{Reason: "the connection has no token yet; run connector connect" + s.similar(ctx)}
 	case !rec.RefreshStarted.IsZero():
 		// An earlier refresh may have been sent and its outcome was never
 		// recorded (the process died, or the answer was lost). If the
@@ -388,6 +389,7 @@ func (s *Source) renewLocked(ctx context.Context, stale string, force bool) (tok
 		return token.Token{}, gerr
 	}
 	presented := rec.Token.RefreshToken
+	nt.Values = mergeValues(rec.Token.Values, nt.Values) // a refresh renews what it carries again, and keeps the rest
 	rec.Token = *nt
 	rec.Status, rec.Reason, rec.RefreshStarted = store.StatusConnected, "", time.Time{}
 	saved, err := s.store.Put(ctx, rec)
@@ -458,7 +460,10 @@ func (s *Source) Revoke(ctx context.Context) error {
 		return fmt.Errorf("connection %s: %w", key, err)
 	}
 	defer unlock()
-	rec, err := s.store.Get(ctx, key)
+	rec, err := s.get(ctx)
+	if errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("connection %s: %w%s", key, err, s.similar(ctx))
+	}
 	if err != nil {
 		return err
 	}
@@ -489,4 +494,150 @@ func (s *Source) setCached(t token.Token) {
 	s.mu.Lock()
 	s.cached = t
 	s.mu.Unlock()
+}
+
+// get reads the connection's record. One stored under the key derived
+// before keys were stable (every field hashed) is moved to Key first, so
+// that upgrading keeps every token; the caller holds Key's lock.
+func (s *Source) get(ctx context.Context) (store.Record, error) {
+	key := s.conn.Key()
+	rec, err := s.store.Get(ctx, key)
+	old := s.conn.legacyKey()
+	if !errors.Is(err, store.ErrNotFound) || old == key {
+		return rec, err
+	}
+	lctx, cancel := context.WithTimeout(ctx, s.LockTimeout)
+	defer cancel()
+	unlock, lerr := s.store.Lock(lctx, old)
+	if lerr != nil {
+		return store.Record{}, fmt.Errorf("connection %s: taking the lock of its record under the former id %s: %w", key, old, lerr)
+	}
+	defer unlock()
+	prev, perr := s.store.Get(ctx, old)
+	if errors.Is(perr, store.ErrNotFound) {
+		return rec, err
+	}
+	if perr != nil {
+		return store.Record{}, perr
+	}
+	if berr := s.bind(&prev); berr != nil {
+		return store.Record{}, berr
+	}
+	prev.ID, prev.Version = key, 0
+	saved, perr := s.store.Put(ctx, prev)
+	if perr != nil {
+		return store.Record{}, fmt.Errorf("connection %s: moving its record from the former id %s (it was left there): %w", key, old, perr)
+	}
+	if derr := s.store.Delete(ctx, old); derr != nil {
+		return store.Record{}, fmt.Errorf("connection %s: its record was copied from the former id %s, but removing that copy failed (delete it, so that an older connector does not spend its refresh token): %w", key, old, derr)
+	}
+	return saved, nil
+}
+
+// similar says, for a connection with no record, which stored records
+// were issued for the same grant (tenant, definition, environment, client
+// and hosts) under another id: a connection whose id changed looks
+// unconnected, and its owner should hear where its token went.
+func (s *Source) similar(ctx context.Context) string {
+	recs, err := s.store.List(ctx)
+	if err != nil {
+		return ""
+	}
+	var ids []string
+	for _, r := range recs {
+		if r.ID != s.conn.Key() && !r.Binding.IsZero() && r.Binding.Equal(s.binding) {
+			ids = append(ids, r.ID)
+		}
+	}
+	switch len(ids) {
+	case 0:
+		return ""
+	case 1:
+		return fmt.Sprintf(". A connection of the same tenant, definition, environment, client and hosts is stored as %s: if that is this one, its id changed (set id: %s to use it) or connect again", ids[0], ids[0])
+	}
+	if len(ids) > 5 {
+		ids = append(ids[:5], "...")
+	}
+	return fmt.Sprintf(". Connections of the same tenant, definition, environment, client and hosts are stored as %s: if one of them is this one, set its id, or connect again", strings.Join(ids, ", "))
+}
+
+// mergeValues is old with what renewed says on top.
+func mergeValues(old, renewed map[string]string) map[string]string {
+	if len(old) == 0 {
+		return renewed
+	}
+	out := maps.Clone(old)
+	maps.Copy(out, renewed)
+	return out
+}
+
+// Values returns the values learned when the connection was connected
+// (the definition's learned fields), read from the store; none when it has
+// no record yet.
+func (s *Source) Values(ctx context.Context) (map[string]string, error) {
+	rec, err := s.store.Get(ctx, s.conn.Key())
+	if errors.Is(err, store.ErrNotFound) && s.conn.legacyKey() != s.conn.Key() {
+		// Perhaps under the former id: moving it needs the lock.
+		lctx, cancel := context.WithTimeout(ctx, s.LockTimeout)
+		defer cancel()
+		unlock, lerr := s.store.Lock(lctx, s.conn.Key())
+		if lerr != nil {
+			return nil, fmt.Errorf("connection %s: %w", s.conn.Key(), lerr)
+		}
+		rec, err = s.get(ctx)
+		_ = unlock()
+	}
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := s.bind(&rec); err != nil {
+		return nil, err
+	}
+	return maps.Clone(rec.Token.Values), nil
+}
+
+// SetValues changes learned values of a connected connection, keeping its
+// token (an organisation chosen again, a realm moved): each name must be a
+// learned field of the definition and each value pass its checks; an
+// empty value removes one.
+func (s *Source) SetValues(ctx context.Context, values map[string]string) error {
+	d := s.conn.Definition
+	set := map[string]string{}
+	for name, v := range values {
+		f, ok := d.Field(name)
+		if !ok || f.Learn == nil {
+			var names []string
+			for _, l := range d.Learned() {
+				names = append(names, l.Name)
+			}
+			return fmt.Errorf("definition %s learns no value %q (learned: %s)", d.Name, name, cmpOr(strings.Join(names, ", "), "none"))
+		}
+		if v != "" {
+			if msg := f.Check(v); msg != "" {
+				return fmt.Errorf("value %s: %s", f.Name, msg)
+			}
+		}
+		set[f.Name] = v
+	}
+	return s.locked(ctx, func(rec store.Record, found bool) (store.Record, error) {
+		if !found {
+			return rec, fmt.Errorf("connection %s: %w: connect it first (values are kept with its token)%s", s.conn.Key(), store.ErrNotFound, s.similar(ctx))
+		}
+		vals := maps.Clone(rec.Token.Values)
+		if vals == nil {
+			vals = map[string]string{}
+		}
+		for k, v := range set {
+			if v == "" {
+				delete(vals, k)
+			} else {
+				vals[k] = v
+			}
+		}
+		rec.Token.Values = vals
+		return rec, nil
+	})
 }

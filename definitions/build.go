@@ -95,6 +95,7 @@ type rawField struct {
 	AllowIP  bool      `yaml:"allow_ip"`
 	Default  yaml.Node `yaml:"default"`
 	Help     string    `yaml:"help"`
+	Learn    *rawLearn `yaml:"learn"`
 }
 
 type rawEnv struct {
@@ -116,6 +117,7 @@ type builder struct {
 	def        *Definition
 
 	inputSchemas map[string]*jsonschema.Schema // compiled action input schemas by their JSON, shared within one Parse
+	learnedFrom  map[int]string                // learned fields' variables and their learn.from, known before any template is compiled
 }
 
 func (b *builder) report(sev Severity, pointer, msg string) {
@@ -188,6 +190,7 @@ func (b *builder) build() *Definition {
 	}
 	b.buildEnvironments(&r)
 	b.buildAuth(&r)
+	b.buildLearned()
 	d.Headers = b.buildParams(&r.Request.Headers, "/request/headers")
 	d.Query = b.buildParams(&r.Request.Query, "/request/query")
 	b.checkURLVars()
@@ -248,6 +251,12 @@ func (b *builder) buildVars(r *raw) {
 			continue
 		}
 		f.Var = idx
+		if rf.Learn != nil {
+			if b.learnedFrom == nil {
+				b.learnedFrom = map[int]string{}
+			}
+			b.learnedFrom[idx] = rf.Learn.From
+		}
 		if rf.Pattern != "" {
 			if _, err := regexp.Compile(rf.Pattern); err != nil {
 				b.errorf(ptr+"/pattern", "not a valid regular expression (Go RE2 syntax): %v", strings.TrimPrefix(err.Error(), "error parsing regexp: "))
@@ -334,7 +343,7 @@ func (b *builder) buildEnvironments(r *raw) {
 			b.errorf(ptr, "environment %q has no base_url and there is no top-level base_url to fall back on", k.Value)
 		}
 		if re.LoginURL != "" {
-			env.LoginURL = b.compile(ptr+"/login_url", re.LoginURL, templates.URL, scopeHosts)
+			env.LoginURL = b.compile(ptr+"/login_url", re.LoginURL, templates.URL, scopeLoginURL)
 		}
 		env.Scopes = re.Scopes
 		if re.Scopes != nil && r.Auth.OAuth == nil {
@@ -390,6 +399,9 @@ type scope struct {
 	relative bool   // a path relative to the base URL, not an absolute URL
 	action   bool   // an action's template: inputs are placeholders too
 	hints    map[int]string
+	// noLearned: values learned when connecting have no value here (the
+	// OAuth requests come before them, or make them).
+	noLearned bool
 }
 
 func bits(vs ...int) uint32 {
@@ -402,12 +414,14 @@ func bits(vs ...int) uint32 {
 
 var (
 	scopeHosts      = scope{name: "base and login URLs"}
-	scopeAuthz      = scope{name: "the authorization request", browser: true, allowed: bits(VarClientID, VarRedirectURI, VarState, VarScope, VarCodeChallenge, VarBaseURL, VarLoginURL)}
-	scopeCode       = scope{name: "the code exchange", allowed: bits(VarClientID, VarClientSecret, VarRedirectURI, VarScope, VarCodeVerifier, VarCode, VarBaseURL, VarLoginURL)}
-	scopeClient     = scope{name: "the client-credentials token request", allowed: bits(VarClientID, VarClientSecret, VarScope, VarBaseURL, VarLoginURL)}
-	scopeRefresh    = scope{name: "the refresh request", allowed: bits(VarClientID, VarClientSecret, VarRedirectURI, VarScope, VarRefreshToken, VarBaseURL, VarLoginURL)}
-	scopeRevoke     = scope{name: "the revocation request", allowed: bits(VarClientID, VarClientSecret, VarBaseURL, VarLoginURL)}
-	scopeIntrospect = scope{name: "the introspection request", allowed: scopeRevoke.allowed}
+	scopeLoginURL      = scope{name: "login_url", noLearned: true}
+	scopeAuthz      = scope{name: "the authorization request", browser: true, noLearned: true, allowed: bits(VarClientID, VarRedirectURI, VarState, VarScope, VarCodeChallenge, VarBaseURL, VarLoginURL)}
+	scopeCode       = scope{name: "the code exchange", noLearned: true, allowed: bits(VarClientID, VarClientSecret, VarRedirectURI, VarScope, VarCodeVerifier, VarCode, VarBaseURL, VarLoginURL)}
+	scopeClient     = scope{name: "the client-credentials token request", noLearned: true, allowed: bits(VarClientID, VarClientSecret, VarScope, VarBaseURL, VarLoginURL)}
+	scopeRefresh    = scope{name: "the refresh request", noLearned: true, allowed: bits(VarClientID, VarClientSecret, VarRedirectURI, VarScope, VarRefreshToken, VarBaseURL, VarLoginURL)}
+	scopeRevoke     = scope{name: "the revocation request", noLearned: true, allowed: bits(VarClientID, VarClientSecret, VarBaseURL, VarLoginURL)}
+	scopeIntrospect = scope{name: "the introspection request", noLearned: true, allowed: scopeRevoke.allowed}
+	scopeLearnURL   = scope{name: "a learn request", allowed: bits(VarClientID, VarBaseURL, VarLoginURL)}
 	scopeRequests   = scope{name: "API requests", allowed: bits(VarClientID, VarBaseURL)}
 	scopeActions    = scope{name: "actions", action: true, allowed: bits(VarClientID), hints: map[int]string{
 		VarBaseURL:  "an action's path is already relative to the base URL (and can reach no other host); start it with /",
@@ -489,6 +503,9 @@ func (b *builder) compileWith(pointer, src string, kind templates.Kind, sc scope
 			ok = false
 		case p.Var >= NumBuiltinVars && sc.browser && vars.Flags(p.Var)&templates.Secret != 0:
 			at(p.Offset, fmt.Sprintf("${%s} is a secret field and this URL is shown to the user's browser; send it in the token request instead", p.Name))
+			ok = false
+		case p.Var >= NumBuiltinVars && sc.noLearned && b.learnedFrom[p.Var] != "":
+			at(p.Offset, fmt.Sprintf("${%s} is learned when connecting (learn.from %s), so it has no value in %s, which comes first; learned values fill base_url, request headers and query, and actions", p.Name, b.learnedFrom[p.Var], sc.name))
 			ok = false
 		case p.Var == VarCodeChallenge && !b.pkce():
 			at(p.Offset, "${CodeChallenge} has no value because pkce is off; set auth.oauth.pkce: true or remove the placeholder")

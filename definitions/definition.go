@@ -204,6 +204,9 @@ type Field struct {
 	HasDefault bool
 	Help       string
 	Var        int // the field's index in Vars()
+	// Learn is set for a field whose value is learned when connecting
+	// (fields.<name>.learn), nil for one the connection gives.
+	Learn *Learn
 
 	flags templates.Flag
 }

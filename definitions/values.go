@@ -45,7 +45,7 @@ func (d *Definition) Values(env string, assign map[string]string) ([]string, err
 			vals[f.Var] = v
 		}
 		if v == "" {
-			if f.Required {
+			if f.Required && f.Learn == nil { // a learned one is checked when connecting
 				missing = append(missing, f.Name)
 			}
 			continue
@@ -60,8 +60,12 @@ func (d *Definition) Values(env string, assign map[string]string) ([]string, err
 	if len(missing) > 0 {
 		return nil, fmt.Errorf("definition %s needs a value for %s", d.Name, strings.Join(missing, ", "))
 	}
-	if vals[VarBaseURL], err = e.BaseURL.Expand(vals); err != nil {
-		return nil, fmt.Errorf("environment %s base_url: %w", e.Name, err)
+	// A base URL made of values learned when connecting (Salesforce's
+	// instance_url) is empty until they are known.
+	if len(d.unlearned(e.BaseURL, vals)) == 0 {
+		if vals[VarBaseURL], err = e.BaseURL.Expand(vals); err != nil {
+			return nil, fmt.Errorf("environment %s base_url: %w", e.Name, err)
+		}
 	}
 	if e.LoginURL != nil {
 		if vals[VarLoginURL], err = e.LoginURL.Expand(vals); err != nil {
@@ -125,3 +129,31 @@ func (d *Definition) Compile(src string) (*templates.Template, error) {
 }
 
 var placeholderName = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
+
+// unlearned lists the learned fields t uses that have no value in vals.
+func (d *Definition) unlearned(t *templates.Template, vals []string) []*Field {
+	var out []*Field
+	for _, f := range d.Learned() {
+		if t.Uses(f.Var) && vals[f.Var] == "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// BaseURLLearned returns the learned fields the environment's base URL is
+// made of (nil when it uses none): its origin is then the provider's word,
+// known once connected.
+func (d *Definition) BaseURLLearned(env string) []*Field {
+	e, err := d.Environment(env)
+	if err != nil {
+		return nil
+	}
+	var out []*Field
+	for _, f := range d.Learned() {
+		if e.BaseURL.Uses(f.Var) {
+			out = append(out, f)
+		}
+	}
+	return out
+}

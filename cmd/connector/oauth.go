@@ -382,6 +382,7 @@ credentials it fetches a token.`,
 					fmt.Fprintf(a.stderr, "Opening your browser to authorize %s. If it does not open, visit:\n%s\n", s.conn.Definition.Name, u)
 					openBrowser(u)
 				}
+				s.source.Flow().Choose = a.chooser(cmd.InOrStdin()) // learn requests with choose: ask
 				t, err := authorize(ctx, s.source.Flow(), ln, path, show, s.source.Store)
 				if err != nil {
 					if errors.Is(err, context.DeadlineExceeded) {
@@ -722,13 +723,14 @@ func (a *app) connectionsCommand() *cobra.Command {
 			now := time.Now()
 			if format != "table" || a.jq != "" {
 				type row struct {
-					ID             string    `json:"id"`
-					Definition     string    `json:"definition"`
-					Status         string    `json:"status"`
-					Reason         string    `json:"reason,omitempty"`
-					Expiry         time.Time `json:"expiry,omitzero"`
-					RefreshStarted time.Time `json:"refresh_started,omitzero"`
-					UpdatedAt      time.Time `json:"updated_at,omitzero"`
+					ID             string            `json:"id"`
+					Definition     string            `json:"definition"`
+					Status         string            `json:"status"`
+					Reason         string            `json:"reason,omitempty"`
+					Values         map[string]string `json:"values,omitempty"` // learned when connecting; secret ones as ***
+					Expiry         time.Time         `json:"expiry,omitzero"`
+					RefreshStarted time.Time         `json:"refresh_started,omitzero"`
+					UpdatedAt      time.Time         `json:"updated_at,omitzero"`
 				}
 				rows := []row{}
 				for _, r := range recs {
@@ -736,12 +738,12 @@ func (a *app) connectionsCommand() *cobra.Command {
 					if reason == "-" {
 						reason = ""
 					}
-					rows = append(rows, row{r.ID, r.Definition, status, reason, r.Token.Expiry, r.RefreshStarted, r.UpdatedAt})
+					rows = append(rows, row{r.ID, r.Definition, status, reason, learnedValues(defs, r), r.Token.Expiry, r.RefreshStarted, r.UpdatedAt})
 				}
 				return a.emit(format, rows)
 			}
 			tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "ID\tDEFINITION\tSTATUS\tEXPIRES IN\tREASON")
+			fmt.Fprintln(tw, "ID\tDEFINITION\tSTATUS\tEXPIRES IN\tVALUES\tREASON")
 			for _, r := range recs {
 				status, reason := connectionState(cmd.Context(), st, defs, r)
 				exp := "-"
@@ -755,7 +757,7 @@ func (a *app) connectionsCommand() *cobra.Command {
 				default:
 					exp = strings.TrimPrefix(expiresIn(r.Token, now), "token expires in ")
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", safeText(r.ID), safeText(r.Definition), status, exp, safeText(reason))
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", safeText(r.ID), safeText(r.Definition), status, exp, valuesText(learnedValues(defs, r)), safeText(reason))
 			}
 			return tw.Flush()
 		},

@@ -226,8 +226,8 @@ func TestConnectCodeFlowThenTokenRefreshConnectionsRevoke(t *testing.T) {
 	code, out, _ = cli(t, "connections", "--store", r.storePath, "--key-file", r.keyFile)
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	if code != 0 || len(lines) != 2 || !strings.HasPrefix(lines[0], "ID") ||
-		!strings.Contains(lines[0], "DEFINITION  STATUS     EXPIRES IN  REASON") ||
-		!strings.Contains(lines[1], "procore     connected  1h0m        -") {
+		!strings.Contains(lines[0], "DEFINITION  STATUS     EXPIRES IN  VALUES  REASON") ||
+		!strings.Contains(lines[1], "procore     connected  1h0m        -       -") {
 		t.Errorf("connections: exit %d\n%s", code, out)
 	}
 

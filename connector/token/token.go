@@ -4,6 +4,7 @@ package token
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -23,6 +24,13 @@ type Token struct {
 	// Obtained is the local time the request that produced the token was
 	// sent; with Expiry it gives the lifetime the refresh margin scales with.
 	Obtained time.Time `json:"obtained,omitzero"`
+	// Values are what the grant taught about itself when connecting, by
+	// field name: QuickBooks' realmId from the callback, Salesforce's
+	// instance_url from the token response, Xero's tenant id from a
+	// request (the definition's learned fields). They belong to the grant,
+	// so they are kept, and sealed, with its token; a refresh carrying one
+	// again renews it.
+	Values map[string]string `json:"values,omitempty"`
 }
 
 // UTC returns t with its times in UTC and without monotonic readings, as a
@@ -91,6 +99,15 @@ func (t Token) String() string {
 	if len(t.Scopes) > 0 {
 		b.WriteString(" scopes=")
 		b.WriteString(strings.Join(t.Scopes, ","))
+	}
+	if len(t.Values) > 0 { // names only: a learned value may be a secret (Slack's bot token)
+		names := make([]string, 0, len(t.Values))
+		for k := range t.Values {
+			names = append(names, k)
+		}
+		slices.Sort(names)
+		b.WriteString(" values=")
+		b.WriteString(strings.Join(names, ","))
 	}
 	b.WriteString("}")
 	return b.String()

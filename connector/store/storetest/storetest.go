@@ -125,6 +125,9 @@ func Record(id string) store.Record {
 			Scopes:       []string{"read"},
 			IssuedAt:     time.Date(2031, 5, 6, 5, 8, 9, 0, time.UTC),
 			Obtained:     time.Date(2031, 5, 6, 6, 8, 9, 500, time.FixedZone("Y", -7200)),
+			// Values learned when connecting, one of them a secret (a
+			// nested bot token): kept, and sealed, with the token.
+			Values: map[string]string{"RealmId": "9130-" + id, "BotToken": "BOT-" + id + "-9a8b7c6d"},
 		},
 		Status: store.StatusConnected,
 	}
@@ -132,7 +135,7 @@ func Record(id string) store.Record {
 
 // Secrets returns the secrets of r, which must never be seen in clear.
 func Secrets(r store.Record) []string {
-	return []string{r.Token.AccessToken, r.Token.RefreshToken, r.Token.Secret}
+	return []string{r.Token.AccessToken, r.Token.RefreshToken, r.Token.Secret, r.Token.Values["BotToken"]}
 }
 
 // The helper processes are the test binary run again, up to the test that
@@ -239,7 +242,7 @@ func testRoundTrip(t *testing.T, h Harness) {
 	}
 	if got.ID != in.ID || got.Definition != in.Definition || got.Binding != in.Binding || got.Status != in.Status || got.Reason != in.Reason ||
 		got.Token.AccessToken != in.Token.AccessToken || got.Token.RefreshToken != in.Token.RefreshToken || got.Token.Secret != in.Token.Secret ||
-		got.Token.TokenType != in.Token.TokenType || !slices.Equal(got.Token.Scopes, in.Token.Scopes) {
+		got.Token.TokenType != in.Token.TokenType || !slices.Equal(got.Token.Scopes, in.Token.Scopes) || !maps.Equal(got.Token.Values, in.Token.Values) {
 		t.Errorf("Get after Put:\n got %+v\nwant the fields of %+v", got, in)
 	}
 
