@@ -100,8 +100,12 @@ func (f *Flow) AuthCodeURL() (*Attempt, error) {
 		return nil, fmt.Errorf("definition %s uses %s, which has no authorization step; fetch a token instead", f.def.Name, f.o.GrantType)
 	}
 	a := &Attempt{State: randomToken(), RedirectURI: f.conn.RedirectURI, Expires: f.Now().Add(f.AttemptLifetime)}
+	if _, on := f.o.Param("state"); !on {
+		a.State = "" // bound by the PKCE verifier alone (the definitions require PKCE then)
+	}
 	vals := append([]string(nil), f.vals...)
 	vals[definitions.VarState] = a.State
+	vals[definitions.VarRandom] = randomToken()
 	var challenge string
 	if f.o.PKCE {
 		a.verifier = randomToken()
@@ -121,19 +125,33 @@ func (f *Flow) AuthCodeURL() (*Attempt, error) {
 	if err != nil {
 		return nil, fmt.Errorf("definition %s: the authorization URI is not a URL: %w", f.def.Name, err)
 	}
-	q := u.Query()
-	setDefault(q, "response_type", "code")
-	setDefault(q, "client_id", f.conn.ClientID)
-	setDefault(q, "redirect_uri", f.conn.RedirectURI)
-	setDefault(q, "state", a.State)
+	rawQuery, route := u.RawQuery, ""
+	if f.o.AuthorizeQuery == definitions.QueryInFragment {
+		// The page reads its parameters after the #: a route and a query.
+		route, rawQuery, _ = strings.Cut(u.EscapedFragment(), "?")
+	}
+	q, err := url.ParseQuery(rawQuery)
+	if err != nil {
+		return nil, fmt.Errorf("definition %s: the authorization URI's query does not parse: %w", f.def.Name, err)
+	}
+	f.setStd(q, "response_type", "code")
+	f.setStd(q, "client_id", f.conn.ClientID)
+	f.setStd(q, "redirect_uri", f.conn.RedirectURI)
+	f.setStd(q, "state", a.State)
 	if s := vals[definitions.VarScope]; s != "" {
-		setDefault(q, "scope", s)
+		f.setStd(q, "scope", s)
 	}
 	if f.o.PKCE {
-		setDefault(q, "code_challenge", challenge)
-		setDefault(q, "code_challenge_method", "S256")
+		f.setStd(q, "code_challenge", challenge)
+		f.setStd(q, "code_challenge_method", "S256")
 	}
-	u.RawQuery = q.Encode()
+	if f.o.AuthorizeQuery == definitions.QueryInFragment {
+		frag := route + "?" + q.Encode()
+		u.Fragment, _ = url.PathUnescape(frag)
+		u.RawFragment = frag
+	} else {
+		u.RawQuery = q.Encode()
+	}
 	a.URL = u.String()
 	return a, nil
 }
@@ -141,6 +159,14 @@ func (f *Flow) AuthCodeURL() (*Attempt, error) {
 func setDefault(q url.Values, k, v string) {
 	if !q.Has(k) && v != "" {
 		q.Set(k, v)
+	}
+}
+
+// setStd adds the standard parameter std under the name the definition
+// gives it, unless it turns it off or the URI already sets it.
+func (f *Flow) setStd(q url.Values, std, v string) {
+	if name, on := f.o.Param(std); on {
+		setDefault(q, name, v)
 	}
 }
 
@@ -174,9 +200,14 @@ func (f *Flow) CheckCallback(a *Attempt, q url.Values) (string, error) {
 		return "", ErrStateMismatch
 	}
 	a.used = true
-	got := q.Get("state")
-	if got == "" || subtle.ConstantTimeCompare([]byte(got), []byte(a.State)) != 1 || !f.Now().Before(a.Expires) {
+	if !f.Now().Before(a.Expires) {
 		return "", ErrStateMismatch
+	}
+	if name, on := f.o.Param("state"); on {
+		got := q.Get(name)
+		if got == "" || subtle.ConstantTimeCompare([]byte(got), []byte(a.State)) != 1 {
+			return "", ErrStateMismatch
+		}
 	}
 	// RFC 9207: where the provider identifies itself, it must be the one
 	// this attempt was sent to (mix-up defence).
@@ -191,9 +222,16 @@ func (f *Flow) CheckCallback(a *Attempt, q url.Values) (string, error) {
 	if e := q.Get("error"); e != "" {
 		return "", &CallbackError{Code: e, Description: q.Get("error_description")}
 	}
-	code := q.Get("code")
+	code := q.Get(f.o.CallbackCode)
+	if f.o.CallbackCode == "" { // a Definition built by hand
+		code = q.Get("code")
+	}
 	if code == "" {
-		return "", errors.New("the callback carries neither a code nor an error; start the authorization again")
+		what := "a code"
+		if name := cmpOr(f.o.CallbackCode, "code"); name != "code" {
+			what += " (" + name + ")"
+		}
+		return "", fmt.Errorf("the callback carries neither %s nor an error; start the authorization again", what)
 	}
 	return code, nil
 }
@@ -301,7 +339,7 @@ func (f *Flow) Revoke(ctx context.Context, tok string, hint string) error {
 		return nil
 	}
 	std := [][2]string{{"token", tok}, {"token_type_hint", hint}}
-	resp, body, err := f.send(ctx, f.o.RevokeURI, f.vals, std, true, true)
+	resp, body, err := f.send(ctx, f.o.RevokeURI, f.vals, std, true, true, f.o.TokenRequest.ClientAuth)
 	if err != nil {
 		return fmt.Errorf("revoking the token of connection %s: %w", f.conn.Key(), f.redact(err, tok))
 	}
@@ -324,7 +362,7 @@ func (f *Flow) Introspect(ctx context.Context, tok, hint string) (bool, error) {
 		return false, fmt.Errorf("definition %s has no introspection_uri", f.def.Name)
 	}
 	std := [][2]string{{"token", tok}, {"token_type_hint", hint}}
-	resp, body, err := f.send(ctx, f.o.IntrospectionURI, f.vals, std, true, true)
+	resp, body, err := f.send(ctx, f.o.IntrospectionURI, f.vals, std, true, true, f.o.TokenRequest.ClientAuth)
 	if err != nil {
 		return false, fmt.Errorf("introspecting a token of connection %s: %w", f.conn.Key(), f.redact(err, tok))
 	}
@@ -345,7 +383,11 @@ func (f *Flow) Introspect(ctx context.Context, tok, hint string) (bool, error) {
 // parses the answer. extra is one more secret to redact from errors.
 func (f *Flow) tokenRequest(ctx context.Context, what string, t *templates.Template, vals []string, std [][2]string, idempotent bool, extra string) (*token.Token, error) {
 	start := f.Now()
-	resp, body, err := f.send(ctx, t, vals, std, idempotent, false)
+	auth := f.o.TokenRequest.ClientAuth
+	if what == "refresh" && f.o.TokenRequest.RefreshClientAuth != "" {
+		auth = f.o.TokenRequest.RefreshClientAuth
+	}
+	resp, body, err := f.send(ctx, t, vals, std, idempotent, false, auth)
 	var redirect *RedirectError
 	if errors.As(err, &redirect) { // an answer, not a lost request
 		redirect.Op = what
@@ -390,7 +432,9 @@ const maxBody = 1 << 20
 // the standard ones it lacks go where token_request.params says; the client
 // authenticates in the body or with HTTP Basic, never both. Revocation is
 // always a form POST (RFC 7009 2.1), whatever the token requests look like.
-func (f *Flow) send(ctx context.Context, t *templates.Template, vals []string, std [][2]string, idempotent, formPost bool) (*http.Response, []byte, error) {
+func (f *Flow) send(ctx context.Context, t *templates.Template, vals []string, std [][2]string, idempotent, formPost bool, clientAuth string) (*http.Response, []byte, error) {
+	vals = append([]string(nil), vals...)
+	vals[definitions.VarRandom] = randomToken() // ${Random}: fresh for every request
 	raw, err := t.Expand(vals)
 	if err != nil {
 		return nil, nil, fmt.Errorf("expanding %s: %w", t.Redacted(vals), err)
@@ -401,29 +445,30 @@ func (f *Flow) send(ctx context.Context, t *templates.Template, vals []string, s
 	}
 	params := u.Query()
 	for _, kv := range std {
-		setDefault(params, kv[0], kv[1])
+		f.setStd(params, kv[0], kv[1])
 	}
 	tr := f.o.TokenRequest
 	if formPost { // revocation and introspection are form POSTs (RFC 7009 2.1, RFC 7662 2.1)
 		tr.Method, tr.Params = http.MethodPost, definitions.ParamsForm
 	}
-	var basic bool
-	if tr.ClientAuth == definitions.ClientAuthPrivateKeyJWT {
+	idName, _ := f.o.Param("client_id")
+	secretName, _ := f.o.Param("client_secret")
+	basic := clientAuth == definitions.ClientAuthBasic || clientAuth == definitions.ClientAuthBoth
+	if clientAuth == definitions.ClientAuthPrivateKeyJWT {
 		if err := f.clientAssertion(params, u); err != nil { // flow_assertion.go
 			return nil, nil, err
 		}
-	} else if tr.ClientAuth == definitions.ClientAuthBasic {
+	} else if clientAuth == definitions.ClientAuthBasic {
 		// One method per request (RFC 6749 2.3.1): drop what the URI put in
 		// the parameters, wherever the admin named it.
 		for k, vs := range params {
-			if k == "client_id" || k == "client_secret" || (f.conn.ClientSecret != "" && len(vs) == 1 && vs[0] == f.conn.ClientSecret) {
+			if k == "client_id" || k == "client_secret" || k == idName || k == secretName || (f.conn.ClientSecret != "" && len(vs) == 1 && vs[0] == f.conn.ClientSecret) {
 				params.Del(k)
 			}
 		}
-		basic = true
 	} else {
-		setDefault(params, "client_id", f.conn.ClientID)
-		setDefault(params, "client_secret", f.conn.ClientSecret)
+		f.setStd(params, "client_id", f.conn.ClientID)
+		f.setStd(params, "client_secret", f.conn.ClientSecret)
 	}
 	var body []byte
 	contentType := ""

@@ -72,7 +72,18 @@ func parseTokenResponse(contentType string, body []byte, m *definitions.TokenRes
 		if secs < 0 {
 			return nil, fmt.Errorf("the token response's %s is negative (%v)", m.ExpiresIn, secs)
 		}
+		if m.ExpiresInUnit == "milliseconds" {
+			secs /= 1000
+		}
 		lifetime = time.Duration(math.Min(secs, maxLifetime.Seconds()) * float64(time.Second))
+	} else if raw := lookupPath(fields, m.ExpiresAt); m.ExpiresAt != "" && raw != nil {
+		at, err := absoluteTime(raw)
+		if err != nil {
+			return nil, fmt.Errorf("the token response's %s: %v", m.ExpiresAt, err)
+		}
+		// The provider's clock: a lifetime that has already run out (or a
+		// skewed clock) leaves the default, and a 401 renews sooner.
+		lifetime = min(at.Sub(requested), maxLifetime)
 	}
 	if lifetime <= 0 {
 		// expires_in 0 names no usable lifetime (some servers truncate a
@@ -143,6 +154,27 @@ func lookupPath(m map[string]any, path string) any {
 		cur = obj[p]
 	}
 	return cur
+}
+
+// absoluteTime reads an expiry: Unix seconds (milliseconds past 10^11, a
+// date in 5138 as seconds), or an RFC 3339 time.
+func absoluteTime(v any) (time.Time, error) {
+	if s, ok := v.(string); ok {
+		if t, err := time.Parse(time.RFC3339, strings.TrimSpace(s)); err == nil {
+			return t, nil
+		}
+	}
+	n, err := number(v)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("%v; want Unix seconds or an RFC 3339 time", err)
+	}
+	if n <= 0 || n > 1e15 {
+		return time.Time{}, fmt.Errorf("%v is not a time", n)
+	}
+	if n > 1e11 {
+		return time.UnixMilli(int64(n)), nil
+	}
+	return time.Unix(int64(n), 0), nil
 }
 
 // number accepts a JSON number or a numeric string (both occur in the wild).

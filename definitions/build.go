@@ -45,11 +45,14 @@ type raw struct {
 			PKCE            *bool    `yaml:"pkce"`
 			Issuer          string   `yaml:"issuer"`
 			TokenRequest    struct {
-				Method     string `yaml:"method"`
-				Params     string `yaml:"params"`
-				ClientAuth string `yaml:"client_auth"`
+				Method            string `yaml:"method"`
+				Params            string `yaml:"params"`
+				ClientAuth        string `yaml:"client_auth"`
+				RefreshClientAuth string `yaml:"refresh_client_auth"`
 			} `yaml:"token_request"`
-			TokenResponse struct {
+			CallbackCode   string `yaml:"callback_code"`
+			AuthorizeQuery string `yaml:"authorize_query"`
+			TokenResponse  struct {
 				AccessToken      string `yaml:"access_token"`
 				RefreshToken     string `yaml:"refresh_token"`
 				TokenType        string `yaml:"token_type"`
@@ -58,6 +61,8 @@ type raw struct {
 				CreatedAt        string `yaml:"created_at"`
 				DefaultExpiresIn string `yaml:"default_expires_in"`
 				RefreshMargin    string `yaml:"refresh_margin"`
+				ExpiresInUnit    string `yaml:"expires_in_unit"`
+				ExpiresAt        string `yaml:"expires_at"`
 			} `yaml:"token_response"`
 			Client    string        `yaml:"client"`
 			Assertion *rawAssertion `yaml:"assertion"` // auth_assertion.go
@@ -414,11 +419,11 @@ func bits(vs ...int) uint32 {
 
 var (
 	scopeHosts      = scope{name: "base and login URLs"}
-	scopeLoginURL      = scope{name: "login_url", noLearned: true}
-	scopeAuthz      = scope{name: "the authorization request", browser: true, noLearned: true, allowed: bits(VarClientID, VarRedirectURI, VarState, VarScope, VarCodeChallenge, VarBaseURL, VarLoginURL)}
-	scopeCode       = scope{name: "the code exchange", noLearned: true, allowed: bits(VarClientID, VarClientSecret, VarRedirectURI, VarScope, VarCodeVerifier, VarCode, VarBaseURL, VarLoginURL)}
-	scopeClient     = scope{name: "the client-credentials token request", noLearned: true, allowed: bits(VarClientID, VarClientSecret, VarScope, VarBaseURL, VarLoginURL)}
-	scopeRefresh    = scope{name: "the refresh request", noLearned: true, allowed: bits(VarClientID, VarClientSecret, VarRedirectURI, VarScope, VarRefreshToken, VarBaseURL, VarLoginURL)}
+	scopeLoginURL   = scope{name: "login_url", noLearned: true}
+	scopeAuthz      = scope{name: "the authorization request", browser: true, noLearned: true, allowed: bits(VarClientID, VarRedirectURI, VarState, VarScope, VarCodeChallenge, VarBaseURL, VarLoginURL, VarRandom)}
+	scopeCode       = scope{name: "the code exchange", noLearned: true, allowed: bits(VarClientID, VarClientSecret, VarRedirectURI, VarScope, VarCodeVerifier, VarCode, VarBaseURL, VarLoginURL, VarRandom)}
+	scopeClient     = scope{name: "the client-credentials token request", noLearned: true, allowed: bits(VarClientID, VarClientSecret, VarScope, VarBaseURL, VarLoginURL, VarRandom)}
+	scopeRefresh    = scope{name: "the refresh request", noLearned: true, allowed: bits(VarClientID, VarClientSecret, VarRedirectURI, VarScope, VarRefreshToken, VarBaseURL, VarLoginURL, VarRandom)}
 	scopeRevoke     = scope{name: "the revocation request", noLearned: true, allowed: bits(VarClientID, VarClientSecret, VarBaseURL, VarLoginURL)}
 	scopeIntrospect = scope{name: "the introspection request", noLearned: true, allowed: scopeRevoke.allowed}
 	scopeLearnURL   = scope{name: "a learn request", allowed: bits(VarClientID, VarBaseURL, VarLoginURL)}
@@ -443,6 +448,7 @@ var whereAvailable = [NumBuiltinVars]string{
 	VarLoginURL:      "base and login URLs are made from fields only",
 	VarScope:         "scopes belong to OAuth requests",
 	VarClientID:      "the client id belongs to OAuth requests and API request defaults",
+	VarRandom:        "a random value (a nonce) belongs to the authorization request and the token requests",
 }
 
 // compile compiles a template and checks that every placeholder it uses has
@@ -766,11 +772,13 @@ func (b *builder) buildOAuth(r *raw) {
 	ro := r.Auth.OAuth
 	o := &OAuth{
 		Version: ro.Version, Scopes: ro.Scopes, ScopeSeparator: ro.ScopeSeparator, Issuer: ro.Issuer,
-		TokenRequest: TokenRequest{Method: ro.TokenRequest.Method, Params: ro.TokenRequest.Params, ClientAuth: ro.TokenRequest.ClientAuth},
+		TokenRequest: TokenRequest{Method: ro.TokenRequest.Method, Params: ro.TokenRequest.Params, ClientAuth: ro.TokenRequest.ClientAuth, RefreshClientAuth: ro.TokenRequest.RefreshClientAuth},
+		CallbackCode: ro.CallbackCode, AuthorizeQuery: ro.AuthorizeQuery,
 		TokenResponse: TokenResponse{
 			AccessToken: ro.TokenResponse.AccessToken, RefreshToken: ro.TokenResponse.RefreshToken,
 			TokenType: ro.TokenResponse.TokenType, ExpiresIn: ro.TokenResponse.ExpiresIn,
 			Scope: ro.TokenResponse.Scope, CreatedAt: ro.TokenResponse.CreatedAt,
+			ExpiresInUnit: ro.TokenResponse.ExpiresInUnit, ExpiresAt: ro.TokenResponse.ExpiresAt,
 			DefaultExpiresIn: DefaultTokenLifetime,
 		},
 	}
@@ -797,6 +805,12 @@ func (b *builder) buildOAuth(r *raw) {
 	defaults(&o.TokenRequest.Method, "POST")
 	defaults(&o.TokenRequest.Params, ParamsForm)
 	defaults(&o.TokenRequest.ClientAuth, ClientAuthBody)
+	defaults(&o.TokenRequest.RefreshClientAuth, o.TokenRequest.ClientAuth)
+	defaults(&o.CallbackCode, "code")
+	defaults(&o.AuthorizeQuery, QueryInURL)
+	defaults(&o.TokenResponse.ExpiresInUnit, "seconds")
+	b.buildParameters(o)
+	b.checkRequestShape(o)
 	defaults(&o.ScopeSeparator, " ")
 	tr := &o.TokenResponse
 	defaults(&tr.AccessToken, "access_token")
@@ -867,8 +881,10 @@ func (b *builder) buildOAuth(r *raw) {
 		b.errorf(p+"/client", "client credentials authenticate the client with its secret, which a public client does not have; use scheme: oauth or remove client: public")
 	case o.Public && !o.PKCE:
 		b.errorf(p+"/pkce", "a public client has no secret, so only PKCE binds the code to it (RFC 9700 2.1.1); turn pkce on")
-	case o.Public && o.TokenRequest.ClientAuth == ClientAuthBasic:
-		b.errorf(p+"/token_request/client_auth", "a public client has no secret to send with HTTP Basic; remove client_auth: basic")
+	case o.Public && o.TokenRequest.ClientAuth != ClientAuthBody:
+		b.errorf(p+"/token_request/client_auth", "a public client has no secret to send with HTTP Basic; remove client_auth: %s", o.TokenRequest.ClientAuth)
+	case o.Public && o.TokenRequest.RefreshClientAuth != ClientAuthBody:
+		b.errorf(p+"/token_request/refresh_client_auth", "a public client has no secret to send with HTTP Basic; remove refresh_client_auth: %s", o.TokenRequest.RefreshClientAuth)
 	case code && !o.PKCE:
 		b.warnf(p+"/pkce", "PKCE is off for a code flow; an intercepted code could be redeemed by someone else. Turn it on unless the provider rejects it")
 	}
@@ -922,7 +938,7 @@ func (b *builder) buildOAuth(r *raw) {
 			}
 			for _, ph := range u.t.Placeholders() {
 				if d.vars.Flags(ph.Var)&templates.Secret != 0 {
-					if ph.Var == VarClientSecret && o.TokenRequest.ClientAuth == ClientAuthBasic {
+					if ph.Var == VarClientSecret && o.TokenRequest.ClientAuth == ClientAuthBasic && o.TokenRequest.RefreshClientAuth == ClientAuthBasic {
 						continue // moved into the Authorization header
 					}
 					b.warnf(p+"/"+u.field, "${%s} travels in the URL because token_request.params is query; URLs end up in logs. Use params: form (the query is then sent as the body)", ph.Name)

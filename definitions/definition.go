@@ -123,6 +123,37 @@ type OAuth struct {
 	// Assertion is the JWT the engine signs for the JWT bearer grant or
 	// private_key_jwt client authentication (RFC 7523); nil otherwise.
 	Assertion *Assertion
+	// Parameters renames standard parameters the engine adds (TikTok's
+	// client_key for client_id), by standard name; "" turns one off.
+	// Absent names keep their standard name. See Param.
+	Parameters map[string]string
+	// CallbackCode is the callback parameter carrying the code ("code"
+	// unless the provider names it otherwise).
+	CallbackCode string
+	// AuthorizeQuery is where the authorization request's parameters go:
+	// QueryInURL (the default) or QueryInFragment, for a provider whose
+	// authorization page reads them after a # (a single-page app's route).
+	AuthorizeQuery string
+}
+
+// Where the authorization request's parameters go.
+const (
+	QueryInURL      = "query"
+	QueryInFragment = "fragment"
+)
+
+// StandardParameters are the parameters the engine adds by itself, which
+// auth.oauth.parameters may rename or turn off.
+var StandardParameters = []string{"response_type", "client_id", "client_secret", "redirect_uri", "state", "scope",
+	"code_challenge", "code_challenge_method", "grant_type", "code", "code_verifier", "refresh_token"}
+
+// Param returns the name a standard parameter travels under, and false when
+// the definition turns it off.
+func (o *OAuth) Param(std string) (string, bool) {
+	if name, ok := o.Parameters[std]; ok {
+		return name, name != ""
+	}
+	return std, true
 }
 
 // SendToken says where API requests carry the access token: by default
@@ -148,7 +179,10 @@ const (
 type TokenRequest struct {
 	Method     string // POST or GET
 	Params     string // "query" (as written in the URI), "form" or "json" (the URI's query moved into the body)
-	ClientAuth string // "body" (client_id and client_secret parameters) or "basic" (HTTP Basic)
+	ClientAuth string // "body" (client_id and client_secret parameters), "basic" (HTTP Basic) or "both"
+	// RefreshClientAuth is how the refresh request authenticates the
+	// client, when it differs from the code exchange; ClientAuth otherwise.
+	RefreshClientAuth string
 }
 
 // Parameter placements and client authentication methods.
@@ -158,17 +192,27 @@ const (
 	ParamsJSON      = "json"
 	ClientAuthBody  = "body"
 	ClientAuthBasic = "basic"
+	// ClientAuthBoth sends HTTP Basic and the client_id/client_secret
+	// parameters, for providers that read one on some requests and the
+	// other on others.
+	ClientAuthBoth = "both"
 )
 
 // TokenResponse names the fields of the provider's token response; dots
 // reach into nested objects.
 type TokenResponse struct {
-	AccessToken      string
-	RefreshToken     string
-	TokenType        string
-	ExpiresIn        string
-	Scope            string
-	CreatedAt        string
+	AccessToken  string
+	RefreshToken string
+	TokenType    string
+	ExpiresIn    string
+	Scope        string
+	CreatedAt    string
+	// ExpiresInUnit is how expires_in counts: "seconds" (RFC 6749, the
+	// default) or "milliseconds".
+	ExpiresInUnit string
+	// ExpiresAt is the path of an absolute expiry (Unix seconds or RFC
+	// 3339), used when the response has no expires_in; "" when none.
+	ExpiresAt        string
 	DefaultExpiresIn time.Duration // assumed when the response has no expires_in
 	// RefreshMargin caps how long before expiry a token is renewed (a tenth
 	// of its lifetime otherwise); 0 means the engine's default.
@@ -268,6 +312,7 @@ const (
 	VarRefreshToken
 	VarBaseURL
 	VarLoginURL
+	VarRandom // a fresh random value for each request (a nonce)
 	NumBuiltinVars
 )
 
@@ -287,4 +332,5 @@ var builtinVars = [NumBuiltinVars]struct {
 	VarRefreshToken:  {"refreshToken", templates.Secret, "the refresh token"},
 	VarBaseURL:       {"BaseUrl", templates.URLValued, "the environment's API base URL"},
 	VarLoginURL:      {"LoginUrl", templates.URLValued, "the environment's login URL"},
+	VarRandom:        {"Random", 0, "a fresh random value for each request (a nonce)"},
 }

@@ -38,6 +38,7 @@ const (
 	PreviewState     = "GENERATED-STATE"
 	PreviewChallenge = "GENERATED-CODE-CHALLENGE"
 	PreviewVerifier  = "GENERATED-CODE-VERIFIER"
+	PreviewRandom    = "GENERATED-RANDOM"
 )
 
 // Preview renders the request the engine sends for one of the OAuth URIs
@@ -66,6 +67,7 @@ func (d *Definition) Preview(env, key string, vals []string, showSecrets bool) (
 		scopes = e.Scopes
 	}
 	gen(VarScope, strings.Join(scopes, o.ScopeSeparator))
+	gen(VarRandom, PreviewRandom)
 	secret := func(v string) string {
 		if showSecrets || v == "" {
 			return v
@@ -117,10 +119,15 @@ func (d *Definition) Preview(env, key string, vals []string, showSecrets bool) (
 	if err != nil {
 		return nil, fmt.Errorf("%s does not expand to a URL: %w", key, err)
 	}
-	params := u.Query()
+	fragment := browser && o.AuthorizeQuery == QueryInFragment
+	rawQuery, route := u.RawQuery, ""
+	if fragment {
+		route, rawQuery, _ = strings.Cut(u.EscapedFragment(), "?")
+	}
+	params, _ := url.ParseQuery(rawQuery)
 	add := func(k, v string) {
-		if !params.Has(k) && v != "" {
-			params.Set(k, v)
+		if name, on := o.Param(k); on && !params.Has(name) && v != "" {
+			params.Set(name, v)
 		}
 	}
 	for _, p := range std {
@@ -128,7 +135,12 @@ func (d *Definition) Preview(env, key string, vals []string, showSecrets bool) (
 	}
 	p := &Preview{Method: "GET"}
 	if browser {
-		u.RawQuery = params.Encode()
+		if fragment {
+			u.RawFragment = route + "?" + params.Encode()
+			u.Fragment, _ = url.PathUnescape(u.RawFragment)
+		} else {
+			u.RawQuery = params.Encode()
+		}
 		p.URL = u.String()
 		if !showSecrets {
 			p.URL = strings.ReplaceAll(p.URL, "%2A%2A%2A", "***")
@@ -139,10 +151,17 @@ func (d *Definition) Preview(env, key string, vals []string, showSecrets bool) (
 	if key == "revoke_uri" || key == "introspection_uri" {
 		tr.Method, tr.Params = "POST", ParamsForm
 	}
-	basic := tr.ClientAuth == ClientAuthBasic
-	if basic {
-		params.Del("client_id")
-		params.Del("client_secret")
+	auth := tr.ClientAuth
+	if key == "refresh_uri" && tr.RefreshClientAuth != "" {
+		auth = tr.RefreshClientAuth
+	}
+	basic := auth == ClientAuthBasic || auth == ClientAuthBoth
+	if auth == ClientAuthBasic {
+		idName, _ := o.Param("client_id")
+		secretName, _ := o.Param("client_secret")
+		for _, k := range []string{"client_id", "client_secret", idName, secretName} {
+			params.Del(k)
+		}
 	} else {
 		add("client_id", vs[VarClientID])
 		add("client_secret", secret(vs[VarClientSecret]))

@@ -60,7 +60,7 @@ func TestRules(t *testing.T) {
 		{"root is a scalar", "hello\n", "error", "1:1", "", "holds a single value"},
 		{"duplicate key", minimal + "title: again\n", "error", "10:1", "title", `duplicate key "title" (first given at line 2)`},
 		{"unknown key suggests", strings.Replace(minimal, "base_url", "baseurl", 1), "error", "3:1", "baseurl", `did you mean "base_url"?`},
-		{"unknown key lists allowed", strings.Replace(minimal, "    version: V2", "    version: V2\n    zzzzzz: 1", 1), "error", "8:5", "auth.oauth.zzzzzz", "allowed here: assertion, authorize_uri,"},
+		{"unknown key lists allowed", strings.Replace(minimal, "    version: V2", "    version: V2\n    zzzzzz: 1", 1), "error", "8:5", "auth.oauth.zzzzzz", "allowed here: assertion, authorize_query, authorize_uri,"},
 		{"wrong type", strings.Replace(minimal, "title: Acme", "title: [Acme]", 1), "error", "2:8", "title", "must be string, not a list"},
 		{"missing required root keys", "name: acme\nbase_url: https://x.test\n", "error", "1:1", "auth", `missing required key "auth"`},
 		{"missing nested required", strings.Replace(minimal, "    version: V2\n", "", 1), "error", "6:3", "auth.oauth.version", `missing required key "version"`},

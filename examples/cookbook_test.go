@@ -171,7 +171,8 @@ func TestRenderEveryExample(t *testing.T) {
 		"ApiKey": "k", "ApplicationKey": "a", "PartnerApiKey": "pk", "SiteUrl": "https://acme.atlassian.net", "Email": "a@acme.example", "ApiToken": "tok",
 		"BaseUriHost": "na3.docusign.net", "AccountId": "00000000-0000-0000-0000-000000000000", "CompanyDomain": "acme",
 		"CloudId": "00000000-0000-0000-0000-000000000000", "RealmId": "9130350000000000",
-		"ClientId": "cid", "ClientSecret": "SECRET-VALUE", "RedirectUri": "https://platform.example/cb",
+		"ApplicationId": "amzn1.sp.solution.00000000-0000-0000-0000-000000000000",
+		"ClientId":      "cid", "ClientSecret": "SECRET-VALUE", "RedirectUri": "https://platform.example/cb",
 		"code": "CODE-VALUE", "refreshToken": "REFRESH-VALUE", "PrivateKey": "PEM-VALUE", "PrivateKeyId": "kid-1",
 	}
 	rendered := 0
@@ -204,7 +205,8 @@ func TestRenderEveryExample(t *testing.T) {
 						t.Errorf("%s %s shows a secret:\n%s", d.Name, key, s)
 					}
 				}
-				if (key == "initiate_uri" || key == "authorize_uri") && !strings.Contains(p.URL, "client_id=cid") {
+				idName, _ := d.Auth.OAuth.Param("client_id") // TikTok's client_key
+				if (key == "initiate_uri" || key == "authorize_uri") && !strings.Contains(p.URL, idName+"=cid") {
 					t.Errorf("%s %s lacks the client id: %s", d.Name, key, p.URL)
 				}
 				rendered++

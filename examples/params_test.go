@@ -1,0 +1,58 @@
+package examples_test
+
+import (
+	"net/url"
+	"strings"
+	"testing"
+)
+
+// TestNonstandardTokenRequests renders the requests of the examples whose
+// providers depart from RFC 6749 and compares them with what their
+// documentation shows.
+func TestNonstandardTokenRequests(t *testing.T) {
+	set := load(t)
+
+	// TikTok: client_key, everywhere the client id would go.
+	tt := mustDef(t, set, "tiktok")
+	vals, err := tt.Values("", map[string]string{"ClientId": "cid", "ClientSecret": "SECRET-VALUE", "RedirectUri": "https://platform.example/cb", "code": "CODE-VALUE"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := tt.Preview("", "initiate_uri", vals, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, _ := url.Parse(p.URL)
+	if q := u.Query(); q.Get("client_key") != "cid" || q.Has("client_id") || q.Get("scope") != "user.info.basic,video.list" || q.Get("response_type") != "code" {
+		t.Errorf("tiktok authorization URL %s; want client_key, comma-separated scopes, no client_id", p.URL)
+	}
+	p, err = tt.Preview("", "token_request_uri", vals, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := url.ParseQuery(p.Body)
+	if p.Method != "POST" || body.Get("client_key") != "cid" || body.Has("client_id") || body.Get("client_secret") != "***" || body.Get("grant_type") != "authorization_code" || body.Get("code") != "***" {
+		t.Errorf("tiktok token request %s %s", p.Method, p.Body)
+	}
+
+	// Amazon SP-API: the code arrives as spapi_oauth_code, the seller as selling_partner_id.
+	amz := mustDef(t, set, "amazon-sp-api")
+	if o := amz.Auth.OAuth; o.CallbackCode != "spapi_oauth_code" || o.SendToken.Name != "x-amz-access-token" || o.SendToken.TypePrefix {
+		t.Errorf("amazon-sp-api: callback code %q, send_token %+v", o.CallbackCode, o.SendToken)
+	}
+	if f, _ := amz.Field("SellingPartnerId"); f == nil || f.Learn == nil || f.Learn.Param != "selling_partner_id" {
+		t.Error("amazon-sp-api does not learn selling_partner_id from the callback")
+	}
+	av, err := amz.Values("", map[string]string{"ClientId": "cid", "ApplicationId": "amzn1.sp.solution.00000000-0000-0000-0000-000000000000"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p, err = amz.Preview("", "initiate_uri", av, false); err != nil || !strings.HasPrefix(p.URL, "https://sellercentral.amazon.com/apps/authorize/consent?application_id=amzn1.sp.solution.") {
+		t.Errorf("amazon-sp-api consent URL %v, %v", p, err)
+	}
+
+	// Strava: the absolute expiry when expires_in is missing.
+	if tr := mustDef(t, set, "strava").Auth.OAuth.TokenResponse; tr.ExpiresAt != "expires_at" || tr.ExpiresIn != "expires_in" {
+		t.Errorf("strava token response %+v", tr)
+	}
+}
