@@ -55,6 +55,9 @@ func (a *API) Items(ctx context.Context, r Request, p *definitions.Pagination, p
 			}
 			req := r
 			req.Path = pg.url.String()
+			if pg.body != nil {
+				req.Body = pg.body
+			}
 			resp, err := a.Do(ctx, req)
 			if err != nil {
 				yield(nil, err)
@@ -86,6 +89,7 @@ func (a *API) Items(ctx context.Context, r Request, p *definitions.Pagination, p
 				}
 				n++
 				prog.Items++
+				pg.last = item
 				if !yield(item, nil) {
 					return
 				}
@@ -118,6 +122,8 @@ type pager struct {
 	added  []queryPair      // what the transport adds to every request, left out when comparing URLs
 	seen   map[string]bool  // pages fetched (canonical URLs) and cursors followed: a loop guard
 	pages  map[[32]byte]int // page and offset styles: each page's items, by hash, and its number
+	body   []byte           // cursor_body: the next page's JSON body; nil to send the request's own
+	last   json.RawMessage  // the last item of the page just received (style last_item)
 }
 
 // queryPair is a query parameter the transport adds to every request: the
@@ -292,6 +298,21 @@ func (pg *pager) next(resp *http.Response, body []byte, n int, prog Progress) (b
 		}
 		pg.set(p.OffsetParam, strconv.Itoa(pg.offset))
 		return true, nil
+	case definitions.PageLastItem:
+		raw, ok := lookupJSON(pg.last, p.LastPath)
+		if !ok {
+			return false, fmt.Errorf("%s: page %d: the last item has no %s to start the next page after; check last_path", redactedPath(pg.url), prog.Pages, p.LastPath)
+		}
+		id, err := scalar(raw)
+		if err != nil || id == "" {
+			return false, fmt.Errorf("%s: page %d: the last item's %s is not a string or number; check last_path", redactedPath(pg.url), prog.Pages, p.LastPath)
+		}
+		if pg.seen["last\x00"+id] {
+			return false, fmt.Errorf("%s: page %d ends with the same item as an earlier page; the API seems to ignore %s, stopping instead of looping", redactedPath(pg.url), prog.Pages, p.CursorParam)
+		}
+		pg.seen["last\x00"+id] = true
+		pg.set(p.CursorParam, id)
+		return true, nil
 	case definitions.PageCursor:
 		var c string
 		if p.CursorHeader != "" {
@@ -319,6 +340,17 @@ func (pg *pager) next(resp *http.Response, body []byte, n int, prog Progress) (b
 			return false, fmt.Errorf("the API returned cursor %q twice; stopping instead of looping", c)
 		}
 		pg.seen["cursor\x00"+c] = true
+		if p.ContinuePath != "" { // the next pages have their own endpoint (Dropbox's .../continue)
+			cont, err := url.Parse(p.ContinuePath)
+			if err != nil {
+				return false, fmt.Errorf("continue_path %q: %w", p.ContinuePath, err)
+			}
+			pg.url = cont
+		}
+		if p.CursorBody != "" {
+			pg.body, _ = json.Marshal(map[string]string{p.CursorBody: c})
+			return true, nil
+		}
 		pg.set(p.CursorParam, c)
 		return true, nil
 	}

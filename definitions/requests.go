@@ -54,6 +54,10 @@ const (
 	// PageNextURL follows the next page's URL read from the body at NextPath
 	// (OData @odata.nextLink, Salesforce nextRecordsUrl, JSON:API links.next).
 	PageNextURL PageStyle = "next_url"
+	// PageLastItem starts the next page after the last item received: its
+	// id (LastPath, within the item) is sent as CursorParam (Stripe's
+	// starting_after).
+	PageLastItem PageStyle = "last_item"
 )
 
 // DefaultMaxPages caps the pages of one listing when the definition says
@@ -83,6 +87,16 @@ type Pagination struct {
 	// has_more) whose false ends the listing, whatever else the page says.
 	MorePath string
 	MaxPages int // pages fetched at most before the listing fails; 0 means DefaultMaxPages
+	// LastPath is, for style last_item, the path within an item of what
+	// the next page starts after (id).
+	LastPath string
+	// CursorBody is, for style cursor, the JSON body field that sends the
+	// cursor back, instead of CursorParam in the query: the next page's
+	// body is {CursorBody: cursor} (Dropbox's list_folder/continue).
+	CursorBody string
+	// ContinuePath is, for style cursor, the path (relative to the base
+	// URL) the next pages are requested at, when not the first page's.
+	ContinuePath string
 }
 
 // Paths in a body (items, total_path, cursor_path, next_path, more_path) are
@@ -101,15 +115,18 @@ var paginationKeys = map[string][]PageStyle{
 	"items":         nil,
 	"cursor_path":   {PageCursor},
 	"cursor_header": {PageCursor},
-	"cursor_param":  {PageCursor},
 	"offset_param":  {PageOffset},
 	"next_path":     {PageNextURL},
 	"more_path":     pagingStyles,
 	"max_pages":     pagingStyles,
+	"last_path":     {PageLastItem},
+	"cursor_param":  {PageCursor, PageLastItem},
+	"cursor_body":   {PageCursor},
+	"continue_path": {PageCursor},
 }
 
 // pagingStyles are the styles that fetch more than one page.
-var pagingStyles = []PageStyle{PagePage, PageLink, PageCursor, PageOffset, PageNextURL}
+var pagingStyles = []PageStyle{PagePage, PageLink, PageCursor, PageOffset, PageNextURL, PageLastItem}
 
 type rawPagination struct {
 	Style       string `yaml:"style"`
@@ -127,6 +144,9 @@ type rawPagination struct {
 	NextPath    string `yaml:"next_path"`
 	MorePath    string `yaml:"more_path"`
 	MaxPages    int    `yaml:"max_pages"`
+	LastPath    string `yaml:"last_path"`
+	CursorBody  string `yaml:"cursor_body"`
+	Continue    string `yaml:"continue_path"`
 }
 
 // buildRequestPolicy reads request.retry, request.rate_limit and
@@ -259,11 +279,14 @@ func (b *builder) buildPagination(ptr string, n *yaml.Node, base *Pagination, ac
 	set("cursor_header", &p.CursorHeader, rp.CursorHead)
 	set("next_path", &p.NextPath, rp.NextPath)
 	set("more_path", &p.MorePath, rp.MorePath)
+	set("last_path", &p.LastPath, rp.LastPath)
+	set("cursor_body", &p.CursorBody, rp.CursorBody)
+	set("continue_path", &p.ContinuePath, rp.Continue)
 	if given["max_pages"] {
 		p.MaxPages = rp.MaxPages
 	}
-	for _, k := range []string{"items", "total_path", "cursor_path", "next_path", "more_path"} {
-		if v := map[string]string{"items": rp.Items, "total_path": rp.TotalPath, "cursor_path": rp.CursorPath, "next_path": rp.NextPath, "more_path": rp.MorePath}[k]; given[k] && v != "" {
+	for _, k := range []string{"items", "total_path", "cursor_path", "next_path", "more_path", "last_path"} {
+		if v := map[string]string{"items": rp.Items, "total_path": rp.TotalPath, "cursor_path": rp.CursorPath, "next_path": rp.NextPath, "more_path": rp.MorePath, "last_path": rp.LastPath}[k]; given[k] && v != "" {
 			if msg := BodyPathProblem(v); msg != "" {
 				b.errorf(ptr+"/"+k, "%s", msg)
 				ok = false
@@ -294,8 +317,30 @@ func (b *builder) buildPagination(ptr string, n *yaml.Node, base *Pagination, ac
 			b.errorf(ptr+"/cursor_header", "the next cursor comes either from the body (cursor_path) or from a header (cursor_header), not both; remove one")
 			ok = false
 		}
+		switch {
+		case p.CursorParam == "" && p.CursorBody == "":
+			b.errorf(ptr, "style cursor needs cursor_param, the query parameter that sends the cursor back (such as cursor), or cursor_body, the JSON body field that does")
+			ok = false
+		case p.CursorParam != "" && p.CursorBody != "":
+			b.errorf(ptr+"/cursor_body", "the cursor goes back either in the query (cursor_param) or in the body (cursor_body), not both; remove one")
+			ok = false
+		}
+		if p.ContinuePath != "" {
+			if msg := relativePathProblem(p.ContinuePath); msg != "" {
+				b.errorf(ptr+"/continue_path", "%s", strings.Replace(msg, "an action's path", "continue_path", 1))
+				ok = false
+			} else if strings.ContainsAny(p.ContinuePath, "?$") {
+				b.errorf(ptr+"/continue_path", "continue_path is a plain path (such as /files/list_folder/continue), without a query or placeholders")
+				ok = false
+			}
+		}
+	case PageLastItem:
+		if p.LastPath == "" {
+			b.errorf(ptr, "style last_item needs last_path, the path within an item of what the next page starts after (such as id)")
+			ok = false
+		}
 		if p.CursorParam == "" {
-			b.errorf(ptr, "style cursor needs cursor_param, the query parameter that sends the cursor back (such as cursor)")
+			b.errorf(ptr, "style last_item needs cursor_param, the query parameter that sends the last item's id (Stripe: starting_after)")
 			ok = false
 		}
 	case PageNextURL:

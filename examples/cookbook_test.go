@@ -24,6 +24,8 @@ func TestListingStyles(t *testing.T) {
 		{"twilio", "list_messages", definitions.Pagination{Style: definitions.PageNextURL, Items: "messages", NextPath: "next_page_uri", SizeParam: "PageSize", Size: 1000}},
 		{"pipedrive", "list_deals", definitions.Pagination{Style: definitions.PageOffset, OffsetParam: "start", SizeParam: "limit", Size: 500, Items: "data", MorePath: "additional_data.pagination.more_items_in_collection"}},
 		{"google-drive", "list_files", definitions.Pagination{Style: definitions.PageCursor, Items: "files", CursorPath: "nextPageToken", CursorParam: "pageToken", SizeParam: "pageSize", Size: 100}},
+		{"stripe", "list_customers", definitions.Pagination{Style: definitions.PageLastItem, Items: "data", LastPath: "id", CursorParam: "starting_after", MorePath: "has_more", SizeParam: "limit", Size: 100}},
+		{"dropbox", "list_folder", definitions.Pagination{Style: definitions.PageCursor, Items: "entries", CursorPath: "cursor", CursorBody: "cursor", ContinuePath: "/files/list_folder/continue", MorePath: "has_more"}},
 		{"slack", "list_conversations", definitions.Pagination{Style: definitions.PageCursor, Items: "channels", CursorPath: "response_metadata.next_cursor", CursorParam: "cursor", SizeParam: "limit", Size: 200}},
 	}
 	for _, tt := range tests {
