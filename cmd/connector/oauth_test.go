@@ -250,7 +250,7 @@ func TestConnectCodeFlowThenTokenRefreshConnectionsRevoke(t *testing.T) {
 		t.Errorf("call after revoke: exit %d, stderr %q", code, errOut)
 	}
 	code, out, _ = cli(t, "connections", "--store", r.storePath, "--key-file", r.keyFile)
-	if code != 0 || !strings.Contains(out, "needs_reauthorization  -           the connection was revoked with connector revoke on ") {
+	if code != 0 || !strings.Contains(out, "needs_reauthorization  -           -       the connection was revoked with connector revoke on ") {
 		t.Errorf("connections after revoke: exit %d\n%s", code, out)
 	}
 	code, _, errOut = cli(t, r.args("revoke")...)
