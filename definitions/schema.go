@@ -163,6 +163,7 @@ func friendly(keyword, msg string) string {
 // schema allows: an admin should not have to read a regular expression.
 // TestPatternsHaveWords keeps it complete.
 var patternWords = map[string]string{
+	`^[A-Za-z0-9_.~-]+$`:                    "must be a parameter name: letters, digits, '_', '.', '~' and '-', such as client_key",
 	"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$":         "must be an HTTP header name: letters, digits and - (no spaces or colons), such as X-Request-Id",
 	`^[\x21-\x7e]*$`:                        "must be printable ASCII without spaces, such as sha256=",
 	`^[\x20-\x7e]*$`:                        `must be printable ASCII (a space is allowed; no tab, newline or non-ASCII letter), such as "Bearer "`,
