@@ -162,6 +162,22 @@ func (s *Source) Refresh(ctx context.Context) (token.Token, error) {
 	return s.renew(ctx, stale, true)
 }
 
+// RefreshUnless refreshes the token, through the same protocol as Refresh,
+// unless fresh reports that the stored token needs none. fresh is called
+// with the token as stored, after the lock is taken and the record re-read,
+// so a token another worker renewed meanwhile is returned as it is
+// (refreshed false) instead of being refreshed twice. A refresh scheduler
+// uses it: its decision must be taken on the stored token, never on a copy
+// read before the lock.
+func (s *Source) RefreshUnless(ctx context.Context, fresh func(token.Token) bool) (t token.Token, refreshed bool, err error) {
+	kept := true
+	t, err = s.renewLocked(ctx, "", true, func(stored token.Token) bool {
+		kept = fresh(stored)
+		return kept
+	})
+	return t, err == nil && !kept, err
+}
+
 // Store saves a token obtained by an authorization flow (connect), replacing
 // whatever the connection had and clearing any need for re-authorization.
 func (s *Source) Store(ctx context.Context, t *token.Token) error {
@@ -215,7 +231,7 @@ func (s *Source) renew(ctx context.Context, stale string, force bool) (token.Tok
 	// refresh already sent runs to the end and records its outcome (see
 	// renewLocked), for the callers still waiting and for the store.
 	ch := s.group.DoChan(key, func() (any, error) {
-		return s.renewLocked(ctx, stale, force)
+		return s.renewLocked(ctx, stale, force, nil)
 	})
 	select {
 	case r := <-ch:
@@ -228,7 +244,9 @@ func (s *Source) renew(ctx context.Context, stale string, force bool) (token.Tok
 	}
 }
 
-func (s *Source) renewLocked(ctx context.Context, stale string, force bool) (token.Token, error) {
+// renewLocked renews under the connection's lock; keep, when set, is asked
+// about the stored token after the re-read and can spare the refresh.
+func (s *Source) renewLocked(ctx context.Context, stale string, force bool, keep func(token.Token) bool) (token.Token, error) {
 	key := s.conn.Key()
 	if s.conn.Initiate == InitiateOff {
 		t := token.Token{AccessToken: s.conn.AccessToken}
@@ -283,6 +301,10 @@ func (s *Source) renewLocked(ctx context.Context, stale string, force bool) (tok
 		return rec.Token, nil
 	}
 	if !force && rec.Token.Valid(s.Now(), rec.Token.RefreshMargin(s.Margin)) {
+		s.setCached(rec.Token)
+		return rec.Token, nil
+	}
+	if keep != nil && keep(rec.Token) {
 		s.setCached(rec.Token)
 		return rec.Token, nil
 	}

@@ -19,6 +19,7 @@ import (
 
 	"github.com/connector-engine/connector/connector/emulator"
 	"github.com/connector-engine/connector/connector/server"
+	"github.com/connector-engine/connector/connector/server/scheduler"
 	"github.com/connector-engine/connector/connector/server/state"
 	"github.com/connector-engine/connector/connector/store"
 	"github.com/connector-engine/connector/connector/store/filestore"
@@ -316,6 +317,18 @@ func (a *app) serve(ctx context.Context, f serveFlags, ready func(addr string)) 
 	workersDone := make(chan error, 1)
 	go func() { workersDone <- srv.RunWorkers(wctx) }()
 	defer func() { stopWorkers(); <-workersDone }()
+	// The refresh scheduler runs on every replica; it stops before the
+	// databases close (deferred after their cleanup, so it runs first), as
+	// a refresh it sent must be recorded.
+	sch, err := srv.Scheduler(scheduler.Config{})
+	if err != nil {
+		ln.Close()
+		return &exitError{code: exitFailed, err: err}
+	}
+	schCtx, stopScheduler := context.WithCancel(ctx)
+	schDone := make(chan struct{})
+	go func() { defer close(schDone); _ = sch.Run(schCtx) }()
+	defer func() { stopScheduler(); <-schDone }()
 	hs := server.HTTPServer(f.addr, srv)
 	done := make(chan error, 1)
 	go func() { done <- hs.Serve(ln) }()

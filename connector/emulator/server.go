@@ -59,6 +59,12 @@ type Config struct {
 	// without a browser or scraping the form. Invalid requests fail as
 	// without it.
 	AutoApprove bool
+	// RefreshTokenIdleLifetime, when set, makes a refresh token that stayed
+	// unused for longer than this (counted from its issue) answer
+	// invalid_grant, as providers whose refresh tokens die when idle do
+	// (Box: 60 days). Zero: refresh tokens do not expire until used, as at
+	// Procore.
+	RefreshTokenIdleLifetime time.Duration
 }
 
 // Stats counts what the emulator has seen since New.
@@ -96,6 +102,11 @@ type Stats struct {
 	// FailedTokenRequests and DroppedTokenResponses count injected faults.
 	FailedTokenRequests   int
 	DroppedTokenResponses int
+	// IssuedGrants counts grants made by IssueTokens, and
+	// IdleExpiredRefreshes the refreshes refused because the refresh token
+	// outlived Config.RefreshTokenIdleLifetime unused.
+	IssuedGrants         int
+	IdleExpiredRefreshes int
 }
 
 // Server is a Procore emulator. It is an http.Handler and is safe for
@@ -309,6 +320,23 @@ func (s *Server) RefreshTokenUsed(rt string) (used, issued bool) {
 		return false, false
 	}
 	return r.used, true
+}
+
+// IssueTokens makes a grant for the client as if its user had approved
+// and the code been exchanged, without the browser and HTTP round trips: a
+// test that needs thousands of connections seeds their tokens with it. The
+// tokens behave like any others (the refresh token rotates, and reuse
+// revokes the grant).
+func (s *Server) IssueTokens(clientID string) (accessToken, refreshToken string, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.clients[clientID] == nil {
+		return "", "", fmt.Errorf("emulator: IssueTokens: no client %q", clientID)
+	}
+	g := &grant{clientID: clientID, userID: DemoUserID}
+	s.stats.IssuedGrants++
+	resp := s.issueLocked(g, true, s.now())
+	return resp.AccessToken, resp.RefreshToken, nil
 }
 
 // Stats returns a copy of the counters.

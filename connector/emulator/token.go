@@ -316,6 +316,10 @@ func (s *Server) refreshLocked(client *Client, params url.Values, now time.Time)
 		s.stats.GrantRevocations++
 		return invalidGrant("the refresh token was already used; the grant is now revoked and the user must authorize again")
 	}
+	if idle := s.cfg.RefreshTokenIdleLifetime; idle > 0 && now.Sub(rt.access.createdAt) > idle {
+		s.stats.IdleExpiredRefreshes++
+		return invalidGrant("the refresh token expired: it was not used for " + idle.String())
+	}
 	rt.used = true
 	rt.access.revoked = true
 	s.stats.Refreshes++
