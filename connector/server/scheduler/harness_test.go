@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/connector-engine/connector/connector"
 	"github.com/connector-engine/connector/connector/emulator"
 	"github.com/connector-engine/connector/connector/internal/pgtest"
@@ -84,6 +86,7 @@ type fixture struct {
 type replica struct {
 	storage *server.Storage
 	srv     *server.Server
+	metrics *prometheus.Registry
 }
 
 type fixtureOptions struct {
@@ -126,12 +129,13 @@ func (f *fixture) replica() *replica {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	srv, err := server.New(server.Config{State: st.State, Tokens: st.Tokens, Definitions: f.defs,
+	reg := prometheus.NewRegistry()
+	srv, err := server.New(server.Config{State: st.State, Tokens: st.Tokens, Definitions: f.defs, Registry: reg,
 		PublicURL: "http://127.0.0.1:1", Logger: slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &replica{storage: st, srv: srv}
+	return &replica{storage: st, srv: srv, metrics: reg}
 }
 
 func (f *fixture) oauthClient(def string) state.Client {
@@ -293,3 +297,33 @@ func keyEnv(key []byte) string { return base64.StdEncoding.EncodeToString(key) }
 var _ = fmt.Sprint
 
 func postgres(t testing.TB) string { return pgtest.Shared(t) }
+
+// metric is the value of the replica's metric name with the labels.
+func (r *replica) metric(t testing.TB, name string, labels map[string]string) float64 {
+	t.Helper()
+	mfs, err := r.metrics.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	next:
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if v, ok := labels[l.GetName()]; ok && v != l.GetValue() {
+					continue next
+				}
+			}
+			switch {
+			case m.Counter != nil:
+				return m.Counter.GetValue()
+			case m.Gauge != nil:
+				return m.Gauge.GetValue()
+			}
+		}
+	}
+	t.Fatalf("no metric %s%v", name, labels)
+	return 0
+}

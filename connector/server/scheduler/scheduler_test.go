@@ -75,6 +75,21 @@ func TestKeepAlive(t *testing.T) {
 		if got := r.sch.Stats(); got[scheduler.Refreshed] != int64(len(conns)) {
 			t.Errorf("stats %v", got)
 		}
+		for _, m := range []struct {
+			name   string
+			labels map[string]string
+			want   float64
+		}{
+			{"connector_refreshes_total", map[string]string{"outcome": "ok"}, float64(len(conns))},
+			{"connector_scheduler_runs_total", map[string]string{"outcome": scheduler.Refreshed}, float64(len(conns))},
+			{"connector_scheduler_connections", map[string]string{"state": state.ScheduleScheduled}, float64(len(conns))},
+			{"connector_scheduler_connections", map[string]string{"state": state.ScheduleOff}, float64(len(others))},
+			{"connector_scheduler_due", nil, 0},
+		} {
+			if got := f.first.metric(t, m.name, m.labels); got != m.want {
+				t.Errorf("%s%v = %v, want %v", m.name, m.labels, got, m.want)
+			}
+		}
 	})
 }
 
