@@ -282,7 +282,9 @@ func TestMemoryIdleConnections(t *testing.T) {
 		mib(base), n, mib(scheduled), kib(scheduled, base, n), mib(cached), kib(cached, base, n), time.Since(begin).Round(time.Second))
 }
 
-func kib(after, before uint64, n int) float64 { return (float64(after) - float64(before)) / 1024 / float64(n) }
+func kib(after, before uint64, n int) float64 {
+	return (float64(after) - float64(before)) / 1024 / float64(n)
+}
 
 func heap() uint64 {
 	runtime.GC()
