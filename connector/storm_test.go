@@ -61,6 +61,10 @@ type helperConfig struct {
 	Duration     time.Duration
 	Margin       time.Duration
 	Fault        string // chaos: "", "slow-answer" or "slow-send"
+	// Hold, if set, is a file whose existence keeps a storm child calling
+	// past Duration: a storm with an outage removes it once the outage is
+	// over and calls have had time to recover, however slow the machine.
+	Hold string
 }
 
 // TestHelperProcess is not a test: it is the body of a child process of the
@@ -256,6 +260,15 @@ type stormReport struct {
 	Tokens                   []string // fingerprints of the access tokens the API accepted
 }
 
+// held reports whether the hold file exists.
+func held(path string) bool {
+	if path == "" {
+		return false
+	}
+	_, err := os.Stat(path)
+	return err == nil
+}
+
 // stormChild runs Goroutines goroutines calling the API for Duration and
 // prints a stormReport.
 func stormChild(t *testing.T, cfg helperConfig) error {
@@ -295,7 +308,7 @@ func stormChild(t *testing.T, cfg helperConfig) error {
 			var first, last, firstFail, lastFail time.Time
 			var errs []string
 			var slowest, total time.Duration
-			for time.Now().Before(deadline) {
+			for time.Now().Before(deadline) || held(cfg.Hold) {
 				began := time.Now()
 				cctx, cancel := context.WithTimeout(ctx, time.Minute)
 				resp, err := api.Do(cctx, connector.Request{Path: cfg.Path})
@@ -472,6 +485,12 @@ func (s *storm) run(t *testing.T) stormOutcome {
 	cmds := make([]*exec.Cmd, len(s.stores))
 	stdout := make([]startWatcher, len(s.stores))
 	stderr := make([]bytes.Buffer, len(s.stores))
+	if s.midway != nil {
+		s.cfg.Hold = filepath.Join(t.TempDir(), "hold")
+		if err := os.WriteFile(s.cfg.Hold, nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
 	out.start = time.Now()
 	for i, loc := range s.stores {
 		cfg := s.cfg
@@ -524,6 +543,12 @@ func (s *storm) run(t *testing.T) stormOutcome {
 		}
 		time.Sleep(s.cfg.Duration / 2)
 		out.outage[0], out.outage[1] = s.midway(t)
+		// As long again after the outage as before it, then let the
+		// children stop.
+		time.Sleep(s.cfg.Duration / 2)
+		if err := os.Remove(s.cfg.Hold); err != nil {
+			t.Errorf("releasing the children: %v", err)
+		}
 	}
 	for i, c := range cmds {
 		if err := c.Wait(); err != nil {
@@ -654,8 +679,11 @@ func checkRefreshCadence(t *testing.T, out stormOutcome, p providerCounts, minSp
 	if most := int(out.wall/minSpacing) + 1 + p.injected; p.refreshes > most {
 		t.Errorf("%d refreshes in %s with %d early expiries; at one per expiry there can be at most %d", p.refreshes, out.wall.Round(time.Millisecond), p.injected, most)
 	}
-	if least := int(out.maxSpan/maxLife) - 1; p.refreshes < least {
-		t.Errorf("%d refreshes while calls succeeded for %s; tokens living at most %s need at least %d", p.refreshes, out.maxSpan.Round(time.Millisecond), maxLife, least)
+	// While the store is down no token is needed: the span counts without
+	// the outage.
+	span := out.maxSpan - out.outage[1].Sub(out.outage[0])
+	if least := int(span/maxLife) - 1; p.refreshes < least {
+		t.Errorf("%d refreshes while calls succeeded for %s (outside any outage); tokens living at most %s need at least %d", p.refreshes, span.Round(time.Millisecond), maxLife, least)
 	}
 }
 
@@ -810,11 +838,6 @@ func TestStormFositeFilestore(t *testing.T) {
 		stormLifetime/2, stormLifetime*3/2)
 }
 
-// stormOutageGrace is how long after PostgreSQL is back that calls may
-// still fail: each pool finds its sessions to the old server dead only by
-// using them.
-const stormOutageGrace = 5 * time.Second
-
 // TestStormEmulatorPostgres is the storm on two "hosts": two groups of 4
 // processes, each process with its own pgstore pools, one group reaching
 // PostgreSQL over TCP and the other over its unix socket. Halfway through,
@@ -882,12 +905,16 @@ func TestStormEmulatorPostgres(t *testing.T) {
 		if rep.Failed == 0 {
 			continue
 		}
-		// Only the outage may fail calls, and only until shortly after it.
-		if rep.FirstFailure.Before(from) || rep.LastFailure.After(to.Add(stormOutageGrace)) {
-			t.Errorf("child %d: calls failed from %s to %s into the storm; PostgreSQL was down from %s to %s",
-				i, rep.FirstFailure.Sub(out.start).Round(time.Millisecond), rep.LastFailure.Sub(out.start).Round(time.Millisecond),
-				from.Sub(out.start).Round(time.Millisecond), to.Sub(out.start).Round(time.Millisecond))
+		// Only the outage may fail calls: none before it began, each one
+		// naming the store (below), and every goroutine calling
+		// successfully after its last failure. How soon after the restart
+		// the last failure comes depends on the machine's speed (pools
+		// reconnecting, backoff), so it is logged, not asserted.
+		if rep.FirstFailure.Before(from) {
+			t.Errorf("child %d: calls failed from %s into the storm, before PostgreSQL went down at %s",
+				i, rep.FirstFailure.Sub(out.start).Round(time.Millisecond), from.Sub(out.start).Round(time.Millisecond))
 		}
+		t.Logf("child %d: last failed call %s after PostgreSQL was back", i, rep.LastFailure.Sub(to).Round(time.Millisecond))
 		if rep.OKAfterFailures < 1 {
 			t.Errorf("child %d: a goroutine made no successful call after its calls failed", i)
 		}
