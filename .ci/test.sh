@@ -59,5 +59,7 @@ else
   echo "test.sh: no PostgreSQL server under /usr/lib/postgresql and no apt-get to install it; install PostgreSQL or set PGTEST_BIN (the store tests fail without it under CI=true)" >&2
 fi
 
+# The whole connector package takes 5-10 minutes under the race detector on
+# two cores, longer on a busy machine: past go test's default 10-minute limit.
 echo "== go test -race"
-go test -race -count=1 ./... 2>&1 | tee /tmp/connector-test.log
+go test -race -count=1 -timeout 45m ./... 2>&1 | tee /tmp/connector-test.log
