@@ -14,16 +14,16 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
-	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
+
+	"github.com/connector-engine/connector/connector/internal/pemkey"
 )
 
 // Signer signs assertions with one private key. It is safe for concurrent
@@ -104,39 +104,12 @@ func algorithm(key crypto.Signer, alg string) (jose.SignatureAlgorithm, error) {
 // ParsePrivateKey reads an RSA or EC private key from PEM. Errors never
 // quote the key.
 func ParsePrivateKey(pemKey string) (crypto.Signer, error) {
-	block, _ := pem.Decode([]byte(pemKey))
-	if block == nil {
-		return nil, errors.New("the private key is not PEM (it should start with -----BEGIN PRIVATE KEY-----, -----BEGIN RSA PRIVATE KEY----- or -----BEGIN EC PRIVATE KEY-----)")
+	k, err := pemkey.Parse(pemKey, pemkey.RSA|pemkey.EC)
+	var wrong *pemkey.WrongKindError
+	if errors.As(err, &wrong) {
+		return nil, fmt.Errorf("the private key is a %T; use an RSA or EC key", wrong.Key)
 	}
-	switch block.Type {
-	case "RSA PRIVATE KEY":
-		k, err := x509.ParsePKCS1PrivateKey(block.Bytes)
-		if err != nil {
-			return nil, errors.New("the RSA PRIVATE KEY block is not a valid PKCS #1 key")
-		}
-		return k, nil
-	case "EC PRIVATE KEY":
-		k, err := x509.ParseECPrivateKey(block.Bytes)
-		if err != nil {
-			return nil, errors.New("the EC PRIVATE KEY block is not a valid SEC 1 key")
-		}
-		return k, nil
-	case "PRIVATE KEY":
-		k, err := x509.ParsePKCS8PrivateKey(block.Bytes)
-		if err != nil {
-			return nil, errors.New("the PRIVATE KEY block is not a valid PKCS #8 key")
-		}
-		if s, ok := k.(crypto.Signer); ok {
-			if _, rsaOK := k.(*rsa.PrivateKey); rsaOK {
-				return s, nil
-			}
-			if _, ecOK := k.(*ecdsa.PrivateKey); ecOK {
-				return s, nil
-			}
-		}
-		return nil, fmt.Errorf("the private key is a %T; use an RSA or EC key", k)
-	}
-	return nil, fmt.Errorf("the PEM block is a %q, not a private key", block.Type)
+	return k, err
 }
 
 // Claims are an assertion's claims (RFC 7523 3). Subject defaults to

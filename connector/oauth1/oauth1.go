@@ -13,9 +13,7 @@ import (
 	"crypto/rsa"
 	"crypto/sha1"
 	"crypto/sha256"
-	"crypto/x509"
 	"encoding/base64"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"hash"
@@ -27,6 +25,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/connector-engine/connector/connector/internal/pemkey"
 )
 
 // Signature methods.
@@ -351,29 +351,15 @@ func (s *Signer) header(ps []Param) string {
 // ParseRSAPrivateKey reads an RSA private key from PEM: PKCS #1 ("RSA
 // PRIVATE KEY") or PKCS #8 ("PRIVATE KEY"). Errors never quote the key.
 func ParseRSAPrivateKey(pemData string) (*rsa.PrivateKey, error) {
-	block, _ := pem.Decode([]byte(pemData))
-	if block == nil {
-		return nil, errors.New("the private key is not PEM (it should start with -----BEGIN PRIVATE KEY----- or -----BEGIN RSA PRIVATE KEY-----)")
+	k, err := pemkey.Parse(pemData, pemkey.RSA)
+	var wrong *pemkey.WrongKindError
+	if errors.As(err, &wrong) {
+		return nil, fmt.Errorf("the private key is a %T, not an RSA key; RSA-SHA1 needs RSA", wrong.Key)
 	}
-	switch block.Type {
-	case "RSA PRIVATE KEY":
-		k, err := x509.ParsePKCS1PrivateKey(block.Bytes)
-		if err != nil {
-			return nil, errors.New("the RSA PRIVATE KEY block is not a valid PKCS #1 key")
-		}
-		return k, nil
-	case "PRIVATE KEY":
-		k, err := x509.ParsePKCS8PrivateKey(block.Bytes)
-		if err != nil {
-			return nil, errors.New("the PRIVATE KEY block is not a valid PKCS #8 key")
-		}
-		rk, ok := k.(*rsa.PrivateKey)
-		if !ok {
-			return nil, fmt.Errorf("the private key is a %T, not an RSA key; RSA-SHA1 needs RSA", k)
-		}
-		return rk, nil
+	if err != nil {
+		return nil, err
 	}
-	return nil, fmt.Errorf("the PEM block is a %q, not a private key", block.Type)
+	return k.(*rsa.PrivateKey), nil
 }
 
 // ParseHeader reads an OAuth Authorization header's parameters (RFC 5849
