@@ -20,10 +20,16 @@ const (
 type Diagnostic struct {
 	Severity Severity `json:"severity"`
 	File     string   `json:"file"`
-	Line     int      `json:"line,omitempty"`   // 1-based; 0 when the finding concerns the whole file
-	Column   int      `json:"column,omitempty"` // 1-based; 0 when unknown (YAML syntax errors carry a line only)
-	Field    string   `json:"field,omitempty"`  // dotted path, e.g. auth.oauth.token_request_uri
-	Message  string   `json:"message"`
+	Line     int      `json:"line,omitempty"` // 1-based; 0 when the finding concerns the whole file (an empty one, say)
+	// Column is 1-based and counts characters (runes), not bytes, as
+	// editors do. A finding about a placeholder points at its "$" (at the
+	// scalar instead when escapes or line breaks before it make the count
+	// unsure); a YAML syntax error at the first non-blank character of its
+	// line, or at the tab it complains of. 0 when unknown: always when Line
+	// is 0.
+	Column  int    `json:"column,omitempty"`
+	Field   string `json:"field,omitempty"` // dotted path, e.g. auth.oauth.token_request_uri
+	Message string `json:"message"`
 }
 
 // String formats the diagnostic as file:line:column: field: message, the

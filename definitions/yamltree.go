@@ -75,9 +75,9 @@ func syntaxDiagnostic(path string, data []byte, err error) *Diagnostic {
 	}
 	if d.Line > 0 && d.Line <= len(lines) {
 		line := lines[d.Line-1]
-		d.Column = len(line) - len(strings.TrimLeft(line, " \t")) + 1 // where the line's content starts
+		d.Column = len(line) - len(strings.TrimLeft(line, " \t")) + 1 // where the line's content starts (blanks are one byte each)
 		if i := strings.IndexByte(line, '\t'); i >= 0 && strings.Contains(msg, "tab character") {
-			d.Column = i + 1
+			d.Column = utf8.RuneCountInString(line[:i]) + 1
 		}
 	}
 	d.Message = "YAML syntax: " + msg
