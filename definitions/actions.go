@@ -249,7 +249,7 @@ func (b *builder) buildAction(name string, n *yaml.Node) *Action {
 	}
 	for i, iv := range a.inputs {
 		if !isUsed[i] {
-			b.warnf(ptr+"/input/properties/"+escapePointer(iv.name), "input %s is used neither in the path, the query nor the body; use it as ${%s} or remove it", iv.name, iv.name)
+			b.warnf(warnUnusedInput, ptr+"/input/properties/"+escapePointer(iv.name), "input %s is used neither in the path, the query nor the body; use it as ${%s} or remove it", iv.name, iv.name)
 		}
 	}
 	// A URL ends up in proxy and server logs.
@@ -267,7 +267,7 @@ func (b *builder) buildAction(name string, n *yaml.Node) *Action {
 				if t != a.path {
 					where = "/query"
 				}
-				b.warnf(ptr+where, "${%s} is a secret field and travels in the URL, which ends up in logs; send it in a header (request.headers) or the body", p.Name)
+				b.warnf(warnSecretInURL, ptr+where, "${%s} is a secret field and travels in the URL, which ends up in logs; send it in a header (request.headers) or the body", p.Name)
 			}
 		}
 	}

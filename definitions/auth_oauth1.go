@@ -77,7 +77,7 @@ func (b *builder) buildOAuth1(ro *rawOAuth1) {
 		if t != nil && secret {
 			for _, ph := range t.Placeholders() {
 				if ph.Var >= NumBuiltinVars && b.def.vars.Flags(ph.Var)&templates.Secret == 0 {
-					b.offsetReporter(p+"/"+key)(SeverityWarning, ph.Offset,
+					b.warnAt(warnSecretNotSecretField, p+"/"+key, ph.Offset,
 						fmt.Sprintf("${%s} holds a secret but is not a secret field, so it would be shown in logs and output; mark the field secret: true", ph.Name))
 				}
 			}

@@ -88,7 +88,7 @@ func (b *builder) buildSession(rs *rawSession) {
 		if s.LoginURI != nil {
 			for _, ph := range s.LoginURI.Placeholders() {
 				if b.def.vars.Flags(ph.Var)&templates.Secret != 0 {
-					b.offsetReporter(p+"/login_uri")(SeverityWarning, ph.Offset,
+					b.warnAt(warnSecretInURL, p+"/login_uri", ph.Offset,
 						fmt.Sprintf("${%s} is a secret field and travels in the URL, which ends up in logs; send it in session.body or session.headers", ph.Name))
 				}
 			}

@@ -123,6 +123,7 @@ type builder struct {
 
 	inputSchemas map[string]*jsonschema.Schema // compiled action input schemas by their JSON, shared within one Parse
 	learnedFrom  map[int]string                // learned fields' variables and their learn.from, known before any template is compiled
+	ignored      map[string]string             // ignore_warnings: code -> reason, read on the first warning (warnings.go)
 }
 
 func (b *builder) report(sev Severity, pointer, msg string) {
@@ -145,6 +146,7 @@ func (b *builder) reportAt(sev Severity, n *yaml.Node, field, msg string) {
 // reported at the extending file's extends key: that is the file being
 // checked, and the inherited file may not even be the author's to edit.
 func (b *builder) add(d Diagnostic) {
+	b.acknowledge(&d)
 	if b.extendsKey != nil && d.File != b.self {
 		d.Message = fmt.Sprintf("%s (inherited from %s:%d:%d)", d.Message, d.File, d.Line, d.Column)
 		d.File, d.Line, d.Column = b.self, b.extendsKey.Line, b.extendsKey.Column
@@ -154,10 +156,6 @@ func (b *builder) add(d Diagnostic) {
 
 func (b *builder) errorf(pointer, format string, args ...any) {
 	b.report(SeverityError, pointer, fmt.Sprintf(format, args...))
-}
-
-func (b *builder) warnf(pointer, format string, args ...any) {
-	b.report(SeverityWarning, pointer, fmt.Sprintf(format, args...))
 }
 
 // given returns the node at pointer if the author wrote that key, else nil.
@@ -276,7 +274,7 @@ func (b *builder) buildVars(r *raw) {
 			}
 		}
 		if f.Required && f.HasDefault {
-			b.warnf(ptr+"/required", "a required field with a default is never missing; drop one of the two")
+			b.warnf(warnRequiredWithDefault, ptr+"/required", "a required field with a default is never missing; drop one of the two")
 		}
 		d.Fields = append(d.Fields, f)
 	}
@@ -461,15 +459,25 @@ func (b *builder) compile(pointer, src string, kind templates.Kind, sc scope) *t
 // of the scalar at pointer (or at the scalar itself for offset -1), so that it
 // points at the placeholder concerned.
 func (b *builder) offsetReporter(pointer string) func(sev Severity, off int, msg string) {
-	_, node := nodeAt(b.root, pointer)
 	return func(sev Severity, off int, msg string) {
-		if node == nil {
-			b.report(sev, pointer, msg)
-			return
-		}
-		line, col := scalarColumn(node, off)
-		b.add(Diagnostic{Severity: sev, File: b.fileOf(node), Line: line, Column: col, Field: pointerField(pointer), Message: msg})
+		d := b.diagnosticAt(pointer, off)
+		d.Severity, d.Message = sev, msg
+		b.add(d)
 	}
+}
+
+// diagnosticAt returns a Diagnostic positioned at byte offset off of the
+// scalar at pointer, or at the node for off -1 (its key for a block, as
+// report does), with its file and field.
+func (b *builder) diagnosticAt(pointer string, off int) Diagnostic {
+	k, n := nodeAt(b.root, pointer)
+	if n == nil {
+		n = b.root
+	} else if off < 0 && k != nil && (n.Kind == yaml.MappingNode || n.Kind == yaml.SequenceNode) {
+		n = k
+	}
+	line, col := scalarColumn(n, off)
+	return Diagnostic{File: b.fileOf(n), Line: line, Column: col, Field: pointerField(pointer)}
 }
 
 // compileWith is compile against other placeholders than the definition's
@@ -886,7 +894,7 @@ func (b *builder) buildOAuth(r *raw) {
 	case o.Public && o.TokenRequest.RefreshClientAuth != ClientAuthBody:
 		b.errorf(p+"/token_request/refresh_client_auth", "a public client has no secret to send with HTTP Basic; remove refresh_client_auth: %s", o.TokenRequest.RefreshClientAuth)
 	case code && !o.PKCE:
-		b.warnf(p+"/pkce", "PKCE is off for a code flow; an intercepted code could be redeemed by someone else. Turn it on unless the provider rejects it")
+		b.warnf(warnPKCEOff, p+"/pkce", "PKCE is off for a code flow; an intercepted code could be redeemed by someone else. Turn it on unless the provider rejects it")
 	}
 
 	tokenScope := scopeCode
@@ -941,7 +949,7 @@ func (b *builder) buildOAuth(r *raw) {
 					if ph.Var == VarClientSecret && o.TokenRequest.ClientAuth == ClientAuthBasic && o.TokenRequest.RefreshClientAuth == ClientAuthBasic {
 						continue // moved into the Authorization header
 					}
-					b.warnf(p+"/"+u.field, "${%s} travels in the URL because token_request.params is query; URLs end up in logs. Use params: form (the query is then sent as the body)", ph.Name)
+					b.warnf(warnSecretInTokenQuery, p+"/"+u.field, "${%s} travels in the URL because token_request.params is query; URLs end up in logs. Use params: form (the query is then sent as the body)", ph.Name)
 				}
 			}
 		}
@@ -978,7 +986,7 @@ func (b *builder) sendToken(p, in, name string, prefix *string) SendToken {
 		if prefix != nil {
 			b.errorf(p+"/prefix", "prefix is written before the token in a header; a token in the query is sent as it is, so remove prefix")
 		}
-		b.warnf(p+"/in", "the access token travels in the URL, which ends up in proxy and server logs; send it in a header unless the provider accepts nothing else")
+		b.warnf(warnTokenInQuery, p+"/in", "the access token travels in the URL, which ends up in proxy and server logs; send it in a header unless the provider accepts nothing else")
 	}
 	return st
 }

@@ -27,13 +27,23 @@ type Diagnostic struct {
 	// unsure); a YAML syntax error at the first non-blank character of its
 	// line, or at the tab it complains of. 0 when unknown: always when Line
 	// is 0.
-	Column  int    `json:"column,omitempty"`
-	Field   string `json:"field,omitempty"` // dotted path, e.g. auth.oauth.token_request_uri
+	Column int    `json:"column,omitempty"`
+	Field  string `json:"field,omitempty"` // dotted path, e.g. auth.oauth.token_request_uri
+	// Code names the kind of warning (WarningCodes), stable across releases,
+	// for ignore_warnings and for tools; errors have none.
+	Code    string `json:"code,omitempty"`
 	Message string `json:"message"`
+	// Acknowledged is set on a warning whose code the definition lists in
+	// ignore_warnings, with the Reason given there. Such a warning is kept
+	// out of Set.Warnings and Error.Diagnostics (Set.Acknowledged and
+	// Error.Acknowledged hold it), so it is not shown again on every run.
+	Acknowledged bool   `json:"acknowledged,omitempty"`
+	Reason       string `json:"reason,omitempty"`
 }
 
 // String formats the diagnostic as file:line:column: field: message, the
-// shape editors and CI annotators understand. Warnings say so.
+// shape editors and CI annotators understand. Warnings say so and end with
+// their code in brackets, as compilers print theirs.
 func (d Diagnostic) String() string {
 	var b strings.Builder
 	b.WriteString(d.File)
@@ -45,6 +55,9 @@ func (d Diagnostic) String() string {
 	}
 	b.WriteString(": ")
 	if d.Severity == SeverityWarning {
+		if d.Acknowledged {
+			b.WriteString("acknowledged ")
+		}
 		b.WriteString("warning: ")
 	}
 	if d.Field != "" {
@@ -52,13 +65,21 @@ func (d Diagnostic) String() string {
 		b.WriteString(": ")
 	}
 	b.WriteString(d.Message)
+	if d.Code != "" {
+		fmt.Fprintf(&b, " [%s]", d.Code)
+	}
+	if d.Acknowledged {
+		fmt.Fprintf(&b, " (ignore_warnings: %s)", d.Reason)
+	}
 	return b.String()
 }
 
 // Error is returned when definitions are invalid. It carries every finding,
-// warnings included, so that one run shows everything to fix.
+// warnings included, so that one run shows everything to fix; the warnings
+// a definition acknowledges in ignore_warnings are in Acknowledged instead.
 type Error struct {
-	Diagnostics []Diagnostic
+	Diagnostics  []Diagnostic
+	Acknowledged []Diagnostic
 }
 
 func (e *Error) Error() string {

@@ -26,7 +26,9 @@
 // An invalid set is an [*Error] carrying every [Diagnostic] at once, each
 // pointing at file:line:column and at the field (a dotted path such as
 // auth.oauth.token_request_uri), with what to do; warnings of a valid set are
-// [Set.Warnings]. [Diagnostic.DocAnchor] and [Diagnostic.DocLink] link a
+// [Set.Warnings]. Each warning has a stable [Diagnostic.Code] ([WarningCodes]);
+// those a definition acknowledges in ignore_warnings are [Set.Acknowledged]
+// instead. [Diagnostic.DocAnchor] and [Diagnostic.DocLink] link a
 // finding to the key's section of the format reference, definitions/README.md,
 // which documents every key of the schema (schemas/definition.schema.json).
 //

@@ -102,8 +102,8 @@ func TestEverySchemaKeyIsDocumented(t *testing.T) {
 	// no stale anchor behind.
 	explicit := regexp.MustCompile(`<a id="([^"]+)"></a>`)
 	for _, m := range explicit.FindAllStringSubmatch(text, -1) {
-		if !slices.Contains(keys, m[1]) {
-			t.Errorf("definitions/README.md has the anchor %q, which is no key of schemas/definition.schema.json; rename or remove it", m[1])
+		if !slices.Contains(keys, m[1]) && !slices.Contains(definitions.WarningCodes(), m[1]) {
+			t.Errorf("definitions/README.md has the anchor %q, which is no key of schemas/definition.schema.json nor a warning code; rename or remove it", m[1])
 		}
 	}
 }

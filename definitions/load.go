@@ -32,6 +32,7 @@ type Set struct {
 	trees    map[string]*yaml.Node // merged trees, for definitions that extend these
 	origin   map[*yaml.Node]string
 	warnings []Diagnostic
+	acked    []Diagnostic
 }
 
 // Get returns the definition named name.
@@ -71,8 +72,14 @@ func (s *Set) All() []*Definition {
 	return out
 }
 
-// Warnings returns the findings about risky but legal choices.
+// Warnings returns the findings about risky but legal choices, less those the
+// definitions acknowledge in ignore_warnings.
 func (s *Set) Warnings() []Diagnostic { return slices.Clone(s.warnings) }
+
+// Acknowledged returns the warnings the definitions acknowledge in
+// ignore_warnings, each with its Reason: not shown, but not forgotten
+// (validate -o json lists them).
+func (s *Set) Acknowledged() []Diagnostic { return slices.Clone(s.acked) }
 
 //go:embed builtin/*.yaml
 var builtinFS embed.FS
@@ -310,14 +317,20 @@ func Parse(base *Set, files ...File) (*Set, error) {
 		set.trees[p.name] = tree
 	}
 
-	all := ds.sorted()
-	for _, d := range all {
-		if d.Severity == SeverityWarning {
+	var shown []Diagnostic
+	for _, d := range ds.sorted() {
+		switch {
+		case d.Acknowledged:
+			set.acked = append(set.acked, d)
+		case d.Severity == SeverityWarning:
 			set.warnings = append(set.warnings, d)
+			shown = append(shown, d)
+		default:
+			shown = append(shown, d)
 		}
 	}
 	if ds.hasErrors() {
-		return nil, &Error{Diagnostics: all}
+		return nil, &Error{Diagnostics: shown, Acknowledged: set.acked}
 	}
 	return set, nil
 }

@@ -121,10 +121,14 @@ func schemaDiagnostic(root *yaml.Node, origin map[*yaml.Node]string, ve *jsonsch
 			}
 			at(n, joinField(field, m[1]), fmt.Sprintf("missing required key %q", m[1]))
 		}
+	case strings.Contains(ve.KeywordLocation, "/propertyNames/") && strings.HasPrefix(field, "ignore_warnings."):
+		at(key, field, unknownWarningCode(lastToken(ve.InstanceLocation)))
 	case strings.Contains(ve.KeywordLocation, "/propertyNames/") && strings.HasPrefix(field, "request.headers."):
 		at(key, field, fmt.Sprintf("%q is not a valid HTTP header name: use letters, digits and - (no spaces or colons)", lastToken(ve.InstanceLocation)))
 	case strings.Contains(ve.KeywordLocation, "/propertyNames/"):
 		at(key, field, fmt.Sprintf("%q is not a valid name here: %s", lastToken(ve.InstanceLocation), friendly(kw, ve.Message)))
+	case strings.HasPrefix(field, "ignore_warnings.") && kw == "minLength":
+		at(val, field, "the reason must not be empty: say why this warning is acceptable here")
 	default:
 		at(val, field, friendly(kw, ve.Message))
 	}

@@ -168,14 +168,14 @@ func (b *builder) buildWebhooks() {
 			ok = false
 		}
 		if rs.TimestampHeader != "" && rs.Tolerance == "" && ok {
-			b.warnf("/webhooks/signature/timestamp_header", "the timestamp is signed but its age is not checked: a captured delivery can be replayed later (de-duplication catches only the same delivery id); add tolerance, such as 5m")
+			b.warnf(warnWebhookNoTolerance, "/webhooks/signature/timestamp_header", "the timestamp is signed but its age is not checked: a captured delivery can be replayed later (de-duplication catches only the same delivery id); add tolerance, such as 5m")
 		}
 		if s.Signed != nil && !signs(s.Signed, func(p SignedPart) bool { return p.Body }) {
 			b.errorf("/webhooks/signature/signed", "signed does not include ${body}: a signature that does not cover the body lets anyone change it; include ${body}")
 			ok = false
 		}
 		if s.Algorithm == HMACSHA1 {
-			b.warnf("/webhooks/signature/algorithm", "HMAC-SHA1 is still unbroken as a MAC but deprecated; use hmac-sha256 if the provider offers it")
+			b.warnf(warnWebhookHMACSHA1, "/webhooks/signature/algorithm", "HMAC-SHA1 is still unbroken as a MAC but deprecated; use hmac-sha256 if the provider offers it")
 		}
 		w.Signature = s
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 
 	"github.com/spf13/cobra"
 
@@ -39,11 +40,11 @@ Exit status: 0 valid (warnings allowed), 1 invalid, 2 bad command line.`,
 				}
 			}
 			var set *definitions.Set
-			var diags []definitions.Diagnostic
+			var diags, acked []definitions.Diagnostic
 			var err error
 			if len(files) == 0 {
 				set = definitions.Builtin()
-				diags = set.Warnings()
+				diags, acked = set.Warnings(), set.Acknowledged()
 			} else if base, berr := a.validationBase(files); berr != nil {
 				return berr
 			} else if set, err = definitions.Parse(base, files...); err != nil {
@@ -51,11 +52,11 @@ Exit status: 0 valid (warnings allowed), 1 invalid, 2 bad command line.`,
 				if !errors.As(err, &de) {
 					return err
 				}
-				diags = de.Diagnostics
+				diags, acked = de.Diagnostics, de.Acknowledged
 			} else {
-				diags = set.Warnings()
+				diags, acked = set.Warnings(), set.Acknowledged()
 			}
-			return a.reportValidation(format, len(files), set, diags)
+			return a.reportValidation(format, len(files), set, diags, acked)
 		},
 	}
 	a.bindOutput(cmd, &format, "text", validateFormats...)
@@ -105,7 +106,10 @@ next:
 // on stdout.
 var validateFormats = []string{"text", "json", "yaml"}
 
-func (a *app) reportValidation(format string, nfiles int, set *definitions.Set, diags []definitions.Diagnostic) error {
+// reportValidation prints the findings. Acknowledged warnings (a
+// definition's ignore_warnings) are counted but not printed in text, and
+// listed with their reason in the other formats.
+func (a *app) reportValidation(format string, nfiles int, set *definitions.Set, diags, acked []definitions.Diagnostic) error {
 	nerr, nwarn := 0, 0
 	for _, d := range diags {
 		if d.Severity == definitions.SeverityError {
@@ -117,11 +121,12 @@ func (a *app) reportValidation(format string, nfiles int, set *definitions.Set, 
 	valid := nerr == 0
 	if format != "text" || a.jq != "" {
 		report := struct {
-			Valid       bool                     `json:"valid"`
-			Errors      int                      `json:"errors"`
-			Warnings    int                      `json:"warnings"`
-			Diagnostics []definitions.Diagnostic `json:"diagnostics"`
-		}{valid, nerr, nwarn, diags}
+			Valid        bool                     `json:"valid"`
+			Errors       int                      `json:"errors"`
+			Warnings     int                      `json:"warnings"`
+			Acknowledged int                      `json:"acknowledged"`
+			Diagnostics  []definitions.Diagnostic `json:"diagnostics"`
+		}{valid, nerr, nwarn, len(acked), append(slices.Clone(diags), acked...)}
 		if report.Diagnostics == nil {
 			report.Diagnostics = []definitions.Diagnostic{}
 		}
@@ -136,10 +141,17 @@ func (a *app) reportValidation(format string, nfiles int, set *definitions.Set, 
 		if nfiles > 0 {
 			what = plural(nfiles, "file")
 		}
+		warnings := plural(nwarn, "warning")
+		if len(acked) > 0 {
+			warnings += fmt.Sprintf(" (and %d acknowledged in ignore_warnings)", len(acked))
+		}
 		if valid {
-			fmt.Fprintf(a.stdout, "ok: %s valid (%s in the set), %s\n", what, plural(len(set.Names()), "definition"), plural(nwarn, "warning"))
+			fmt.Fprintf(a.stdout, "ok: %s valid (%s in the set), %s\n", what, plural(len(set.Names()), "definition"), warnings)
 		} else {
-			fmt.Fprintf(a.stderr, "invalid: %s, %s in %s\n", plural(nerr, "error"), plural(nwarn, "warning"), what)
+			fmt.Fprintf(a.stderr, "invalid: %s, %s in %s\n", plural(nerr, "error"), warnings, what)
+		}
+		if nwarn > 0 {
+			fmt.Fprintf(a.stderr, "to acknowledge a warning you have weighed, list its code with the reason in the definition: ignore_warnings: {code: reason} (%s#warnings)\n", definitions.DocFile)
 		}
 	}
 	if !valid {

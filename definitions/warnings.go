@@ -1,0 +1,96 @@
+package definitions
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// warning is one kind of warning. Its code is stable: definitions name it in
+// ignore_warnings and tools match on it, so a code is never renamed or reused
+// once released. Every code is explained in DocFile, under an anchor of the
+// same name, and listed in the schema's ignore_warnings.
+//
+// A struct, not a string, so that a warning cannot be reported without one
+// (a string literal would convert silently).
+type warning struct{ code string }
+
+var (
+	warnSecretInTokenQuery   = warning{"secret-in-token-query"}
+	warnSecretInURL          = warning{"secret-in-url"}
+	warnTokenInQuery         = warning{"token-in-query"}
+	warnPKCEOff              = warning{"pkce-off"}
+	warnRequiredWithDefault  = warning{"required-with-default"}
+	warnUnusedInput          = warning{"unused-input"}
+	warnSecretNotSecretField = warning{"secret-not-secret-field"}
+	warnWebhookNoTolerance   = warning{"webhook-no-tolerance"}
+	warnWebhookHMACSHA1      = warning{"webhook-hmac-sha1"}
+)
+
+// warnings lists every warning kind, in the order DocFile explains them.
+var warnings = []warning{
+	warnSecretInTokenQuery, warnSecretInURL, warnTokenInQuery, warnPKCEOff,
+	warnRequiredWithDefault, warnUnusedInput, warnSecretNotSecretField,
+	warnWebhookNoTolerance, warnWebhookHMACSHA1,
+}
+
+// WarningCodes returns the code of every warning the validator can report,
+// in the order definitions/README.md explains them ("Validation findings").
+func WarningCodes() []string {
+	codes := make([]string, len(warnings))
+	for i, w := range warnings {
+		codes[i] = w.code
+	}
+	return codes
+}
+
+// warnf reports a warning of kind w about the node at pointer.
+func (b *builder) warnf(w warning, pointer, format string, args ...any) {
+	b.warnAt(w, pointer, -1, fmt.Sprintf(format, args...))
+}
+
+// warnAt reports a warning of kind w at byte offset off of the scalar at
+// pointer (the placeholder concerned), or at the node for off -1.
+func (b *builder) warnAt(w warning, pointer string, off int, msg string) {
+	d := b.diagnosticAt(pointer, off)
+	d.Severity, d.Code, d.Message = SeverityWarning, w.code, msg
+	b.add(d)
+}
+
+// acknowledge marks d acknowledged when the definition being built lists its
+// code in ignore_warnings (its own or inherited through extends: the tree is
+// the merged one). The schema has already refused unknown codes.
+func (b *builder) acknowledge(d *Diagnostic) {
+	if d.Severity != SeverityWarning || d.Code == "" {
+		return
+	}
+	if b.ignored == nil {
+		b.ignored = map[string]string{}
+		_, list := mapGet(b.root, "ignore_warnings")
+		if list = resolve(list); list != nil && list.Kind == yaml.MappingNode {
+			for i := 0; i+1 < len(list.Content); i += 2 {
+				if v := resolve(list.Content[i+1]); v != nil && v.Kind == yaml.ScalarNode {
+					b.ignored[list.Content[i].Value] = v.Value
+				}
+			}
+		}
+	}
+	if reason, ok := b.ignored[d.Code]; ok {
+		d.Acknowledged, d.Reason = true, reason
+	}
+}
+
+// unknownWarningCode is the message for a code in ignore_warnings that no
+// warning has (the schema's enum refused it).
+func unknownWarningCode(code string) string {
+	codes := WarningCodes()
+	msg := fmt.Sprintf("%q is no warning code", code)
+	if s := suggest(code, codes); s != "" {
+		msg += fmt.Sprintf("; did you mean %q?", s)
+	}
+	sorted := slices.Clone(codes)
+	slices.Sort(sorted)
+	return msg + " (known: " + strings.Join(sorted, ", ") + ")"
+}
