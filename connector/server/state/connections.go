@@ -140,12 +140,6 @@ func DecodeCursor(s string) (string, error) {
 // Connections lists the tenant's connections by id, one page at a time; next
 // is the cursor of the following page, "" at the end.
 func (d *DB) Connections(ctx context.Context, tenant string, f Filter) (page []Connection, next string, err error) {
-	if f.Limit <= 0 {
-		f.Limit = DefaultLimit
-	}
-	if f.Limit > MaxLimit {
-		f.Limit = MaxLimit
-	}
 	after := ""
 	if f.After != "" {
 		if after, err = DecodeCursor(f.After); err != nil {
@@ -160,31 +154,8 @@ func (d *DB) Connections(ctx context.Context, tenant string, f Filter) (page []C
 			args = append(args, c.val)
 		}
 	}
-	query += " ORDER BY id LIMIT ?"
-	args = append(args, f.Limit+1)
-	ctx, cancel := bound(ctx)
-	defer cancel()
-	rows, err := d.db.QueryContext(ctx, d.q(query), args...)
-	if err != nil {
-		return nil, "", fmt.Errorf("state: listing connections: %w", err)
-	}
-	defer rows.Close()
-	page = []Connection{}
-	for rows.Next() {
-		c, err := d.scanConn(rows)
-		if err != nil {
-			return nil, "", err
-		}
-		page = append(page, c)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, "", err
-	}
-	if len(page) > f.Limit {
-		page = page[:f.Limit]
-		next = EncodeCursor(page[len(page)-1].ID)
-	}
-	return page, next, nil
+	query += " ORDER BY id"
+	return queryPage(ctx, d, "connections", query, args, pageLimit(f.Limit), d.scanConn, func(c Connection) string { return EncodeCursor(c.ID) })
 }
 
 // SetConnectionStatus records the connection's status and reason; it is a

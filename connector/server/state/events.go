@@ -329,12 +329,6 @@ func decodeEventCursor(s string) (int64, string, error) {
 // every connection's when connection is "", else that connection's. next is
 // the cursor of the following page, "" at the end.
 func (d *DB) ListEvents(ctx context.Context, tenant, connection string, f EventFilter) (page []Event, next string, err error) {
-	if f.Limit <= 0 {
-		f.Limit = DefaultLimit
-	}
-	if f.Limit > MaxLimit {
-		f.Limit = MaxLimit
-	}
 	query := `SELECT ` + eventCols + eventFrom + ` WHERE e.tenant = ?`
 	args := []any{tenant}
 	if connection != "" {
@@ -357,29 +351,6 @@ func (d *DB) ListEvents(ctx context.Context, tenant, connection string, f EventF
 		query += ` AND (e.created < ? OR (e.created = ? AND e.id < ?))`
 		args = append(args, ts, ts, id)
 	}
-	query += ` ORDER BY e.created DESC, e.id DESC LIMIT ?`
-	args = append(args, f.Limit+1)
-	ctx, cancel := bound(ctx)
-	defer cancel()
-	rows, err := d.db.QueryContext(ctx, d.q(query), args...)
-	if err != nil {
-		return nil, "", fmt.Errorf("state: listing events: %w", err)
-	}
-	defer rows.Close()
-	page = []Event{}
-	for rows.Next() {
-		e, err := d.scanEvent(rows)
-		if err != nil {
-			return nil, "", err
-		}
-		page = append(page, e)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, "", err
-	}
-	if len(page) > f.Limit {
-		page = page[:f.Limit]
-		next = encodeEventCursor(page[len(page)-1])
-	}
-	return page, next, nil
+	query += ` ORDER BY e.created DESC, e.id DESC`
+	return queryPage(ctx, d, "events", query, args, pageLimit(f.Limit), d.scanEvent, encodeEventCursor)
 }
