@@ -14,9 +14,11 @@ type Policy struct {
 	// Base is the delay after the first failure; each further failure
 	// doubles it, up to Cap.
 	Base, Cap time.Duration
-	// Budget is how long an event is retried, from when it was appended (or
-	// replayed): after a failure at or past it, the event is dead-lettered.
-	// Every event gets at least one attempt.
+	// Budget is how long an event is retried, from its first attempt since
+	// it was appended (or replayed): after a failure at or past it, the
+	// event is dead-lettered. Every event gets at least one attempt, and
+	// one queued behind a failing event of its connection gets the whole
+	// budget once its turn comes.
 	Budget time.Duration
 	// RefusedAttempts is how many attempts an event gets when the URL
 	// refuses it (a 4xx other than 408 and 429, a redirect, a destination
@@ -37,7 +39,7 @@ var DefaultPolicy = Policy{Base: 10 * time.Second, Cap: time.Hour, Budget: 24 * 
 // Attempt is what happened at one delivery attempt.
 type Attempt struct {
 	N     int       // 1 for the first attempt (since appended or replayed)
-	Since time.Time // when the event was appended or replayed
+	Since time.Time // when the first of those attempts was made: the budget starts there
 	Now   time.Time
 	// Status is the HTTP status of the answer; 0 when none came (Err).
 	Status     int
@@ -61,8 +63,8 @@ type Decision struct {
 //   - 5xx, 408, 429, network errors, timeouts, no event URL configured:
 //     retried with exponential backoff (Base doubling to Cap, jittered to
 //     between half and all of it), honouring Retry-After on 429 and 503
-//     (capped at Cap), until Budget has passed since the event was appended
-//     or replayed; then dead-lettered.
+//     (capped at Cap), until Budget has passed since the event's first
+//     attempt (since appended or replayed); then dead-lettered.
 //   - 410: dead-lettered at once (the receiver says the URL is gone).
 //   - other 4xx, 3xx (redirects are not followed: the signature covers
 //     one URL), a destination the rules refuse: retried like the above but

@@ -11,10 +11,13 @@ import (
 // Job is a claimed delivery: the event to send, and how it has fared.
 type Job struct {
 	Event    Event
-	Attempts int       // attempts since the event was appended or replayed
-	Since    time.Time // when it was appended or last replayed: the retry budget starts here
-	Owner    string
-	Until    time.Time // the lease: after this another worker may claim the job
+	Attempts int // attempts since the event was appended or replayed
+	// Since is when the retry budget started: the event's first attempt
+	// since it was appended or replayed (when it became the head of its
+	// connection's queue and was first claimed), not when it was appended.
+	Since time.Time
+	Owner string
+	Until time.Time // the lease: after this another worker may claim the job
 }
 
 // ErrLeaseLost: the job's lease expired and another worker claimed it; the
@@ -82,12 +85,14 @@ func (d *DB) claim(ctx context.Context, tx *sql.Tx, owner string, lease time.Dur
 	until := now.Add(lease)
 	jobs := make([]Job, 0, len(ids))
 	for _, id := range ids {
-		if _, err := tx.ExecContext(ctx, d.q(`UPDATE server_event_jobs SET lease_owner = ?, lease_until = ? WHERE event_id = ?`), owner, nanos(until), id); err != nil {
+		// The first claim starts the retry budget (see migration 101).
+		if _, err := tx.ExecContext(ctx, d.q(`UPDATE server_event_jobs SET lease_owner = ?, lease_until = ?,
+			first_attempt = CASE WHEN first_attempt = 0 THEN ? ELSE first_attempt END WHERE event_id = ?`), owner, nanos(until), nanos(now), id); err != nil {
 			return nil, fmt.Errorf("state: claiming jobs: %w", err)
 		}
 		var j Job
 		var since int64
-		row := tx.QueryRowContext(ctx, d.q(`SELECT `+eventCols+`, j.attempts, j.since`+eventFrom+` WHERE e.id = ?`), id)
+		row := tx.QueryRowContext(ctx, d.q(`SELECT `+eventCols+`, j.attempts, j.first_attempt`+eventFrom+` WHERE e.id = ?`), id)
 		ev, err := d.scanEvent(scanFunc(func(dest ...any) error {
 			return row.Scan(append(dest, &j.Attempts, &since)...)
 		}))
@@ -180,9 +185,11 @@ func (d *DB) FinishAndClaimNext(ctx context.Context, owner, eventID string, o Ou
 }
 
 // ReleaseJob gives a leased job back without counting an attempt (a worker
-// shutting down), due again at next.
+// shutting down), due again at next. A job never attempted gets its retry
+// budget back whole.
 func (d *DB) ReleaseJob(ctx context.Context, owner, eventID string, next time.Time) error {
-	_, err := d.exec(ctx, `UPDATE server_event_jobs SET lease_owner = '', lease_until = 0, next_run = ? WHERE event_id = ? AND lease_owner = ? AND state = 'pending'`,
+	_, err := d.exec(ctx, `UPDATE server_event_jobs SET lease_owner = '', lease_until = 0, next_run = ?,
+		first_attempt = CASE WHEN attempts = 0 THEN 0 ELSE first_attempt END WHERE event_id = ? AND lease_owner = ? AND state = 'pending'`,
 		nanos(next), eventID, owner)
 	return err
 }
@@ -225,7 +232,7 @@ func (d *DB) replay(ctx context.Context, where string, args ...any) (int, error)
 	if err != nil {
 		return 0, fmt.Errorf("state: replaying: %w", err)
 	}
-	res, err = tx.ExecContext(ctx, d.q(`UPDATE server_event_jobs SET state = 'pending', attempts = 0, since = ?, next_run = ?, lease_owner = '', lease_until = 0
+	res, err = tx.ExecContext(ctx, d.q(`UPDATE server_event_jobs SET state = 'pending', attempts = 0, since = ?, first_attempt = 0, next_run = ?, lease_owner = '', lease_until = 0
 		WHERE state = 'dead' AND `+where), append([]any{now, now}, args...)...)
 	if err != nil {
 		return 0, fmt.Errorf("state: replaying: %w", err)

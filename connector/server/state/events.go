@@ -144,6 +144,14 @@ var eventMigrations = []migration{
 	PRIMARY KEY (tenant, connection)
 )`,
 	}},
+	// The retry budget runs from an event's first attempt, not from its
+	// append: an event queued behind a failing head of its connection
+	// would otherwise find its budget spent when its turn came. A job
+	// already tried keeps counting from its append (or replay).
+	{101, "an event's retry budget starts at its first attempt", []string{
+		`ALTER TABLE server_event_jobs ADD COLUMN first_attempt BIGINT NOT NULL DEFAULT 0`,
+		`UPDATE server_event_jobs SET first_attempt = since WHERE attempts > 0`,
+	}},
 }
 
 // ErrInvalidEvent: an event AppendEvent refuses (no tenant, a bad type,
