@@ -1,7 +1,6 @@
 package events_test
 
 import (
-	"context"
 	"fmt"
 	"testing"
 	"time"
@@ -18,18 +17,12 @@ func BenchmarkDelivery(b *testing.B) {
 	for _, kind := range []string{"sqlite", "postgres"} {
 		for _, conns := range []int{1, 16} {
 			b.Run(fmt.Sprintf("%s/%dconn", kind, conns), func(b *testing.B) {
-				ctx := context.Background()
 				var db *state.DB
-				var err error
 				if kind == "sqlite" {
-					db, err = state.OpenSQLite(ctx, b.TempDir()+"/state.db", newSealer(b))
+					db = newSQLite(b)
 				} else {
-					db, err = state.OpenPostgres(ctx, pgtest.Shared(b), newSealer(b))
+					db = openPostgres(b, pgtest.Shared(b), newSealer(b))
 				}
-				if err != nil {
-					b.Fatal(err)
-				}
-				defer db.Close()
 				rc := newReceiver(b)
 				setup(b, db, rc)
 				names := make([]string, conns)

@@ -235,12 +235,7 @@ func TestDeadLetterAndReplay(t *testing.T) {
 // are not lost) until one is set.
 func TestNoEndpointWaits(t *testing.T) {
 	ctx := context.Background()
-	path, s := t.TempDir()+"/state.db", newSealer(t)
-	db, err := state.OpenSQLite(ctx, path, s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := newSQLite(t)
 	rc := newReceiver(t)
 	if _, err := db.EnsureTenant(ctx, "acme", ""); err != nil {
 		t.Fatal(err)
@@ -270,11 +265,7 @@ func TestNoEndpointWaits(t *testing.T) {
 // retry was due at once: a hot loop against a failing receiver).
 func TestRetryWaitsForBackoff(t *testing.T) {
 	ctx := context.Background()
-	db, err := state.OpenSQLite(ctx, t.TempDir()+"/state.db", newSealer(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := newSQLite(t)
 	rc := newReceiver(t)
 	setup(t, db, rc)
 	rc.setFail(func(events.Payload) int { return http.StatusServiceUnavailable })

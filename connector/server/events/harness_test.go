@@ -56,14 +56,7 @@ func newSealer(t testing.TB) *store.Sealer {
 func databases(t *testing.T, f func(t *testing.T, open func() *state.DB)) {
 	t.Run("sqlite", func(t *testing.T) {
 		path, s := filepath.Join(t.TempDir(), "state.db"), newSealer(t)
-		f(t, func() *state.DB {
-			db, err := state.OpenSQLite(context.Background(), path, s)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { db.Close() })
-			return db
-		})
+		f(t, func() *state.DB { return openSQLite(t, path, s) })
 	})
 	t.Run("postgres", func(t *testing.T) {
 		postgres(t, f)
@@ -73,14 +66,32 @@ func databases(t *testing.T, f func(t *testing.T, open func() *state.DB)) {
 func postgres(t *testing.T, f func(t *testing.T, open func() *state.DB)) {
 	url, s := pgtest.Shared(t), newSealer(t)
 	testURL = url
-	f(t, func() *state.DB {
-		db, err := state.OpenPostgres(context.Background(), url, s)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { db.Close() })
-		return db
-	})
+	f(t, func() *state.DB { return openPostgres(t, url, s) })
+}
+
+// newSQLite is a fresh SQLite database of the test's own.
+func newSQLite(t testing.TB) *state.DB {
+	return openSQLite(t, filepath.Join(t.TempDir(), "state.db"), newSealer(t))
+}
+
+// openSQLite and openPostgres open a handle on a database, closed when the
+// test ends.
+func openSQLite(t testing.TB, path string, s *store.Sealer) *state.DB {
+	db, err := state.OpenSQLite(context.Background(), path, s)
+	return opened(t, db, err)
+}
+
+func openPostgres(t testing.TB, url string, s *store.Sealer) *state.DB {
+	db, err := state.OpenPostgres(context.Background(), url, s)
+	return opened(t, db, err)
+}
+
+func opened(t testing.TB, db *state.DB, err error) *state.DB {
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
 }
 
 // receiver is the platform's end: it verifies every signature, answers
