@@ -15,10 +15,11 @@
 // database in batches, each claim a lease: on PostgreSQL with FOR UPDATE
 // SKIP LOCKED, so replicas take disjoint batches, and a replica that dies
 // leaves rows that are claimed again when their lease runs out; on SQLite
-// one worker. New connections are found by a query (rows for connections
-// that have none), and a connection that changed (re-authorized, its status
-// moved) is looked at again, so no handler needs to tell the scheduler
-// anything.
+// one worker. New and changed connections (re-authorized, their status
+// moved) are found through the change stamp triggers give them
+// (state.DB.DiscoverSchedules: connections stamped after the last stamp
+// seen, by index), so no handler needs to tell the scheduler anything and
+// an idle replica's discovery costs an index probe, not a connection count.
 package scheduler
 
 import (
@@ -95,8 +96,8 @@ type Config struct {
 	Lease time.Duration
 	// Poll is the longest sleep between claims; default 2 s.
 	Poll time.Duration
-	// Discover is how often connections without a row, and changed ones,
-	// are looked for; default 10 s.
+	// Discover is how often connections created or changed since the last
+	// look are asked for (one index probe when none did); default 5 s.
 	Discover time.Duration
 	// Recheck is when a parked row (no keep-alive, no token yet, needs
 	// re-authorization) is looked at again even if its connection did not
@@ -159,7 +160,7 @@ func New(cfg Config) (*Scheduler, error) {
 		cfg.Poll = 2 * time.Second
 	}
 	if cfg.Discover <= 0 {
-		cfg.Discover = 10 * time.Second
+		cfg.Discover = 5 * time.Second
 	}
 	if cfg.Recheck <= 0 {
 		cfg.Recheck = 6 * time.Hour
@@ -218,24 +219,28 @@ const discoverLimit = 5000
 // once the refreshes it started have finished and been recorded (a
 // refresh sent to the provider is never abandoned half-way). Run it on
 // every replica; it returns an error only when called twice at once.
+//
+// Discovery runs beside the claims, in a goroutine of its own: it asks
+// the database for connections changed since the last change it saw (an
+// index probe when nothing changed), and wakes the claims when it added
+// or woke rows.
 func (s *Scheduler) Run(ctx context.Context) error {
 	if !s.running.CompareAndSwap(false, true) {
 		return errors.New("scheduler: Run is already running")
 	}
 	defer s.running.Store(false)
-	var lastDiscover time.Time
+	wake := make(chan struct{}, 1)
+	var wg sync.WaitGroup
+	wg.Go(func() { s.discoverLoop(ctx, wake) })
+	defer wg.Wait()
 	for ctx.Err() == nil {
 		now := s.cfg.Now()
-		if now.Sub(lastDiscover) >= s.cfg.Discover {
-			s.discover(ctx, now)
-			lastDiscover = now
-		}
 		batch, err := s.cfg.State.ClaimSchedules(ctx, s.cfg.Owner, now, s.cfg.Lease, s.cfg.Batch)
 		if err != nil {
 			if ctx.Err() == nil {
 				s.log.WarnContext(ctx, "claiming due refreshes", "error", err)
 			}
-			sleep(ctx, s.cfg.Poll)
+			sleep(ctx, s.cfg.Poll, nil)
 			continue
 		}
 		s.work(ctx, batch)
@@ -246,23 +251,37 @@ func (s *Scheduler) Run(ctx context.Context) error {
 		if due, ok, err := s.cfg.State.NextScheduleDue(ctx, s.cfg.Now()); err == nil && ok {
 			wait = min(wait, max(due.Sub(s.cfg.Now()), 0))
 		}
-		sleep(ctx, wait)
+		sleep(ctx, wait, wake)
 	}
 	return nil
 }
 
-func (s *Scheduler) discover(ctx context.Context, now time.Time) {
+// discoverLoop follows the connections' changes every Discover, from a
+// watermark of its own: the first pass (from -1) looks at every
+// connection once, later ones at what changed since.
+func (s *Scheduler) discoverLoop(ctx context.Context, wake chan<- struct{}) {
+	after := int64(-1)
 	for ctx.Err() == nil {
-		n, err := s.cfg.State.DiscoverSchedules(ctx, now, discoverLimit)
-		if err != nil {
-			if ctx.Err() == nil {
-				s.log.WarnContext(ctx, "discovering connections to schedule", "error", err)
+		for ctx.Err() == nil {
+			next, n, err := s.cfg.State.DiscoverSchedules(ctx, s.cfg.Now(), after, discoverLimit)
+			if err != nil {
+				if ctx.Err() == nil {
+					s.log.WarnContext(ctx, "discovering connections to schedule", "error", err)
+				}
+				break
 			}
-			return
+			if n > 0 {
+				select {
+				case wake <- struct{}{}:
+				default:
+				}
+			}
+			if next == after {
+				break // caught up
+			}
+			after = next
 		}
-		if n < discoverLimit {
-			return
-		}
+		sleep(ctx, s.cfg.Discover, nil)
 	}
 }
 
@@ -427,7 +446,8 @@ func (s *Scheduler) needsReauth(ctx context.Context, row state.Schedule, reason 
 	return state.ScheduleOutcome{Due: now.Add(s.cfg.Recheck), State: state.ScheduleNeedsReauth, LastError: reason}
 }
 
-func sleep(ctx context.Context, d time.Duration) {
+// sleep waits d, or less when ctx ends or wake is signalled (nil: never).
+func sleep(ctx context.Context, d time.Duration, wake <-chan struct{}) {
 	if d <= 0 {
 		return
 	}
@@ -436,6 +456,7 @@ func sleep(ctx context.Context, d time.Duration) {
 	select {
 	case <-ctx.Done():
 	case <-t.C:
+	case <-wake:
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/connector-engine/connector/connector/server/scheduler"
 	"github.com/connector-engine/connector/connector/server/state"
 	"github.com/connector-engine/connector/connector/store"
+	"github.com/connector-engine/connector/connector/token"
 	"github.com/connector-engine/connector/definitions"
 )
 
@@ -260,4 +261,72 @@ func revoke(t *testing.T, emuURL, tok string) {
 	if resp.StatusCode != 200 {
 		t.Fatalf("revoke: %d", resp.StatusCode)
 	}
+}
+
+// Connections created after the scheduler started, and a connection that
+// changed after it was parked, are found by the discovery's change stamps
+// alone: Recheck is left at its 6 hours, so nothing but the change can
+// wake a parked row in this test's time. Each is created pending and then
+// authorized as the callback does (the token stored, then the connection
+// marked connected: a new version), so the scheduler may first see it
+// before or after its token exists.
+func TestConnectionsAfterStartScheduled(t *testing.T) {
+	backends(t, func(t *testing.T, spec string) {
+		f := newFixture(t, spec, fixtureOptions{})
+		ctx := context.Background()
+		db := f.first.storage.State
+		ka := f.oauthClient("procore-keepalive")
+		create := func() string {
+			c, err := db.CreateConnection(ctx, state.Connection{Tenant: tenant, Client: ka.ID})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return c.ID
+		}
+		authorize := func(id string) string {
+			at, rt, err := f.emu.IssueTokens(emuClientID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rec := store.Record{ID: id, Definition: ka.Definition, Binding: f.binding(ka), Status: store.StatusConnected,
+				Token: token.Token{AccessToken: at, RefreshToken: rt, TokenType: "bearer", Obtained: time.Now().Add(-time.Minute), Expiry: time.Now().Add(3 * time.Second)}}
+			if _, err := f.first.storage.Tokens.Put(ctx, rec); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := db.RecordConnected(ctx, tenant, id); err != nil {
+				t.Fatal(err)
+			}
+			return rt
+		}
+		r := f.start(f.first, scheduler.Config{})
+		time.Sleep(time.Second) // the first discovery passes have run, over no connection
+
+		refresh := map[string]string{} // connection -> its refresh token
+		for range 3 {
+			id := create()
+			refresh[id] = authorize(id)
+		}
+		waitFor(t, 2*time.Minute, "the connections created after the start refreshed", func() bool { return f.emu.Stats().Refreshes >= len(refresh) })
+
+		pending := create()
+		waitFor(t, time.Minute, "the pending connection parked", func() bool {
+			s, _ := db.ScheduleOf(ctx, tenant, pending)
+			return s.State == state.ScheduleWaiting
+		})
+		rt := authorize(pending)
+		refresh[pending] = rt
+		waitFor(t, 2*time.Minute, "the connection authorized after it was parked refreshed", func() bool { used, _ := f.emu.RefreshTokenUsed(rt); return used })
+		time.Sleep(time.Second) // a second refresh of anything would show now
+		r.stop()
+		if st := f.emu.Stats(); st.Refreshes != len(refresh) || st.GrantRevocations != 0 {
+			t.Fatalf("%d refreshes, %d grant revocations; want %d and none", st.Refreshes, st.GrantRevocations, len(refresh))
+		}
+		for id, rt := range refresh {
+			used, _ := f.emu.RefreshTokenUsed(rt)
+			s, err := db.ScheduleOf(ctx, tenant, id)
+			if !used || err != nil || s.State != state.ScheduleScheduled || s.LastRefresh.IsZero() {
+				t.Errorf("connection %s: refreshed %v, %+v, %v; want refreshed and scheduled", id, used, s, err)
+			}
+		}
+	})
 }

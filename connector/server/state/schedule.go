@@ -31,6 +31,53 @@ var schedulerMigrations = []migration{
 )`,
 		`CREATE INDEX server_refresh_schedule_due ON server_refresh_schedule (due)`,
 	}},
+	{301, "connections' change sequence, for the scheduler's discovery", changeSeqSteps},
+}
+
+// A connection's change_seq is stamped by triggers from one counter
+// (server_schedule_seq) whenever the connection is created or gets a new
+// version (re-authorized, its status moved), by whichever writer. The
+// scheduler remembers the highest it has seen and asks only for later ones
+// through an index: an idle pass costs one index probe, not a look at
+// every connection.
+//
+// The counter is one row, so its UPDATE holds a row lock until the writing
+// transaction ends: stamps are handed out in commit order (a writer waits
+// for the previous one to commit before it reads the counter). So once a
+// reader sees stamp n, every stamp below n is committed and visible too,
+// and a watermark never skips a change. Connection writes already
+// serialise on server_generation the same way; every transaction takes
+// this lock before that one (BEFORE vs AFTER triggers), so no deadlock.
+// Rows from before this step have 0 and are found by the first pass.
+var changeSeqSteps = []string{
+	`CREATE TABLE server_schedule_seq (
+	id INTEGER PRIMARY KEY CHECK (id = 1),
+	n  BIGINT NOT NULL
+)`,
+	`INSERT INTO server_schedule_seq (id, n) VALUES (1, 0)`,
+	`ALTER TABLE server_connections ADD COLUMN change_seq BIGINT NOT NULL DEFAULT 0`,
+	`CREATE INDEX server_connections_change_seq ON server_connections (change_seq)`,
+
+	"-- sqlite\n" + `CREATE TRIGGER server_connections_seq_created AFTER INSERT ON server_connections
+BEGIN
+	UPDATE server_schedule_seq SET n = n + 1 WHERE id = 1;
+	UPDATE server_connections SET change_seq = (SELECT n FROM server_schedule_seq WHERE id = 1) WHERE id = NEW.id;
+END`,
+	"-- sqlite\n" + `CREATE TRIGGER server_connections_seq_changed AFTER UPDATE OF version ON server_connections WHEN OLD.version <> NEW.version
+BEGIN
+	UPDATE server_schedule_seq SET n = n + 1 WHERE id = 1;
+	UPDATE server_connections SET change_seq = (SELECT n FROM server_schedule_seq WHERE id = 1) WHERE id = NEW.id;
+END`,
+
+	"-- postgres\n" + `CREATE FUNCTION server_stamp_change_seq() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	UPDATE server_schedule_seq SET n = n + 1 WHERE id = 1 RETURNING n INTO NEW.change_seq;
+	RETURN NEW;
+END $$`,
+	"-- postgres\n" + `CREATE TRIGGER server_connections_seq_created BEFORE INSERT ON server_connections
+FOR EACH ROW EXECUTE FUNCTION server_stamp_change_seq()`,
+	"-- postgres\n" + `CREATE TRIGGER server_connections_seq_changed BEFORE UPDATE OF version ON server_connections
+FOR EACH ROW WHEN (OLD.version IS DISTINCT FROM NEW.version) EXECUTE FUNCTION server_stamp_change_seq()`,
 }
 
 // Schedule states: what the scheduler last found.
@@ -61,42 +108,54 @@ type Schedule struct {
 // maxScheduleError caps the stored error text.
 const maxScheduleError = 500
 
-// DiscoverSchedules gives every connection without a row one, due at now,
-// and makes a row due at now again when its connection changed since the
-// scheduler last looked (re-authorized, its status moved): a parked
-// connection is then looked at again. Rows of deleted connections go (the
-// foreign key does it too; this covers a database that does not enforce
-// it). It returns how many rows it added or woke; at most limit are added
-// per call.
-func (d *DB) DiscoverSchedules(ctx context.Context, now time.Time, limit int) (int, error) {
-	ctx, cancel := bound(ctx)
-	defer cancel()
-	n := nanos(now)
-	res, err := d.db.ExecContext(ctx, d.q(`INSERT INTO server_refresh_schedule
+// The discovery's queries (exported to the plan test): the highest stamp
+// of the next limit changes after a watermark, then one upsert of the
+// connections stamped in (after, hi]. Both read server_connections
+// through server_connections_change_seq.
+const (
+	discoverNextSQL = `SELECT max(change_seq) FROM (SELECT change_seq FROM server_connections
+		WHERE change_seq > ? ORDER BY change_seq LIMIT ?) AS next_changes`
+	discoverUpsertSQL = `INSERT INTO server_refresh_schedule
 		(connection, tenant, definition, due, state, attempts, lease_owner, lease_until, conn_version, last_error, last_refresh, updated)
 		SELECT c.id, c.tenant, cl.definition, ?, ?, 0, '', 0, c.version, '', 0, ?
 		FROM server_connections c JOIN server_oauth_clients cl ON cl.id = c.client
-		WHERE NOT EXISTS (SELECT 1 FROM server_refresh_schedule s WHERE s.connection = c.id)
-		ORDER BY c.id LIMIT ?
-		ON CONFLICT (connection) DO NOTHING`), n, ScheduleNew, n, limit)
+		WHERE c.change_seq > ? AND c.change_seq <= ?
+		ON CONFLICT (connection) DO UPDATE SET due = excluded.due, state = excluded.state, attempts = 0,
+			updated = excluded.updated, conn_version = excluded.conn_version
+		WHERE server_refresh_schedule.conn_version <> excluded.conn_version AND server_refresh_schedule.lease_until <= ?`
+)
+
+// DiscoverSchedules brings the schedule up to date with the connections
+// created or changed (re-authorized, their status moved) after the
+// watermark after, at most about limit of them: a new connection gets a
+// row due at now, and a row whose connection has a new version is made due
+// at now again, so a parked connection is looked at again. A row leased at
+// the time is left alone: FinishSchedule records the version it finds.
+// It returns the watermark to pass next time (after itself when nothing
+// changed) and how many rows it added or woke. Pass -1 the first time:
+// every connection is looked at once. Rows of deleted connections go with
+// them (ON DELETE CASCADE; the scheduler drops any it meets).
+func (d *DB) DiscoverSchedules(ctx context.Context, now time.Time, after int64, limit int) (next int64, n int, err error) {
+	ctx, cancel := bound(ctx)
+	defer cancel()
+	var hi *int64
+	if err := d.db.QueryRowContext(ctx, d.q(discoverNextSQL), after, limit).Scan(&hi); err != nil {
+		return after, 0, fmt.Errorf("state: looking for changed connections to schedule: %w", err)
+	}
+	if hi == nil {
+		return after, 0, nil
+	}
+	t := nanos(now)
+	res, err := d.db.ExecContext(ctx, d.q(discoverUpsertSQL), t, ScheduleNew, t, after, *hi, t)
 	if err != nil {
-		return 0, fmt.Errorf("state: adding connections to the refresh schedule: %w", err)
+		return after, 0, fmt.Errorf("state: adding changed connections to the refresh schedule: %w", err)
 	}
-	added, _ := res.RowsAffected()
-	res, err = d.db.ExecContext(ctx, d.q(`UPDATE server_refresh_schedule SET due = ?, state = ?, attempts = 0, updated = ?,
-		conn_version = (SELECT c.version FROM server_connections c WHERE c.id = server_refresh_schedule.connection)
-		WHERE lease_until <= ? AND conn_version <> (SELECT c.version FROM server_connections c WHERE c.id = server_refresh_schedule.connection)`),
-		n, ScheduleNew, n, n)
-	if err != nil {
-		return 0, fmt.Errorf("state: waking changed connections in the refresh schedule: %w", err)
-	}
-	woken, _ := res.RowsAffected()
-	if _, err := d.db.ExecContext(ctx, `DELETE FROM server_refresh_schedule
-		WHERE NOT EXISTS (SELECT 1 FROM server_connections c WHERE c.id = server_refresh_schedule.connection)`); err != nil {
-		return 0, fmt.Errorf("state: removing deleted connections from the refresh schedule: %w", err)
-	}
-	return int(added + woken), nil
+	changed, _ := res.RowsAffected()
+	return *hi, int(changed), nil
 }
+
+// claimDueSQL picks the rows a claim leases, through the due index.
+const claimDueSQL = `SELECT connection FROM server_refresh_schedule WHERE due <= ? AND lease_until <= ? ORDER BY due LIMIT ?`
 
 // ClaimSchedules leases up to limit rows due at now to owner until
 // now+lease, earliest first, and returns them. On PostgreSQL the rows are
@@ -115,8 +174,7 @@ func (d *DB) ClaimSchedules(ctx context.Context, owner string, now time.Time, le
 	defer cancel()
 	n := nanos(now)
 	rows, err := d.db.QueryContext(ctx, d.q(`UPDATE server_refresh_schedule SET lease_owner = ?, lease_until = ?
-		WHERE connection IN (SELECT connection FROM server_refresh_schedule
-			WHERE due <= ? AND lease_until <= ? ORDER BY due LIMIT ?`+lock+`)
+		WHERE connection IN (`+claimDueSQL+lock+`)
 		RETURNING connection, tenant, definition, due, state, attempts, last_error, last_refresh`),
 		owner, nanos(now.Add(lease)), n, n, limit)
 	if err != nil {
@@ -181,19 +239,24 @@ func (d *DB) DropSchedule(ctx context.Context, connection string) error {
 	return err
 }
 
+// nextDueSQL walks the due index from its start to the first row not
+// leased (min(due) with that WHERE clause is a full scan on SQLite).
+const nextDueSQL = `SELECT due FROM server_refresh_schedule WHERE lease_until <= ? ORDER BY due LIMIT 1`
+
 // NextScheduleDue is the earliest due time of a row not leased at now;
 // ok is false when there is none.
 func (d *DB) NextScheduleDue(ctx context.Context, now time.Time) (due time.Time, ok bool, err error) {
 	ctx, cancel := bound(ctx)
 	defer cancel()
-	var n *int64
-	if err := d.db.QueryRowContext(ctx, d.q(`SELECT min(due) FROM server_refresh_schedule WHERE lease_until <= ?`), nanos(now)).Scan(&n); err != nil {
-		return time.Time{}, false, fmt.Errorf("state: reading the refresh schedule: %w", err)
-	}
-	if n == nil {
+	var n int64
+	err = d.db.QueryRowContext(ctx, d.q(nextDueSQL), nanos(now)).Scan(&n)
+	if errors.Is(err, sql.ErrNoRows) {
 		return time.Time{}, false, nil
 	}
-	return fromNanos(*n), true, nil
+	if err != nil {
+		return time.Time{}, false, fmt.Errorf("state: reading the refresh schedule: %w", err)
+	}
+	return fromNanos(n), true, nil
 }
 
 // ScheduleCounts counts the rows by state, and those due at now (the
