@@ -30,6 +30,7 @@ type serveFlags struct {
 	addr, store, keyFile, publicURL string
 	allowHosts, returnTo            []string
 	allowPrivate, demo              bool
+	engineCache                     int
 }
 
 func (f *serveFlags) bindStore(c *cobra.Command) {
@@ -63,6 +64,7 @@ OAuth client, and prints an admin key.`,
 	c.Flags().BoolVar(&f.allowPrivate, "allow-private", false, "let those hosts be loopback or private addresses")
 	c.Flags().StringSliceVar(&f.returnTo, "return-to", nil, "URL prefixes a browser may be sent back to after authorizing; repeatable")
 	c.Flags().BoolVar(&f.demo, "demo", false, "a temporary database, a Procore emulator and a ready OAuth client")
+	c.Flags().IntVar(&f.engineCache, "engine-cache", server.DefaultEngineCache, "how many connections' engines to keep in memory (least recently used dropped first; rebuilt from the store when used again)")
 	keys := &cobra.Command{Use: "keys", Short: "Manage API keys"}
 	keys.AddCommand(a.keysCreateCommand(), a.keysListCommand(), a.keysDeleteCommand())
 	c.AddCommand(keys)
@@ -300,6 +302,7 @@ func (a *app) serve(ctx context.Context, f serveFlags, ready func(addr string)) 
 	srv, err := server.New(server.Config{
 		State: st.State, Tokens: st.Tokens, Definitions: defs, PublicURL: public,
 		ReturnTo: f.returnTo, AllowHosts: f.allowHosts, AllowPrivate: f.allowPrivate, Logger: logger,
+		EngineCache: f.engineCache,
 	})
 	if err != nil {
 		ln.Close()

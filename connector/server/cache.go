@@ -1,6 +1,7 @@
 package server
 
 import (
+	"container/list"
 	"context"
 	"crypto/sha256"
 	"sync"
@@ -81,4 +82,95 @@ func (s *Server) principal(ctx context.Context, key string) (state.Principal, er
 	s.keys.keys[h] = cachedKey{p: p, gen: gen, read: now}
 	s.keys.mu.Unlock()
 	return p, nil
+}
+
+// DefaultEngineCache is how many connections' engines a server keeps
+// (Config.EngineCache). An engine is about 5 KiB and costs a database read
+// and a few allocations to build again, so the bound is there for servers
+// with far more connections than are busy at once: the least recently
+// used engines beyond it are dropped and rebuilt from the store when next
+// used.
+const DefaultEngineCache = 10000
+
+// engineCache keeps the engines of the most recently used connections, at
+// most max of them. Dropping an engine is always safe, which is what
+// makes an LRU bound possible at all:
+//   - nothing is lost: an engine holds no state of its own that the store
+//     lacks. Its Source's token is a copy of the stored record; a refresh
+//     is written to the store before its token is used (the engine's
+//     refresh protocol), so a rebuilt engine reads the latest token.
+//   - nothing is done twice: refreshes are serialised by the store's
+//     per-connection lock and re-read under it, not by the engine, so an
+//     evicted engine still finishing a refresh and its rebuilt successor
+//     are two workers of the same protocol, as two replicas are.
+//   - nothing in flight breaks: a request holds its *engine; eviction only
+//     forgets it, and it is collected once the request is done.
+type engineCache struct {
+	mu      sync.Mutex
+	max     int
+	order   *list.List               // of *cachedEngine; front: most recently used
+	byID    map[string]*list.Element // by connection id
+	evicted int64
+}
+
+type cachedEngine struct {
+	id string
+	e  *engine
+}
+
+func newEngineCache(max int) *engineCache {
+	if max <= 0 {
+		max = DefaultEngineCache
+	}
+	return &engineCache{max: max, order: list.New(), byID: map[string]*list.Element{}}
+}
+
+// get returns the connection's engine, nil when none is kept, and marks it
+// used.
+func (c *engineCache) get(id string) *engine {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	el := c.byID[id]
+	if el == nil {
+		return nil
+	}
+	c.order.MoveToFront(el)
+	return el.Value.(*cachedEngine).e
+}
+
+// put keeps e as the connection's engine, dropping the least recently
+// used engines beyond the bound.
+func (c *engineCache) put(id string, e *engine) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if el := c.byID[id]; el != nil {
+		el.Value.(*cachedEngine).e = e
+		c.order.MoveToFront(el)
+		return
+	}
+	c.byID[id] = c.order.PushFront(&cachedEngine{id: id, e: e})
+	for c.order.Len() > c.max {
+		last := c.order.Back()
+		c.order.Remove(last)
+		delete(c.byID, last.Value.(*cachedEngine).id)
+		c.evicted++
+	}
+}
+
+// remove forgets the connection's engine.
+func (c *engineCache) remove(id string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if el := c.byID[id]; el != nil {
+		c.order.Remove(el)
+		delete(c.byID, id)
+	}
+}
+
+// stats is how many engines are kept, and how many were dropped for the
+// bound since the server started.
+func (c *engineCache) stats() (kept int, evicted int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.order.Len(), c.evicted
 }

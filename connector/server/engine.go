@@ -31,9 +31,7 @@ type engine struct {
 // another tenant is not found, exactly like one that does not exist.
 func (s *Server) load(ctx context.Context, tenant, id string) (*engine, error) {
 	gen, gerr := s.generation(ctx)
-	s.mu.Lock()
-	e := s.engines[id]
-	s.mu.Unlock()
+	e := s.engines.get(id)
 	if gerr == nil && e != nil && e.gen == gen && e.conn.Tenant == tenant {
 		return e, nil
 	}
@@ -47,9 +45,7 @@ func (s *Server) load(ctx context.Context, tenant, id string) (*engine, error) {
 	if e != nil && e.connVer == c.Version && e.clientVer == cl.Version {
 		e2 := *e // the same engine (and its Source's cached token), verified at gen
 		e2.conn, e2.client, e2.gen = c, cl, gen
-		s.mu.Lock()
-		s.engines[id] = &e2
-		s.mu.Unlock()
+		s.engines.put(id, &e2)
 		return &e2, nil
 	}
 	def, err := s.cfg.Definitions.Lookup(cl.Definition)
@@ -71,9 +67,7 @@ func (s *Server) load(ctx context.Context, tenant, id string) (*engine, error) {
 		}
 	}
 	e = &engine{conn: c, client: cl, def: def, api: api, connVer: c.Version, clientVer: cl.Version, gen: gen}
-	s.mu.Lock()
-	s.engines[id] = e
-	s.mu.Unlock()
+	s.engines.put(id, e)
 	return e, nil
 }
 
@@ -86,9 +80,7 @@ func (s *Server) engineConnection(def *definitions.Definition, cl state.Client, 
 }
 
 func (s *Server) forget(id string) {
-	s.mu.Lock()
-	delete(s.engines, id)
-	s.mu.Unlock()
+	s.engines.remove(id)
 }
 
 var errNoOAuth = errors.New("the connection's definition has no OAuth flow")

@@ -112,6 +112,7 @@ type envOptions struct {
 	margin        time.Duration
 	definitions   *definitions.Set
 	returnTo      []string // more allow-listed return_to prefixes
+	engineCache   int      // Config.EngineCache
 }
 
 func newEnv(t testing.TB, spec string, o envOptions) *env {
@@ -173,7 +174,7 @@ func (e *env) startReplica(spec string, sealer *store.Sealer, o envOptions) *rep
 		ReturnTo:   append([]string{"https://platform.example.com/connected"}, o.returnTo...),
 		AllowHosts: []string{"127.0.0.1"}, AllowPrivate: true,
 		Logger:      slog.New(slog.NewJSONHandler(logSink{}, nil)),
-		TokenMargin: o.margin, Definitions: o.definitions,
+		TokenMargin: o.margin, Definitions: o.definitions, EngineCache: o.engineCache,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -19,7 +19,6 @@ import (
 	"net/url"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -63,6 +62,9 @@ type Config struct {
 	ConnectLifetime time.Duration
 	// AdminLifetime bounds an admin page sign-in; default 8 hours.
 	AdminLifetime time.Duration
+	// EngineCache bounds how many connections' engines are kept in memory,
+	// least recently used dropped first; default DefaultEngineCache.
+	EngineCache int
 }
 
 // Server serves the API. It is an http.Handler.
@@ -79,8 +81,7 @@ type Server struct {
 	// API routes the OpenAPI document lists.
 	pagePatterns []string
 
-	mu      sync.Mutex
-	engines map[string]*engine // by connection id
+	engines *engineCache // by connection id, LRU-bounded (cache.go)
 	keys    keyCache
 
 	events   *eventsPart   // events.go
@@ -127,7 +128,7 @@ func New(cfg Config) (*Server, error) {
 		cfg.AdminLifetime = 8 * time.Hour
 	}
 	s := &Server{
-		cfg: cfg, mux: http.NewServeMux(), log: cfg.Logger, engines: map[string]*engine{},
+		cfg: cfg, mux: http.NewServeMux(), log: cfg.Logger, engines: newEngineCache(cfg.EngineCache),
 		callback: strings.TrimSuffix(cfg.PublicURL, "/") + CallbackPath,
 	}
 	if s.metrics, err = newMetrics(cfg.Registry, cfg.State); err != nil {
