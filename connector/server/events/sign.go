@@ -118,7 +118,9 @@ func Verify(secret string, h http.Header, body []byte, now time.Time, tolerance 
 		if !ok || v != "v1" {
 			continue
 		}
-		got, err := base64.StdEncoding.DecodeString(sig)
+		// Strict: a lax decoder ignores the padding bits of the last
+		// character, so four spellings of one signature would verify.
+		got, err := base64.StdEncoding.Strict().DecodeString(sig)
 		if err == nil && hmac.Equal(got, want) {
 			return nil
 		}

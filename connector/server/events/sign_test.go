@@ -82,32 +82,3 @@ func TestVerify(t *testing.T) {
 		t.Error("a malformed secret signed")
 	}
 }
-
-// FuzzVerify: whatever headers and body arrive, Verify neither panics nor
-// accepts a message not signed with the secret, and always accepts one
-// that is.
-func FuzzVerify(f *testing.F) {
-	f.Add("evt_1", "1614265330", "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=", []byte(`{"test": 2432232314}`))
-	f.Add("", "x", "v1, v2,abc v1,,", []byte{})
-	f.Add("id", "-1", strings.Repeat("v1,AAAA ", 100), []byte("body"))
-	secret := NewSecret()
-	now := time.Unix(1614265330, 0)
-	f.Fuzz(func(t *testing.T, id, ts, sig string, body []byte) {
-		h := http.Header{}
-		h.Set(HeaderID, id)
-		h.Set(HeaderTimestamp, ts)
-		h.Set(HeaderSignature, sig)
-		if err := Verify(secret, h, body, now, DefaultTolerance); err == nil {
-			t.Fatalf("accepted a forged message: id %q ts %q sig %q", id, ts, sig)
-		}
-		if id == "" {
-			return
-		}
-		if err := SetHeaders(h, []string{secret}, id, now, body); err != nil {
-			t.Fatal(err)
-		}
-		if err := Verify(secret, h, body, now, DefaultTolerance); err != nil {
-			t.Fatalf("refused a signed message: %v", err)
-		}
-	})
-}
