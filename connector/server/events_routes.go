@@ -81,10 +81,28 @@ func (s *Server) getEndpoint(w http.ResponseWriter, r *http.Request, p state.Pri
 
 type endpointRequest struct {
 	URL string `json:"url"`
+	// Secret, when given, is the signing secret to use instead of a new
+	// one (a platform keeping the secret its receiver already has).
+	Secret string `json:"secret"`
+}
+
+type endpointRotateRequest struct {
+	Secret string `json:"secret"`
+}
+
+// secretProblem is the answer to a secret of the wrong form, or nil.
+func secretProblem(secret string) *Problem {
+	if err := state.CheckEndpointSecret(secret); err != nil {
+		return invalid([]FieldProblem{{Field: "secret", Detail: "secret: " + err.Error() +
+			"; leave secret out and the server makes one (shown once)"}})
+	}
+	return nil
 }
 
 // putEndpoint sets the tenant's event URL; the first time, it makes the
-// signing secret and shows it (201), never again.
+// signing secret and shows it (201), never again. A secret given is used
+// instead (and not shown): only when the endpoint is made, since an
+// existing endpoint's secret changes by rotation.
 func (s *Server) putEndpoint(w http.ResponseWriter, r *http.Request, p state.Principal) {
 	var req endpointRequest
 	if prob := decodeJSON(w, r, maxJSONBody, &req); prob != nil {
@@ -100,6 +118,18 @@ func (s *Server) putEndpoint(w http.ResponseWriter, r *http.Request, p state.Pri
 		return
 	}
 	secret := events.NewSecret()
+	if req.Secret != "" {
+		if prob := secretProblem(req.Secret); prob != nil {
+			writeProblem(w, r, prob)
+			return
+		}
+		if _, err := s.cfg.State.Endpoint(r.Context(), p.Tenant); err == nil {
+			writeProblem(w, r, problem(http.StatusConflict, "secret-exists", "secret",
+				"the event endpoint already has a signing secret; change it with POST /v1/event-endpoint/rotate-secret {\"secret\": …}, or leave secret out to change the url only"))
+			return
+		}
+		secret = req.Secret
+	}
 	ep, created, err := s.cfg.State.SetEndpoint(r.Context(), p.Tenant, req.URL, secret)
 	if err != nil {
 		writeProblem(w, r, s.stateProblem(r, err, "", ""))
@@ -108,7 +138,10 @@ func (s *Server) putEndpoint(w http.ResponseWriter, r *http.Request, p state.Pri
 	v := viewEndpoint(ep)
 	status := http.StatusOK
 	if created {
-		v.Secret, status = secret, http.StatusCreated
+		status = http.StatusCreated
+		if req.Secret == "" {
+			v.Secret = secret
+		}
 	}
 	s.nudge() // events waiting for a URL can go now
 	writeJSON(w, status, v)
@@ -127,11 +160,19 @@ func (s *Server) deleteEndpoint(w http.ResponseWriter, r *http.Request, p state.
 }
 
 func (s *Server) rotateEndpointSecret(w http.ResponseWriter, r *http.Request, p state.Principal) {
-	if prob := decodeJSON(w, r, maxJSONBody, &struct{}{}); prob != nil {
+	var req endpointRotateRequest
+	if prob := decodeJSON(w, r, maxJSONBody, &req); prob != nil {
 		writeProblem(w, r, prob)
 		return
 	}
 	secret := events.NewSecret()
+	if req.Secret != "" {
+		if prob := secretProblem(req.Secret); prob != nil {
+			writeProblem(w, r, prob)
+			return
+		}
+		secret = req.Secret
+	}
 	ep, err := s.cfg.State.RotateEndpointSecret(r.Context(), p.Tenant, secret, SecretGrace)
 	if errors.Is(err, state.ErrNotFound) {
 		writeProblem(w, r, s.noEndpoint())
@@ -141,7 +182,9 @@ func (s *Server) rotateEndpointSecret(w http.ResponseWriter, r *http.Request, p 
 		return
 	}
 	v := viewEndpoint(ep)
-	v.Secret = secret
+	if req.Secret == "" {
+		v.Secret = secret // made here: shown this once
+	}
 	until := ep.SecretCreated.Add(SecretGrace)
 	v.PreviousSecretValidUntil = &until
 	writeJSON(w, http.StatusOK, v)

@@ -3,8 +3,10 @@ package state
 import (
 	"context"
 	"database/sql"
+	"encoding/base64"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -34,10 +36,37 @@ func endpointAD(tenant, which string) []byte {
 	return []byte("server_event_endpoints\x00" + tenant + "\x00" + which)
 }
 
+// ErrInvalidSecret: a signing secret that is not a Standard Webhooks secret.
+var ErrInvalidSecret = errors.New("a signing secret is whsec_ followed by the standard base64 of 24 to 64 random bytes (a Standard Webhooks secret)")
+
+// CheckEndpointSecret says whether secret can sign events: whsec_ and the
+// standard base64 (padded) of a 24- to 64-byte key, as the Standard Webhooks
+// specification has it. A secret of another form would be stored, then
+// make every delivery fail as unsignable, or sign with a key receivers'
+// libraries decode differently.
+func CheckEndpointSecret(secret string) error {
+	raw, ok := strings.CutPrefix(secret, "whsec_")
+	if !ok {
+		return fmt.Errorf("%w: it does not start with whsec_", ErrInvalidSecret)
+	}
+	key, err := base64.StdEncoding.Strict().DecodeString(raw)
+	if err != nil {
+		return fmt.Errorf("%w: what follows whsec_ is not standard base64", ErrInvalidSecret)
+	}
+	if len(key) < 24 || len(key) > 64 {
+		return fmt.Errorf("%w: it holds %d bytes", ErrInvalidSecret, len(key))
+	}
+	return nil
+}
+
 // SetEndpoint sets the tenant's event URL. A tenant without an endpoint
 // gets one signed with secret, and created is true; an existing one keeps
-// its secrets (rotate them with RotateEndpointSecret).
+// its secrets (rotate them with RotateEndpointSecret). A secret that
+// CheckEndpointSecret refuses is refused (ErrInvalidSecret).
 func (d *DB) SetEndpoint(ctx context.Context, tenant, url, secret string) (ep Endpoint, created bool, err error) {
+	if err := CheckEndpointSecret(secret); err != nil {
+		return Endpoint{}, false, err
+	}
 	if _, err := d.Tenant(ctx, tenant); err != nil {
 		return Endpoint{}, false, err
 	}
@@ -93,8 +122,12 @@ func (d *DB) Endpoint(ctx context.Context, tenant string) (Endpoint, error) {
 
 // RotateEndpointSecret replaces the tenant's signing secret with secret; the
 // old one keeps signing (beside the new) for grace, so that receivers can
-// switch without losing events.
+// switch without losing events. A secret that CheckEndpointSecret refuses
+// is refused (ErrInvalidSecret).
 func (d *DB) RotateEndpointSecret(ctx context.Context, tenant, secret string, grace time.Duration) (Endpoint, error) {
+	if err := CheckEndpointSecret(secret); err != nil {
+		return Endpoint{}, err
+	}
 	old, err := d.Endpoint(ctx, tenant)
 	if err != nil {
 		return Endpoint{}, err
