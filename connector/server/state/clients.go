@@ -132,13 +132,26 @@ func (d *DB) DeleteClient(ctx context.Context, tenant, id string) error {
 	if _, err := d.Client(ctx, tenant, id); err != nil {
 		return err
 	}
-	res, err := d.exec(ctx, `DELETE FROM server_oauth_clients WHERE tenant = ? AND id = ?
-		AND NOT EXISTS (SELECT 1 FROM server_connections WHERE client = server_oauth_clients.id)`, tenant, id)
+	// The client's webhook secret goes with it, in the same transaction:
+	// a row left behind would outlive the client it verified for.
+	ctx, cancel := bound(ctx)
+	defer cancel()
+	tx, err := d.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("state: deleting OAuth client %s: %w", id, err)
+	}
+	defer tx.Rollback()
+	res, err := tx.ExecContext(ctx, d.q(`DELETE FROM server_oauth_clients WHERE tenant = ? AND id = ?
+		AND NOT EXISTS (SELECT 1 FROM server_connections WHERE client = server_oauth_clients.id)`), tenant, id)
 	if err != nil {
 		return fmt.Errorf("state: deleting OAuth client %s: %w", id, err)
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
 		return fmt.Errorf("OAuth client %s still has connections; delete them first: %w", id, ErrInUse)
 	}
-	return nil
+	if _, err := tx.ExecContext(ctx, d.q(`DELETE FROM server_webhook_secrets WHERE client = ? AND tenant = ?`), id, tenant); err != nil {
+		return fmt.Errorf("state: deleting the webhook secret of OAuth client %s: %w", id, err)
+	}
+	defer d.wrote()
+	return tx.Commit()
 }
