@@ -128,31 +128,23 @@ func (a *app) keysListCommand() *cobra.Command {
 		Short: "List a tenant's API keys (ids, scopes, creation and last use; never the keys)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if tenant == "" {
-				return usageErrorf("give --tenant")
-			}
-			ctx, cancel := context.WithTimeout(cmd.Context(), time.Minute)
-			defer cancel()
-			st, err := openServeStorage(ctx, f)
-			if err != nil {
-				return err
-			}
-			defer st.Close()
-			keys, err := st.State.Keys(ctx, tenant)
-			if err != nil {
-				return &exitError{code: exitFailed, err: err}
-			}
-			for _, k := range keys {
-				used := "never"
-				if !k.LastUsed.IsZero() {
-					used = k.LastUsed.Format(time.RFC3339)
+			return withTenantStorage(cmd.Context(), f, tenant, func(ctx context.Context, st *server.Storage) error {
+				keys, err := st.State.Keys(ctx, tenant)
+				if err != nil {
+					return &exitError{code: exitFailed, err: err}
 				}
-				fmt.Fprintf(a.stdout, "%s\t%s\tcreated %s\tlast used %s\n", k.ID, joinScopeList(k.Scopes), k.Created.Format(time.RFC3339), used)
-			}
-			if len(keys) == 0 {
-				fmt.Fprintf(a.stderr, "tenant %s has no API keys\n", tenant)
-			}
-			return nil
+				for _, k := range keys {
+					used := "never"
+					if !k.LastUsed.IsZero() {
+						used = k.LastUsed.Format(time.RFC3339)
+					}
+					fmt.Fprintf(a.stdout, "%s\t%s\tcreated %s\tlast used %s\n", k.ID, joinScopeList(k.Scopes), k.Created.Format(time.RFC3339), used)
+				}
+				if len(keys) == 0 {
+					fmt.Fprintf(a.stderr, "tenant %s has no API keys\n", tenant)
+				}
+				return nil
+			})
 		},
 	}
 	f.bindStore(c)
@@ -170,31 +162,39 @@ func (a *app) keysDeleteCommand() *cobra.Command {
 		Short: "Revoke one of a tenant's API keys; running replicas stop accepting it (see connector/server/README.md for how soon)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if tenant == "" {
-				return usageErrorf("give --tenant")
-			}
-			if strings.HasPrefix(args[0], state.KeyPrefix) {
+			if strings.HasPrefix(args[0], state.KeyPrefix) && tenant != "" {
 				return usageErrorf("give the key's id (key_..., from 'connector serve keys list'), not the key itself")
 			}
-			ctx, cancel := context.WithTimeout(cmd.Context(), time.Minute)
-			defer cancel()
-			st, err := openServeStorage(ctx, f)
-			if err != nil {
-				return err
-			}
-			defer st.Close()
-			if err := st.State.DeleteKey(ctx, tenant, args[0]); errors.Is(err, state.ErrNotFound) {
-				return usageErrorf("tenant %s has no API key %s ('connector serve keys list --tenant %s' lists them)", tenant, args[0], tenant)
-			} else if err != nil {
-				return &exitError{code: exitFailed, err: err}
-			}
-			fmt.Fprintf(a.stderr, "API key %s of tenant %s deleted\n", args[0], tenant)
-			return nil
+			return withTenantStorage(cmd.Context(), f, tenant, func(ctx context.Context, st *server.Storage) error {
+				if err := st.State.DeleteKey(ctx, tenant, args[0]); errors.Is(err, state.ErrNotFound) {
+					return usageErrorf("tenant %s has no API key %s ('connector serve keys list --tenant %s' lists them)", tenant, args[0], tenant)
+				} else if err != nil {
+					return &exitError{code: exitFailed, err: err}
+				}
+				fmt.Fprintf(a.stderr, "API key %s of tenant %s deleted\n", args[0], tenant)
+				return nil
+			})
 		},
 	}
 	f.bindStore(c)
 	c.Flags().StringVar(&tenant, "tenant", "", "the tenant the key belongs to")
 	return c
+}
+
+// withTenantStorage runs f on the database --store names, for the
+// subcommands that act on one tenant's keys: --tenant is required.
+func withTenantStorage(ctx context.Context, fl serveFlags, tenant string, f func(context.Context, *server.Storage) error) error {
+	if tenant == "" {
+		return usageErrorf("give --tenant")
+	}
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	st, err := openServeStorage(ctx, fl)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	return f(ctx, st)
 }
 
 func joinScopeList(s []state.Scope) string {
