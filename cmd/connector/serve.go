@@ -31,7 +31,34 @@ type serveFlags struct {
 	allowHosts, returnTo            []string
 	allowPrivate, demo              bool
 	engineCache                     int
+	// connectLifetime and adminLifetime bound a connect link and an admin
+	// page sign-in; zero means the server's defaults.
+	connectLifetime, adminLifetime time.Duration
 }
+
+// Bounds of the lifetime flags: a link or session shorter than the floor
+// cannot be used (a person must read, sign in and consent), and one longer
+// than the ceiling is a standing credential nobody remembers handing out.
+var lifetimeBounds = map[string][2]time.Duration{
+	"connect-lifetime":       {time.Minute, 7 * 24 * time.Hour},
+	"admin-session-lifetime": {5 * time.Minute, 7 * 24 * time.Hour},
+}
+
+// checkLifetimes refuses a lifetime flag outside its bounds, naming it.
+func (f *serveFlags) checkLifetimes(c *cobra.Command) error {
+	for name, d := range map[string]time.Duration{"connect-lifetime": f.connectLifetime, "admin-session-lifetime": f.adminLifetime} {
+		if !c.Flags().Changed(name) {
+			continue
+		}
+		b := lifetimeBounds[name]
+		if d < b[0] || d > b[1] {
+			return usageErrorf("--%s %s: give a duration from %s to %s, such as --%s %s", name, d, b[0], b[1], name, lifetimeExample[name])
+		}
+	}
+	return nil
+}
+
+var lifetimeExample = map[string]string{"connect-lifetime": "2h", "admin-session-lifetime": "1h"}
 
 func (f *serveFlags) bindStore(c *cobra.Command) {
 	c.Flags().StringVar(&f.store, "store", "",
@@ -52,6 +79,9 @@ replicas share. Create API keys with 'connector serve keys create'.
 OAuth client, and prints an admin key.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := f.checkLifetimes(cmd); err != nil {
+				return err
+			}
 			ctx, cancel := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer cancel()
 			return a.serve(ctx, f, nil)
@@ -63,6 +93,8 @@ OAuth client, and prints an admin key.`,
 	c.Flags().StringSliceVar(&f.allowHosts, "allow-hosts", nil, "hosts an OAuth client's base_url/login_url and uploaded definitions may name (exact, or *.example.com); repeatable")
 	c.Flags().BoolVar(&f.allowPrivate, "allow-private", false, "let those hosts be loopback or private addresses")
 	c.Flags().StringSliceVar(&f.returnTo, "return-to", nil, "URL prefixes a browser may be sent back to after authorizing; repeatable")
+	c.Flags().DurationVar(&f.connectLifetime, "connect-lifetime", 0, "how long a connect link (POST /v1/connect-sessions) works, from 1m to 168h (default 30m)")
+	c.Flags().DurationVar(&f.adminLifetime, "admin-session-lifetime", 0, "how long an admin page sign-in lasts, from 5m to 168h (default 8h)")
 	c.Flags().BoolVar(&f.demo, "demo", false, "a temporary database, a Procore emulator and a ready OAuth client")
 	c.Flags().IntVar(&f.engineCache, "engine-cache", server.DefaultEngineCache, "how many connections' engines to keep in memory (least recently used dropped first; rebuilt from the store when used again)")
 	keys := &cobra.Command{Use: "keys", Short: "Manage API keys"}
@@ -302,7 +334,8 @@ func (a *app) serve(ctx context.Context, f serveFlags, ready func(addr string)) 
 	srv, err := server.New(server.Config{
 		State: st.State, Tokens: st.Tokens, Definitions: defs, PublicURL: public,
 		ReturnTo: f.returnTo, AllowHosts: f.allowHosts, AllowPrivate: f.allowPrivate, Logger: logger,
-		EngineCache: f.engineCache,
+		EngineCache:     f.engineCache,
+		ConnectLifetime: f.connectLifetime, AdminLifetime: f.adminLifetime,
 	})
 	if err != nil {
 		ln.Close()

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"os"
@@ -172,6 +173,66 @@ func TestServeDemo(t *testing.T) {
 	code, body := get(t, base+"/v1/oauth-clients", key)
 	if code != 200 || !strings.Contains(body, `"definition":"procore"`) {
 		t.Fatalf("demo client: %d %s", code, body)
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestServeLifetimes: --connect-lifetime and --admin-session-lifetime reach
+// the server (a connect link's expiry, the sign-in page's promise), and
+// values outside their bounds are refused, naming the flag, before anything
+// starts.
+func TestServeLifetimes(t *testing.T) {
+	for _, bad := range []struct {
+		args []string
+		says string
+	}{
+		{[]string{"--connect-lifetime", "0s"}, "--connect-lifetime 0s: give a duration from 1m0s to 168h0m0s"},
+		{[]string{"--connect-lifetime", "-5m"}, "--connect-lifetime -5m0s: give a duration from 1m0s"},
+		{[]string{"--connect-lifetime", "30s"}, "--connect-lifetime 30s: give a duration from 1m0s"},
+		{[]string{"--connect-lifetime", "200h"}, "--connect-lifetime 200h0m0s: give a duration from 1m0s to 168h0m0s, such as --connect-lifetime 2h"},
+		{[]string{"--admin-session-lifetime", "1m"}, "--admin-session-lifetime 1m0s: give a duration from 5m0s to 168h0m0s, such as --admin-session-lifetime 1h"},
+		{[]string{"--admin-session-lifetime", "8d"}, `invalid argument "8d" for "--admin-session-lifetime"`},
+		{[]string{"--connect-lifetime", "soon"}, `invalid argument "soon" for "--connect-lifetime"`},
+	} {
+		code, stdout, stderr := runCLI(t, append([]string{"serve", "--addr", "127.0.0.1:0", "--store", filepath.Join(t.TempDir(), "never.db")}, bad.args...)...)
+		if code != exitUsage || !strings.Contains(stderr, bad.says) || strings.Contains(stdout+stderr, `"msg":"serving"`) {
+			t.Errorf("serve %v: exit %d, %q; want usage saying %q", bad.args, code, stderr, bad.says)
+		}
+	}
+
+	base, out, _, stop := startServe(t, serveFlags{addr: "127.0.0.1:0", demo: true, connectLifetime: 2 * time.Hour, adminLifetime: 90 * time.Minute})
+	var key, client string
+	for _, l := range strings.Split(out.String(), "\n") {
+		if k, ok := strings.CutPrefix(l, "Admin key:  "); ok {
+			key = strings.Fields(k)[0]
+		}
+		if c, ok := strings.CutPrefix(l, "OAuth client: "); ok {
+			client = strings.Fields(c)[0]
+		}
+	}
+	before := time.Now()
+	req, _ := http.NewRequest("POST", base+"/v1/connect-sessions", strings.NewReader(`{"oauth_clients":["`+client+`"]}`))
+	req.Header.Set("Authorization", "Bearer "+key)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cs struct {
+		Expires time.Time `json:"expires_at"`
+	}
+	err = json.NewDecoder(resp.Body).Decode(&cs)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != 201 {
+		t.Fatalf("connect session: %d %v", resp.StatusCode, err)
+	}
+	if d := cs.Expires.Sub(before); d < 2*time.Hour-time.Minute || d > 2*time.Hour+time.Minute {
+		t.Errorf("the connect link expires %s after it was made, want 2h (--connect-lifetime)", d)
+	}
+	if code, body := get(t, base+"/admin", ""); code != 200 || !strings.Contains(body, "after 1h30m0s") {
+		t.Errorf("the sign-in page does not promise the 1h30m session of --admin-session-lifetime: %d\n%s", code, body)
 	}
 	if err := stop(); err != nil {
 		t.Fatal(err)
