@@ -7,6 +7,8 @@ import (
 	"io"
 	"net/http"
 	"strings"
+
+	"github.com/connector-engine/connector/connector/server/internal/jsondepth"
 )
 
 // Problem is an RFC 9457 problem details document. Field names the request
@@ -87,7 +89,7 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, limit int64, v any) *Pro
 	if len(strings.TrimSpace(string(data))) == 0 {
 		data = []byte("{}")
 	}
-	if d := jsonDepth(data); d > maxJSONDepth {
+	if d := jsondepth.Of(data); d > maxJSONDepth {
 		return problem(http.StatusBadRequest, "too-deep", "", "the body nests %d levels deep; at most %d are allowed", d, maxJSONDepth)
 	}
 	dec := json.NewDecoder(strings.NewReader(string(data)))
@@ -135,30 +137,4 @@ func jsonKind(k string) string {
 		return "a boolean"
 	}
 	return "a number"
-}
-
-// jsonDepth measures the deepest nesting of objects and arrays in data,
-// outside strings.
-func jsonDepth(data []byte) int {
-	depth, deepest, inString, escaped := 0, 0, false, false
-	for _, c := range data {
-		switch {
-		case inString:
-			if escaped {
-				escaped = false
-			} else if c == '\\' {
-				escaped = true
-			} else if c == '"' {
-				inString = false
-			}
-		case c == '"':
-			inString = true
-		case c == '{' || c == '[':
-			depth++
-			deepest = max(deepest, depth)
-		case c == '}' || c == ']':
-			depth--
-		}
-	}
-	return deepest
 }

@@ -24,6 +24,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/connector-engine/connector/connector/server/internal/jsondepth"
 	"github.com/connector-engine/connector/definitions"
 )
 
@@ -236,7 +237,7 @@ func (e *ParseError) Error() string { return e.Detail }
 // Parse reads the delivery's id, event type and attributing value. The body
 // must be JSON (at most MaxDepth deep).
 func Parse(w *definitions.Webhooks, h http.Header, body []byte) (Delivery, error) {
-	if d := depth(body); d > MaxDepth {
+	if d := jsondepth.Of(body); d > MaxDepth {
 		return Delivery{}, &ParseError{Detail: fmt.Sprintf("the body nests %d levels deep; at most %d are read", d, MaxDepth)}
 	}
 	var doc any
@@ -309,28 +310,4 @@ func lookup(doc any, keys []string) string {
 		return strconv.FormatBool(v)
 	}
 	return ""
-}
-
-func depth(data []byte) int {
-	d, deepest, inString, escaped := 0, 0, false, false
-	for _, c := range data {
-		switch {
-		case inString:
-			if escaped {
-				escaped = false
-			} else if c == '\\' {
-				escaped = true
-			} else if c == '"' {
-				inString = false
-			}
-		case c == '"':
-			inString = true
-		case c == '{' || c == '[':
-			d++
-			deepest = max(deepest, d)
-		case c == '}' || c == ']':
-			d--
-		}
-	}
-	return deepest
 }
