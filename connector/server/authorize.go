@@ -20,8 +20,7 @@ type authorizeRequest struct {
 // on whichever replica receives it.
 func (s *Server) authorize(w http.ResponseWriter, r *http.Request, p state.Principal) {
 	var req authorizeRequest
-	if prob := decodeJSON(w, r, maxJSONBody, &req); prob != nil {
-		writeProblem(w, r, prob)
+	if !readJSON(w, r, &req) {
 		return
 	}
 	if req.ReturnTo != "" && !s.returnAllowed(req.ReturnTo) {

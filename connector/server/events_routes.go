@@ -63,17 +63,23 @@ func viewEndpoint(ep state.Endpoint) endpointView {
 	return endpointView{URL: ep.URL, SecretCreated: ep.SecretCreated, Created: ep.Created, Updated: ep.Updated}
 }
 
-func (s *Server) noEndpoint() *Problem {
-	return problem(http.StatusNotFound, "not-found", "", "no event endpoint is set; PUT /v1/event-endpoint with {\"url\": \"https://…\"}")
+// endpointFailed writes the problem for err, from reading or changing the
+// tenant's event endpoint, and says whether there was one.
+func (s *Server) endpointFailed(w http.ResponseWriter, r *http.Request, err error) bool {
+	switch {
+	case err == nil:
+		return false
+	case errors.Is(err, state.ErrNotFound):
+		writeProblem(w, r, problem(http.StatusNotFound, "not-found", "", "no event endpoint is set; PUT /v1/event-endpoint with {\"url\": \"https://…\"}"))
+	default:
+		writeProblem(w, r, s.stateProblem(r, err, "", ""))
+	}
+	return true
 }
 
 func (s *Server) getEndpoint(w http.ResponseWriter, r *http.Request, p state.Principal) {
 	ep, err := s.cfg.State.Endpoint(r.Context(), p.Tenant)
-	if errors.Is(err, state.ErrNotFound) {
-		writeProblem(w, r, s.noEndpoint())
-		return
-	} else if err != nil {
-		writeProblem(w, r, s.stateProblem(r, err, "", ""))
+	if s.endpointFailed(w, r, err) {
 		return
 	}
 	writeJSON(w, http.StatusOK, viewEndpoint(ep))
@@ -105,12 +111,7 @@ func secretProblem(secret string) *Problem {
 // existing endpoint's secret changes by rotation.
 func (s *Server) putEndpoint(w http.ResponseWriter, r *http.Request, p state.Principal) {
 	var req endpointRequest
-	if prob := decodeJSON(w, r, maxJSONBody, &req); prob != nil {
-		writeProblem(w, r, prob)
-		return
-	}
-	if req.URL == "" {
-		writeProblem(w, r, invalid([]FieldProblem{{Field: "url", Detail: "url is required: where the server POSTs the tenant's events, such as https://platform.example.com/connector-events"}}))
+	if !readJSON(w, r, &req) || !required(w, r, "url", req.URL, "url is required: where the server POSTs the tenant's events, such as https://platform.example.com/connector-events") {
 		return
 	}
 	if err := events.CheckURL(r.Context(), req.URL, s.cfg.AllowPrivate); err != nil {
@@ -149,11 +150,7 @@ func (s *Server) putEndpoint(w http.ResponseWriter, r *http.Request, p state.Pri
 
 func (s *Server) deleteEndpoint(w http.ResponseWriter, r *http.Request, p state.Principal) {
 	err := s.cfg.State.DeleteEndpoint(r.Context(), p.Tenant)
-	if errors.Is(err, state.ErrNotFound) {
-		writeProblem(w, r, s.noEndpoint())
-		return
-	} else if err != nil {
-		writeProblem(w, r, s.stateProblem(r, err, "", ""))
+	if s.endpointFailed(w, r, err) {
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -161,8 +158,7 @@ func (s *Server) deleteEndpoint(w http.ResponseWriter, r *http.Request, p state.
 
 func (s *Server) rotateEndpointSecret(w http.ResponseWriter, r *http.Request, p state.Principal) {
 	var req endpointRotateRequest
-	if prob := decodeJSON(w, r, maxJSONBody, &req); prob != nil {
-		writeProblem(w, r, prob)
+	if !readJSON(w, r, &req) {
 		return
 	}
 	secret := events.NewSecret()
@@ -174,11 +170,7 @@ func (s *Server) rotateEndpointSecret(w http.ResponseWriter, r *http.Request, p 
 		secret = req.Secret
 	}
 	ep, err := s.cfg.State.RotateEndpointSecret(r.Context(), p.Tenant, secret, SecretGrace)
-	if errors.Is(err, state.ErrNotFound) {
-		writeProblem(w, r, s.noEndpoint())
-		return
-	} else if err != nil {
-		writeProblem(w, r, s.stateProblem(r, err, "", ""))
+	if s.endpointFailed(w, r, err) {
 		return
 	}
 	v := viewEndpoint(ep)
@@ -299,8 +291,7 @@ func (s *Server) listDeadLetters(w http.ResponseWriter, r *http.Request, p state
 }
 
 func (s *Server) replayDeadLetter(w http.ResponseWriter, r *http.Request, p state.Principal) {
-	if prob := decodeJSON(w, r, maxJSONBody, &struct{}{}); prob != nil {
-		writeProblem(w, r, prob)
+	if !readJSON(w, r, &struct{}{}) {
 		return
 	}
 	id := r.PathValue("id")
@@ -319,12 +310,7 @@ type replayRequest struct {
 // replayConnection queues every dead letter of one connection again.
 func (s *Server) replayConnection(w http.ResponseWriter, r *http.Request, p state.Principal) {
 	var req replayRequest
-	if prob := decodeJSON(w, r, maxJSONBody, &req); prob != nil {
-		writeProblem(w, r, prob)
-		return
-	}
-	if req.Connection == "" {
-		writeProblem(w, r, invalid([]FieldProblem{{Field: "connection", Detail: "connection is required: the id of the connection whose dead letters to replay (replay one event with POST /v1/dead-letters/{id}/replay)"}}))
+	if !readJSON(w, r, &req) || !required(w, r, "connection", req.Connection, "connection is required: the id of the connection whose dead letters to replay (replay one event with POST /v1/dead-letters/{id}/replay)") {
 		return
 	}
 	n, err := s.cfg.State.ReplayConnection(r.Context(), p.Tenant, req.Connection)

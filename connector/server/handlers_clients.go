@@ -48,8 +48,7 @@ const maxSecret = 4096
 
 func (s *Server) createClient(w http.ResponseWriter, r *http.Request, p state.Principal) {
 	var req clientRequest
-	if prob := decodeJSON(w, r, maxJSONBody, &req); prob != nil {
-		writeProblem(w, r, prob)
+	if !readJSON(w, r, &req) {
 		return
 	}
 	var errs []FieldProblem
@@ -139,8 +138,7 @@ type rotateRequest struct {
 
 func (s *Server) rotateClient(w http.ResponseWriter, r *http.Request, p state.Principal) {
 	var req rotateRequest
-	if prob := decodeJSON(w, r, maxJSONBody, &req); prob != nil {
-		writeProblem(w, r, prob)
+	if !readJSON(w, r, &req) {
 		return
 	}
 	if req.ClientSecret == "" || len(req.ClientSecret) > maxSecret {

@@ -123,12 +123,7 @@ func (s *Server) checkConnectionInput(def *definitions.Definition, cl state.Clie
 
 func (s *Server) createConnection(w http.ResponseWriter, r *http.Request, p state.Principal) {
 	var req connectionRequest
-	if prob := decodeJSON(w, r, maxJSONBody, &req); prob != nil {
-		writeProblem(w, r, prob)
-		return
-	}
-	if req.OAuthClient == "" {
-		writeProblem(w, r, invalid([]FieldProblem{{Field: "oauth_client", Detail: "oauth_client is required: the id of one of your OAuth clients (GET /v1/oauth-clients)"}}))
+	if !readJSON(w, r, &req) || !required(w, r, "oauth_client", req.OAuthClient, "oauth_client is required: the id of one of your OAuth clients (GET /v1/oauth-clients)") {
 		return
 	}
 	cl, err := s.cfg.State.Client(r.Context(), p.Tenant, req.OAuthClient)

@@ -72,6 +72,26 @@ const (
 	maxJSONDepth = 32
 )
 
+// readJSON decodes the request's JSON body into v (decodeJSON's limits),
+// writing the problem and returning false when it cannot.
+func readJSON(w http.ResponseWriter, r *http.Request, v any) bool {
+	if prob := decodeJSON(w, r, maxJSONBody, v); prob != nil {
+		writeProblem(w, r, prob)
+		return false
+	}
+	return true
+}
+
+// required writes a 422 naming field, with detail saying what to give,
+// and returns false when value is empty.
+func required(w http.ResponseWriter, r *http.Request, field, value, detail string) bool {
+	if value == "" {
+		writeProblem(w, r, invalid([]FieldProblem{{Field: field, Detail: detail}}))
+		return false
+	}
+	return true
+}
+
 // decodeJSON reads exactly one JSON value of at most limit bytes into v,
 // refusing unknown fields, and says which field was wrong.
 func decodeJSON(w http.ResponseWriter, r *http.Request, limit int64, v any) *Problem {

@@ -146,8 +146,7 @@ func (s *Server) action(w http.ResponseWriter, r *http.Request, p state.Principa
 		all = vs[0] == "true"
 	}
 	var input map[string]any
-	if prob := decodeJSON(w, r, maxJSONBody, &input); prob != nil {
-		writeProblem(w, r, prob)
+	if !readJSON(w, r, &input) {
 		return
 	}
 	input = plainNumbers(input).(map[string]any)
