@@ -104,6 +104,8 @@ func (s *Server) checkConnectionInput(def *definitions.Definition, cl state.Clie
 			errs = append(errs, FieldProblem{Field: "fields." + name, Detail: "definition " + def.Name + " has no field " + quote(name)})
 		} else if msg := f.Check(val); msg != "" {
 			errs = append(errs, FieldProblem{Field: "fields." + name, Detail: msg})
+		} else if err := s.fieldHost(f, val); err != nil {
+			errs = append(errs, FieldProblem{Field: "fields." + name, Detail: "fields." + name + ": " + err.Error()})
 		}
 	}
 	for _, f := range def.Fields {

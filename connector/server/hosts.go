@@ -58,6 +58,22 @@ func (s *Server) hostAllowed(host string) error {
 	return nil
 }
 
+// fieldHost applies the same policy to a connection's field value that
+// names a host: a url field (a self-hosted instance's address) or a
+// hostname field. The tenant supplies it, and the engine sends the
+// connection's credentials there, so it is the operator's allow-list that
+// decides, as for an OAuth client's base_url. A host_label field only
+// fills a label under a domain the definition fixes, and is not checked.
+func (s *Server) fieldHost(f *definitions.Field, v string) error {
+	switch f.Type {
+	case "url":
+		return s.checkHost(v)
+	case "hostname":
+		return s.hostAllowed(strings.ToLower(strings.TrimSuffix(definitions.HostASCII(v), ".")))
+	}
+	return nil
+}
+
 func (s *Server) inAllowList(host string) bool {
 	for _, a := range s.cfg.AllowHosts {
 		a = strings.ToLower(a)
