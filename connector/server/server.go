@@ -131,6 +131,7 @@ func New(cfg Config) (*Server, error) {
 		cfg: cfg, mux: http.NewServeMux(), log: cfg.Logger, engines: newEngineCache(cfg.EngineCache),
 		callback: strings.TrimSuffix(cfg.PublicURL, "/") + CallbackPath,
 	}
+	s.cfg.Tokens = &learnWatch{Store: cfg.Tokens, s: s} // learned.go
 	if s.metrics, err = newMetrics(cfg.Registry, cfg.State); err != nil {
 		return nil, err
 	}

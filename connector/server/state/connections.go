@@ -287,3 +287,15 @@ func (r *rawRow) Scan(dest ...any) error {
 	}
 	return nil
 }
+
+// TouchConnection gives the connection a new version without changing
+// what this table holds, so that every replica rebuilds its cached engine
+// (the change generation moves, as for any new version). The server calls
+// it when the values the connection learned from the provider, kept in the
+// token store, change. id is the token-store key, unique across tenants.
+func (d *DB) TouchConnection(ctx context.Context, id string) error {
+	if _, err := d.exec(ctx, `UPDATE server_connections SET updated = ?, version = version + 1 WHERE id = ?`, nanos(d.Now()), id); err != nil {
+		return fmt.Errorf("state: touching connection %s: %w", id, err)
+	}
+	return nil
+}

@@ -1,0 +1,54 @@
+package server
+
+import (
+	"context"
+	"maps"
+
+	"github.com/connector-engine/connector/connector/store"
+)
+
+// learnWatch is the token store the server's engines use: the store
+// itself, plus a watch on the values a connection learned from the
+// provider (a Salesforce instance_url, a realmId), which the token record
+// carries. A connector.API reads those once, when it is built, and fills
+// hosts, paths and headers with them; the server caches the API per
+// connection version. So when a write changes them (a re-authorization
+// that picked another company, a refresh answering another instance_url),
+// the connection is given a new version, which moves the change generation:
+// every replica rebuilds its engine, with the new values, at its next use
+// (on PostgreSQL when the notification arrives).
+type learnWatch struct {
+	store.Store
+	s *Server
+}
+
+// Put writes r and, when the definition learns values and r's differ from
+// the record it replaces, touches the connection. The record replaced is
+// read first; Sources write under the connection's lock, so it is the one
+// r was made from. A failed touch is logged: the engine then keeps the old
+// values until the connection's next change, as before this watch.
+func (w *learnWatch) Put(ctx context.Context, r store.Record) (store.Record, error) {
+	if !w.learns(r.Definition) {
+		return w.Store.Put(ctx, r)
+	}
+	var old map[string]string
+	if r.Version > 0 {
+		if prev, err := w.Store.Get(ctx, r.ID); err == nil {
+			old = prev.Token.Values
+		}
+	}
+	out, err := w.Store.Put(ctx, r)
+	if err != nil || maps.Equal(old, r.Token.Values) {
+		return out, err
+	}
+	if terr := w.s.cfg.State.TouchConnection(ctx, r.ID); terr != nil {
+		w.s.log.ErrorContext(ctx, "the connection's learned values changed, but its engines could not be told", "connection", r.ID, "error", terr)
+	}
+	w.s.forget(r.ID)
+	return out, nil
+}
+
+func (w *learnWatch) learns(definition string) bool {
+	def, err := w.s.cfg.Definitions.Lookup(definition)
+	return err == nil && len(def.Learned()) > 0
+}
