@@ -118,6 +118,13 @@ func NewAPI(c *Connection, st store.Store, opts *APIOptions) (*API, error) {
 		}
 		rt = newBaseTransport(timeout)
 	}
+	if src != nil && src.flow != nil {
+		// RFC 8705 3: the API sees the certificate the token is bound to,
+		// through a transport of this connection's own (flow_mtls.go).
+		if rt, err = src.flow.apiTransport(rt); err != nil {
+			return nil, err
+		}
+	}
 	rt = &traceTransport{next: rt}
 	switch auth := c.Definition.Auth; {
 	case auth.OAuth1 != nil:

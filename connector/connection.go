@@ -174,7 +174,7 @@ func (c *Connection) Validate() error {
 			switch {
 			case o.Public && c.ClientSecret != "":
 				add("definition %s is for a public client, which has no secret; remove OAuthClientSecret (client_secret in a connection file)", d.Name)
-			case !o.Public && c.ClientSecret == "" && o.Assertion == nil: // an assertion is signed with a key instead
+			case !o.Public && c.ClientSecret == "" && o.Assertion == nil && !definitions.IsTLSClientAuth(o.TokenRequest.ClientAuth): // an assertion, or the TLS certificate, authenticates instead
 				add("client secret is missing: set OAuthClientSecret (client_secret in a connection file, e.g. ${env:PROCORE_CLIENT_SECRET})")
 			}
 		}

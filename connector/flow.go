@@ -42,7 +42,8 @@ type Flow struct {
 	// only one, and fails when there are several.
 	Choose Chooser
 
-	jwt *assertionSigner // RFC 7523 assertions (flow_assertion.go); shared by copies
+	jwt  *assertionSigner // RFC 7523 assertions (flow_assertion.go); shared by copies
+	mtls *clientTLS       // RFC 8705 client certificate (flow_mtls.go); shared by copies
 }
 
 // DefaultRequestTimeout bounds one token request attempt.
@@ -69,6 +70,7 @@ func NewFlow(c *Connection) (*Flow, error) {
 		Now:             time.Now,
 		AttemptLifetime: 10 * time.Minute,
 		jwt:             &assertionSigner{},
+		mtls:            &clientTLS{},
 	}, nil
 }
 
@@ -458,6 +460,14 @@ func (f *Flow) send(ctx context.Context, t *templates.Template, vals []string, s
 		if err := f.clientAssertion(params, u); err != nil { // flow_assertion.go
 			return nil, nil, err
 		}
+	} else if definitions.IsTLSClientAuth(clientAuth) {
+		// RFC 8705 2: the certificate authenticates; client_id says whose.
+		for k, vs := range params {
+			if k == "client_secret" || k == secretName || (f.conn.ClientSecret != "" && len(vs) == 1 && vs[0] == f.conn.ClientSecret) {
+				params.Del(k)
+			}
+		}
+		f.setStd(params, "client_id", f.conn.ClientID)
 	} else if clientAuth == definitions.ClientAuthBasic {
 		// One method per request (RFC 6749 2.3.1): drop what the URI put in
 		// the parameters, wherever the admin named it.
@@ -501,9 +511,13 @@ func (f *Flow) send(ctx context.Context, t *templates.Template, vals []string, s
 		// a ':' or '%' in either survives.
 		req.SetBasicAuth(url.QueryEscape(f.conn.ClientID), url.QueryEscape(f.conn.ClientSecret))
 	}
-	resp, err := newTokenClient(noRedirects(f.HTTPClient), idempotent).Do(req)
+	hc, err := f.tokenClient() // flow_mtls.go: the client certificate, if any
 	if err != nil {
-		return nil, nil, netError(tr.Method, u, err) // the shape of every request error: "POST https://host/path: ..."
+		return nil, nil, err
+	}
+	resp, err := newTokenClient(noRedirects(hc), idempotent).Do(req)
+	if err != nil {
+		return nil, nil, f.tlsRefusal(netError(tr.Method, u, err)) // the shape of every request error: "POST https://host/path: ..."
 	}
 	if resp.StatusCode/100 == 3 {
 		resp.Body.Close()

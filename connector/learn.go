@@ -215,7 +215,11 @@ func (f *Flow) learnByRequest(ctx context.Context, fd *definitions.Field, tok *t
 		req.Header.Set(name, prefix+tok.AccessToken)
 	}
 	where := "GET " + redactedPath(u)
-	resp, err := newTokenClient(noRedirects(f.HTTPClient), true).Do(req)
+	hc, err := f.tokenClient() // a certificate-bound token needs the certificate (flow_mtls.go)
+	if err != nil {
+		return fmt.Errorf("learning %s: %w", fd.Name, err)
+	}
+	resp, err := newTokenClient(noRedirects(hc), true).Do(req)
 	if err != nil {
 		return fmt.Errorf("learning %s: %s: %w", fd.Name, where, f.redact(err, tok.AccessToken))
 	}

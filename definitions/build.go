@@ -64,10 +64,11 @@ type raw struct {
 				ExpiresInUnit    string `yaml:"expires_in_unit"`
 				ExpiresAt        string `yaml:"expires_at"`
 			} `yaml:"token_response"`
-			Client    string        `yaml:"client"`
-			Assertion *rawAssertion `yaml:"assertion"` // auth_assertion.go
-			KeepAlive *rawKeepAlive `yaml:"keep_alive"`
-			SendToken struct {
+			Client            string                `yaml:"client"`
+			Assertion         *rawAssertion         `yaml:"assertion"`          // auth_assertion.go
+			ClientCertificate *rawClientCertificate `yaml:"client_certificate"` // auth_mtls.go
+			KeepAlive         *rawKeepAlive         `yaml:"keep_alive"`
+			SendToken         struct {
 				In     string  `yaml:"in"`
 				Name   string  `yaml:"name"`
 				Prefix *string `yaml:"prefix"`
@@ -721,6 +722,9 @@ func (d *Definition) templates() []*templates.Template {
 		if o.Assertion != nil {
 			add(o.Assertion.templates()...)
 		}
+		if o.ClientCertificate != nil {
+			add(o.ClientCertificate.templates()...)
+		}
 	}
 	if a := d.Auth.Basic; a != nil {
 		add(a.Username, a.Password)
@@ -843,6 +847,7 @@ func (b *builder) buildOAuth(r *raw) {
 	}
 	b.buildSendToken(o, &ro.SendToken.In, &ro.SendToken.Name, ro.SendToken.Prefix)
 	b.buildAssertion(o, ro.Assertion)
+	b.buildClientCertificate(o, ro.ClientCertificate)
 	b.buildKeepAlive(o, ro.KeepAlive)
 	if o.TokenRequest.Method == "GET" && o.TokenRequest.Params != ParamsQuery {
 		b.errorf(p+"/token_request/method", "a GET token request has no body to carry %s parameters; use params: query or method: POST", o.TokenRequest.Params)

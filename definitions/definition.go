@@ -123,6 +123,9 @@ type OAuth struct {
 	// Assertion is the JWT the engine signs for the JWT bearer grant or
 	// private_key_jwt client authentication (RFC 7523); nil otherwise.
 	Assertion *Assertion
+	// ClientCertificate is the certificate presented in the TLS handshake
+	// (RFC 8705 mutual TLS); nil for none.
+	ClientCertificate *ClientCertificate
 	// Parameters renames standard parameters the engine adds (TikTok's
 	// client_key for client_id), by standard name; "" turns one off.
 	// Absent names keep their standard name. See Param.

@@ -162,6 +162,8 @@ func (d *Definition) Preview(env, key string, vals []string, showSecrets bool) (
 		for _, k := range []string{"client_id", "client_secret", idName, secretName} {
 			params.Del(k)
 		}
+	} else if IsTLSClientAuth(auth) { // RFC 8705 2: the certificate authenticates, in the handshake
+		add("client_id", vs[VarClientID])
 	} else {
 		add("client_id", vs[VarClientID])
 		add("client_secret", secret(vs[VarClientSecret]))

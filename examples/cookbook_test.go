@@ -176,6 +176,7 @@ func TestRenderEveryExample(t *testing.T) {
 		"ApplicationId": "amzn1.sp.solution.00000000-0000-0000-0000-000000000000",
 		"ClientId":      "cid", "ClientSecret": "SECRET-VALUE", "RedirectUri": "https://platform.example/cb",
 		"code": "CODE-VALUE", "refreshToken": "REFRESH-VALUE", "PrivateKey": "PEM-VALUE", "PrivateKeyId": "kid-1",
+		"ClientCertificate": "CERT-PEM", "ClientKey": "KEY-PEM",
 	}
 	rendered := 0
 	for _, d := range set.All() {

@@ -18,7 +18,7 @@ import (
 )
 
 var exampleNames = []string{
-	"amazon-sp-api", "atlassian-jira-oauth", "box", "datadog", "docusign", "dropbox", "github", "github-enterprise-server", "google-drive", "google-service-account", "hubspot", "jira-cloud", "microsoft-graph", "monday", "netsuite", "okta", "paypal", "pipedrive", "quickbooks", "ryvit-v1", "salesforce", "shopify", "slack", "stripe", "strava", "tableau", "tiktok", "trello", "twilio", "xero", "zendesk", "zoho-crm",
+	"adp", "amazon-sp-api", "atlassian-jira-oauth", "box", "datadog", "docusign", "dropbox", "github", "github-enterprise-server", "google-drive", "google-service-account", "hubspot", "jira-cloud", "microsoft-graph", "monday", "netsuite", "okta", "paypal", "pipedrive", "quickbooks", "ryvit-v1", "salesforce", "shopify", "slack", "stripe", "strava", "tableau", "tiktok", "trello", "twilio", "xero", "zendesk", "zoho-crm",
 }
 
 func load(t *testing.T) *definitions.Set {

@@ -49,6 +49,7 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 	defer s.mu.Unlock()
 
 	s.stats.TokenRequests++
+	s.notePeer(r)
 	if s.dropsLeft > 0 {
 		s.dropsLeft--
 		s.token(httptest.NewRecorder(), r)
@@ -80,6 +81,7 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 			ar.GrantScope(scope)
 		}
 	}
+	bindToCertificate(r, ar) // RFC 8705 3, over mutual TLS only (mtls.go)
 	resp, err := s.provider.NewAccessResponse(ctx, ar)
 	if err != nil {
 		s.provider.WriteAccessError(ctx, w, ar, err)
@@ -199,6 +201,11 @@ func (s *Server) handleMe(w http.ResponseWriter, r *http.Request) {
 	// a resource server must take access tokens only.
 	if err != nil || use != fosite.AccessToken {
 		s.unauthorized(w, `Bearer realm="fositeserver", error="invalid_token"`)
+		return
+	}
+	if boundElsewhere(r, ar.GetSession()) { // RFC 8705 3: presented without its certificate
+		s.stats.BoundTokenRefusals++
+		s.unauthorized(w, `Bearer realm="fositeserver", error="invalid_token", error_description="the token is bound to another client certificate"`)
 		return
 	}
 	me := meResponse{

@@ -15,6 +15,8 @@ import (
 	"crypto"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"net"
 	"net/http"
@@ -50,6 +52,14 @@ type Client struct {
 	// KeyAlgorithm (RS256, ES256, ...); such a client needs no Secret.
 	PublicKey    crypto.PublicKey
 	KeyAlgorithm string
+	// TLSSubject (tls_client_auth, RFC 8705 2.1) or TLSCertificate
+	// (self_signed_tls_client_auth, 2.2) makes the client authenticate
+	// with its TLS client certificate: the one whose subject DN (RFC 4514
+	// form, x509 Name.String) is TLSSubject, or exactly TLSCertificate.
+	// Such a client needs no Secret; with one it must send both.
+	// Options.ClientCAs must be set.
+	TLSSubject     string
+	TLSCertificate *x509.Certificate
 }
 
 // JWTIssuer is an issuer the JWT bearer grant (RFC 7523 2.1) trusts: its
@@ -96,6 +106,10 @@ type Options struct {
 	// JWTIssuers enables the JWT bearer grant for these issuers; the grant
 	// then needs no client authentication (Google's service accounts).
 	JWTIssuers []JWTIssuer
+	// ClientCAs, when set, makes the server HTTPS only, refusing every
+	// handshake without a client certificate that chains to these (mutual
+	// TLS, RFC 8705; see mtls.go). Server.RootCAs then trusts the server.
+	ClientCAs *x509.CertPool
 
 	tokenURL string // the token endpoint's URL, set by Start: assertions' aud must name it
 }
@@ -113,6 +127,9 @@ type Stats struct {
 	Introspections          int // introspection requests answered
 	APIRequests             int // every request to /api/me
 	API401s                 int // /api/me requests refused for want of a valid access token
+	// BoundTokenRefusals counts /api/me requests refused because the token
+	// is bound to a client certificate the request did not present.
+	BoundTokenRefusals int
 }
 
 // Server is a running fosite server. Its endpoints, relative to URL:
@@ -123,9 +140,15 @@ type Stats struct {
 //	POST /oauth/introspect RFC 7662, the client authenticating with Basic
 //	GET  /api/me           bearer-protected: 200 {"sub":...} or 401
 type Server struct {
-	URL string // http://127.0.0.1:PORT
+	URL string // http://127.0.0.1:PORT, or https:// with Options.ClientCAs
+	// RootCAs trusts the server's certificate (Options.ClientCAs only).
+	RootCAs *x509.CertPool
 
 	provider          fosite.OAuth2Provider
+	fosite            *fosite.Fosite
+	store             *storage.MemoryStore
+	tlsClients        map[string]tlsClient // clients that authenticate by certificate (mtls.go)
+	peers             []string             // client certificate subjects of the token requests
 	denyConsent       bool
 	acceptQueryParams bool
 
@@ -150,14 +173,27 @@ func Start(t testing.TB, opts Options) *Server {
 	if err != nil {
 		t.Fatalf("fositeserver: listening on 127.0.0.1: %v", err)
 	}
-	opts.tokenURL = "http://" + ln.Addr().String() + "/oauth/token"
+	scheme := "http"
+	if opts.ClientCAs != nil {
+		scheme = "https"
+	}
+	opts.tokenURL = scheme + "://" + ln.Addr().String() + "/oauth/token"
 	s, err := newServer(opts)
 	if err != nil {
 		ln.Close()
 		t.Fatalf("fositeserver: %v", err)
 	}
 	hs := &httptest.Server{Listener: ln, Config: &http.Server{Handler: s.routes()}}
-	hs.Start()
+	if opts.ClientCAs != nil {
+		// crypto/tls refuses a handshake without a verified client
+		// certificate; httptest's own server certificate is for 127.0.0.1.
+		hs.TLS = &tls.Config{ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: opts.ClientCAs, MinVersion: tls.VersionTLS12}
+		hs.StartTLS()
+		s.RootCAs = x509.NewCertPool()
+		s.RootCAs.AddCert(hs.Certificate())
+	} else {
+		hs.Start()
+	}
 	t.Cleanup(hs.Close)
 	s.URL = hs.URL
 	return s
@@ -197,7 +233,18 @@ func newServer(opts Options) (*Server, error) {
 	config.ClientSecretsHasher = &fosite.BCrypt{Config: config}
 
 	store := storage.NewMemoryStore()
+	tlsClients := map[string]tlsClient{}
 	for i, c := range opts.Clients {
+		if c.TLSSubject != "" || c.TLSCertificate != nil {
+			if opts.ClientCAs == nil {
+				return nil, fmt.Errorf("Options.Clients[%d]: client %q authenticates by TLS certificate; set Options.ClientCAs", i, c.ID)
+			}
+			tc := tlsClient{subject: c.TLSSubject, secret: c.Secret != ""}
+			if c.TLSCertificate != nil {
+				tc.der = c.TLSCertificate.Raw
+			}
+			tlsClients[c.ID] = tc
+		}
 		fc, err := c.fositeClient(config.ClientSecretsHasher)
 		if err != nil {
 			return nil, fmt.Errorf("Options.Clients[%d]: %w", i, err)
@@ -225,12 +272,18 @@ func newServer(opts Options) (*Server, error) {
 		compose.OAuth2PKCEFactory,
 		compose.RFC7523AssertionGrantFactory,
 	)
-	return &Server{
+	s := &Server{
 		provider:          provider,
+		fosite:            provider.(*fosite.Fosite),
+		store:             store,
+		tlsClients:        tlsClients,
 		denyConsent:       opts.DenyConsent,
 		acceptQueryParams: opts.AcceptQueryParams,
 		rotatedOut:        make(map[[sha256.Size]byte]bool),
-	}, nil
+	}
+	// Set before the server starts; fosite reads it on every request.
+	config.ClientAuthenticationStrategy = s.authenticateClient
+	return s, nil
 }
 
 func (c Client) fositeClient(hasher fosite.Hasher) (fosite.Client, error) {
@@ -239,7 +292,7 @@ func (c Client) fositeClient(hasher fosite.Hasher) (fosite.Client, error) {
 		return nil, fmt.Errorf("the client has no ID")
 	case c.Public && c.Secret != "":
 		return nil, fmt.Errorf("client %q is public but has a secret; drop one of the two", c.ID)
-	case !c.Public && c.Secret == "" && c.PublicKey == nil:
+	case !c.Public && c.Secret == "" && c.PublicKey == nil && c.TLSSubject == "" && c.TLSCertificate == nil:
 		return nil, fmt.Errorf("client %q is confidential but has no secret; set Secret or Public", c.ID)
 	}
 	grants := c.GrantTypes
