@@ -125,8 +125,13 @@ func NewAPI(c *Connection, st store.Store, opts *APIOptions) (*API, error) {
 			return nil, err
 		}
 	}
+	baseRT := rt
 	rt = &traceTransport{next: rt}
 	switch auth := c.Definition.Auth; {
+	case auth.NTLM != nil:
+		if rt, err = ntlmAPI(c, vals, baseRT); err != nil {
+			return nil, err
+		}
 	case auth.OAuth1 != nil:
 		if rt, a.source, err = oauth1API(c, st, opts.Source, rt); err != nil {
 			return nil, err
@@ -416,6 +421,11 @@ func (a *API) secrets() []string {
 	}
 	if b := a.def.Auth.Basic; b != nil {
 		if pass, err := b.Password.Expand(a.vals); err == nil {
+			all = append(all, pass)
+		}
+	}
+	if n := a.def.Auth.NTLM; n != nil && n.Password != nil {
+		if pass, err := n.Password.Expand(a.vals); err == nil {
 			all = append(all, pass)
 		}
 	}

@@ -85,6 +85,7 @@ type raw struct {
 		} `yaml:"apikey"`
 		Session *rawSession `yaml:"session"` // auth_session.go
 		OAuth1  *rawOAuth1  `yaml:"oauth1"`  // auth_oauth1.go
+		NTLM    *rawNTLM    `yaml:"ntlm"`    // auth_ntlm.go
 	} `yaml:"auth"`
 	Request struct {
 		Headers yaml.Node `yaml:"headers"`
@@ -738,6 +739,9 @@ func (d *Definition) templates() []*templates.Template {
 	if o := d.Auth.OAuth1; o != nil {
 		add(o.templates()...)
 	}
+	if n := d.Auth.NTLM; n != nil {
+		add(n.templates()...)
+	}
 	for _, p := range append(slices.Clone(d.Headers), d.Query...) {
 		add(p.Value)
 	}
@@ -747,12 +751,12 @@ func (d *Definition) templates() []*templates.Template {
 func (b *builder) buildAuth(r *raw) {
 	d := b.def
 	a := &r.Auth
-	sections := map[string]bool{"oauth": a.OAuth != nil, "basic": a.Basic != nil, "apikey": a.APIKey != nil, "session": a.Session != nil, "oauth1": a.OAuth1 != nil}
-	want := map[Scheme]string{SchemeOAuth: "oauth", SchemeOAuthClient: "oauth", SchemeBasic: "basic", SchemeAPIKey: "apikey", SchemeSession: "session", SchemeOAuth1: "oauth1"}[d.Auth.Scheme]
+	sections := map[string]bool{"oauth": a.OAuth != nil, "basic": a.Basic != nil, "apikey": a.APIKey != nil, "session": a.Session != nil, "oauth1": a.OAuth1 != nil, "ntlm": a.NTLM != nil}
+	want := map[Scheme]string{SchemeOAuth: "oauth", SchemeOAuthClient: "oauth", SchemeBasic: "basic", SchemeAPIKey: "apikey", SchemeSession: "session", SchemeOAuth1: "oauth1", SchemeNTLM: "ntlm"}[d.Auth.Scheme]
 	if want == "" && d.Auth.Scheme != SchemeNone {
 		return // an unknown scheme: the schema said so, and nothing here can be checked against it
 	}
-	for _, s := range []string{"oauth", "basic", "apikey", "session", "oauth1"} {
+	for _, s := range []string{"oauth", "basic", "apikey", "session", "oauth1", "ntlm"} {
 		if sections[s] && s != want {
 			b.errorf("/auth/"+s, "auth.%s is given but the scheme is %q; remove it or change auth.scheme", s, d.Auth.Scheme)
 		}
@@ -776,6 +780,8 @@ func (b *builder) buildAuth(r *raw) {
 		b.buildSession(a.Session)
 	case SchemeOAuth1:
 		b.buildOAuth1(a.OAuth1)
+	case SchemeNTLM:
+		b.buildNTLM(a.NTLM)
 	}
 }
 

@@ -89,6 +89,7 @@ type Auth struct {
 	APIKey  *APIKey
 	Session *Session
 	OAuth1  *OAuth1
+	NTLM    *NTLM // auth_ntlm.go
 }
 
 // OAuth describes an OAuth flow as the App Xchange connector does: by its
