@@ -142,7 +142,6 @@ var authSchemes = map[string]definitions.Scheme{
 	"APIKEY":      definitions.SchemeAPIKey,
 	"SESSION":     definitions.SchemeSession,
 	"OAUTH1":      definitions.SchemeOAuth1,
-	"NTLM":        definitions.SchemeNTLM,
 }
 
 // cdataScheme is the AuthScheme value that names a definition scheme.
