@@ -10,8 +10,10 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"runtime/debug"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -20,6 +22,7 @@ import (
 	"github.com/connector-engine/connector/connector/server/scheduler"
 	"github.com/connector-engine/connector/connector/server/state"
 	"github.com/connector-engine/connector/connector/store"
+	"github.com/connector-engine/connector/connector/token"
 )
 
 // TestAcceptanceTwoReplicas is the scheduler's acceptance run: connections
@@ -243,43 +246,135 @@ func TestKilledSchedulerLeasesTakenOver(t *testing.T) {
 	}
 }
 
-// TestMemoryIdleConnections measures the server's heap with many idle
-// connections, all looked at once by the scheduler (which caches each
-// connection's engine, as a call would). It runs only with
-// CONNECTOR_SCHEDULER_MEMORY=<connections>, e.g. 100000.
+// TestMemoryIdleConnections measures the server with many idle
+// connections on PostgreSQL: the heap in use and the RSS after GC, per
+// connection, once the scheduler has looked at every connection and once
+// every connection has been used through the server (each use builds an
+// engine; the cache keeps DefaultEngineCache of them), and the database
+// load of the idle scheduler (its claims, next-due lookups and
+// discovery probes). The rows are written in batches through the state
+// layer (state.ImportConnections) and the token store, not through the
+// API, and the tokens are not the emulator's (none is refreshed: they
+// expire in 2 hours), so neither the seeding nor the emulator's grants
+// weigh on the figures. It runs only with CONNECTOR_SCHEDULER_MEMORY=<connections>,
+// e.g. 100000.
 func TestMemoryIdleConnections(t *testing.T) {
 	n, _ := strconv.Atoi(os.Getenv("CONNECTOR_SCHEDULER_MEMORY"))
 	if n <= 0 {
-		t.Skip("set CONNECTOR_SCHEDULER_MEMORY=100000 to measure the heap with that many idle connections")
+		t.Skip("set CONNECTOR_SCHEDULER_MEMORY=100000 to measure the server with that many idle connections")
 	}
 	f := newFixture(t, postgres(t), fixtureOptions{})
 	ctx := context.Background()
 	ka := f.oauthClient("procore-keepalive")
-	now := time.Now()
+	db := f.first.storage.State
 	begin := time.Now()
-	conns := f.seed(ka, n, now, func(int) time.Time { return now.Add(2 * time.Hour) })
-	t.Logf("seeded %d connections in %s", n, time.Since(begin).Round(time.Second))
-	base := heap()
-	r := f.start(f.first, scheduler.Config{})
+	batch := make([]state.Connection, n)
+	for i := range batch {
+		batch[i] = state.Connection{Tenant: tenant, Client: ka.ID, Status: state.StatusConnected}
+	}
+	stored, err := db.ImportConnections(ctx, batch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	batch = nil
+	ids := make([]string, len(stored))
+	for i, c := range stored {
+		ids[i] = c.ID
+	}
+	stored = nil
+	b := f.binding(ka)
+	now := time.Now()
+	next := make(chan string)
+	errs := make(chan error, 16)
+	var wg sync.WaitGroup
+	for range 16 {
+		wg.Go(func() {
+			for id := range next {
+				rec := store.Record{ID: id, Definition: ka.Definition, Binding: b, Status: store.StatusConnected,
+					Token: token.Token{AccessToken: "at-" + id, RefreshToken: "rt-" + id, TokenType: "bearer", Obtained: now, Expiry: now.Add(2 * time.Hour)}}
+				if _, err := f.first.storage.Tokens.Put(ctx, rec); err != nil {
+					select {
+					case errs <- err:
+					default:
+					}
+				}
+			}
+		})
+	}
+	for _, id := range ids {
+		next <- id
+	}
+	close(next)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	t.Logf("seeded %d connections with tokens in %s", n, time.Since(begin).Round(time.Second))
+
+	base, baseRSS := heap(), rss()
+	// Production's intervals: claims every 2 s at most, discovery every 5
+	// s; 32 workers so that the first look at every connection (a token
+	// read and a row written each) takes minutes, not a quarter hour.
+	r := f.start(f.first, scheduler.Config{Poll: 2 * time.Second, Discover: 5 * time.Second, Workers: 32})
 	begin = time.Now()
 	waitFor(t, 30*time.Minute, "every connection scheduled", func() bool {
-		by, _, err := f.first.storage.State.ScheduleCounts(ctx, time.Now())
+		by, _, err := db.ScheduleCounts(ctx, time.Now())
 		return err == nil && by[state.ScheduleScheduled] == n
 	})
-	t.Logf("the scheduler looked at %d connections in %s", n, time.Since(begin).Round(time.Second))
-	scheduled := heap()
+	t.Logf("the scheduler looked at %d connections in %s (%.0f/s)", n, time.Since(begin).Round(time.Second), float64(n)/time.Since(begin).Seconds())
+	scheduled, scheduledRSS := heap(), rss()
+
+	// The idle scheduler's load on the database: nothing is due for 2 hours.
+	time.Sleep(6 * time.Second) // past the last discovery pass that found something
+	// load is the database's transactions and rows read per second over
+	// a window; the same window without the scheduler (autovacuum, this
+	// test's statistics queries) is the baseline.
+	load := func() (xacts, rows float64) {
+		time.Sleep(1500 * time.Millisecond) // statistics are flushed about once a second
+		before := pgStats(t, db)
+		time.Sleep(20 * time.Second)
+		after := pgStats(t, db)
+		secs := after.at.Sub(before.at).Seconds()
+		r := (after.v["tup_returned"] - before.v["tup_returned"]) + (after.v["tup_fetched"] - before.v["tup_fetched"])
+		return float64(after.v["xact_commit"]-before.v["xact_commit"]) / secs, float64(r) / secs
+	}
+	qs, rs := load()
 	r.stop()
-	// Each connection used once (a call, or its keep-alive refresh) leaves
-	// its engine in the server's cache.
+	q0, r0 := load()
+	t.Logf("idle scheduler over %d connections: %.1f transactions/s and %.1f rows read/s (%.0f per 2 s pass); without it, in the same run: %.1f transactions/s, %.1f rows read/s",
+		n, qs, rs, rs*2, q0, r0)
+
+	// Every connection used once through the server (a call, or its
+	// keep-alive refresh): an engine is built for each, and the cache
+	// keeps the most recent server.DefaultEngineCache.
 	begin = time.Now()
-	for _, c := range conns {
-		if _, err := f.first.srv.KeepAliveSource(ctx, tenant, c.id); err != nil {
+	for _, id := range ids {
+		if _, err := f.first.srv.KeepAliveSource(ctx, tenant, id); err != nil {
 			t.Fatal(err)
 		}
 	}
-	cached := heap()
-	t.Logf("heap in use after GC: %.1f MiB before the scheduler (the emulator's %d grants and the seeding included); %.1f MiB with every connection scheduled (%.2f KiB per connection); %.1f MiB with every connection's engine cached as well (%.1f KiB per connection; %s to build them)",
-		mib(base), n, mib(scheduled), kib(scheduled, base, n), mib(cached), kib(cached, base, n), time.Since(begin).Round(time.Second))
+	used, usedRSS := heap(), rss()
+	t.Logf("after GC, heap in use / RSS: %.1f / %.1f MiB with %d connections seeded; %.1f / %.1f MiB once the scheduler had looked at every one (%.2f / %.2f KiB per connection); %.1f / %.1f MiB once every connection was used through the server, %d engines cached (%.2f / %.2f KiB per connection; %s to build them)",
+		mib(base), mib(baseRSS), n, mib(scheduled), mib(scheduledRSS), kib(scheduled, base, n), kib(scheduledRSS, baseRSS, n),
+		mib(used), mib(usedRSS), min(n, server.DefaultEngineCache), kib(used, base, n), kib(usedRSS, baseRSS, n), time.Since(begin).Round(time.Second))
+}
+
+// rss is the process's resident set after GC, with freed memory returned
+// to the OS (VmRSS of /proc/self/status; 0 where there is none).
+func rss() uint64 {
+	debug.FreeOSMemory()
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, _ := strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			return kb * 1024
+		}
+	}
+	return 0
 }
 
 func kib(after, before uint64, n int) float64 {
