@@ -11,10 +11,8 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -379,8 +377,7 @@ credentials it fetches a token.`,
 						fmt.Fprintln(a.stdout, u)
 						return
 					}
-					fmt.Fprintf(a.stderr, "Opening your browser to authorize %s. If it does not open, visit:\n%s\n", s.conn.Definition.Name, u)
-					openBrowser(u)
+					a.openAuthorization(s.conn.Definition.Name, u) // browser.go
 				}
 				s.source.Flow().Choose = a.chooser(cmd.InOrStdin()) // learn requests with choose: ask
 				t, err := authorize(ctx, s.source.Flow(), ln, path, show, s.source.Store)
@@ -537,25 +534,6 @@ func callbackPage(w http.ResponseWriter, status int, msg string) {
 	h.Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(status)
 	fmt.Fprintf(w, "<!doctype html><html><head><meta charset=\"utf-8\"><title>connector</title></head><body><p>%s</p></body></html>\n", html.EscapeString(msg))
-}
-
-// openBrowser runs $BROWSER with the URL (a command and its arguments,
-// split at spaces, as gh and Python's webbrowser read it; "curl -sL" finishes
-// an auto-approving flow without a browser), else the desktop's URL opener.
-// Failure is fine: the URL is printed as well. It is called once the
-// redirect listener is up, so the opener cannot arrive too early.
-func openBrowser(u string) {
-	name, args := "xdg-open", []string(nil)
-	if runtime.GOOS == "darwin" {
-		name = "open"
-	}
-	if b := strings.Fields(os.Getenv("BROWSER")); len(b) > 0 {
-		name, args = b[0], b[1:]
-	}
-	cmd := exec.Command(name, append(args, u)...)
-	if cmd.Start() == nil {
-		go func() { _ = cmd.Wait() }()
-	}
 }
 
 func (a *app) tokenCommand() *cobra.Command {

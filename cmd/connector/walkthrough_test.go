@@ -212,6 +212,9 @@ func TestREADMEWalkthrough(t *testing.T) {
 			if !strings.HasPrefix(stdout.String(), "connected ") {
 				t.Errorf("%s printed %q; want connected ...", name, stdout.String())
 			}
+			if want := "Running $BROWSER (" + os.Getenv("BROWSER") + ") with the URL to authorize my-procore."; !strings.HasPrefix(stderr.String(), want) {
+				t.Errorf("%s said %q; want it to say what it runs: %s", name, stderr.String(), want)
+			}
 			connected = true
 		default:
 			var stdout, stderr bytes.Buffer
