@@ -51,7 +51,7 @@ func TestValidateExitCodesAndOutput(t *testing.T) {
 		stderrNot string
 	}{
 		{"builtins", []string{"validate"}, 0, "ok: the built-in definitions valid (3 definitions in the set), 0 warnings", "", ""},
-		{"good file", []string{"validate", good}, 0, "ok: 1 file valid (4 definitions in the set)", "", ""},
+		{"good file", []string{"validate", good}, 0, "ok: 1 file valid (4 definitions in the set, built-ins included)", "", ""},
 		{"bad file", []string{"validate", bad}, 1, "", "bad.yaml:2:1: titel: unknown key \"titel\"; did you mean \"title\"?", ""},
 		{"bad summary", []string{"validate", bad}, 1, "", "invalid: 4 errors, 0 warnings in 1 file", ""},
 		{"directory", []string{"validate", dir}, 1, "", "bad.yaml:1:1: auth: missing required key", ""},

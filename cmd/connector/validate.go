@@ -137,16 +137,18 @@ func (a *app) reportValidation(format string, nfiles int, set *definitions.Set, 
 		for _, d := range diags {
 			fmt.Fprintln(a.stderr, d.String())
 		}
-		what := "the built-in definitions"
+		what, inSet := "the built-in definitions", "in the set"
 		if nfiles > 0 {
-			what = plural(nfiles, "file")
+			// The set counts what the files may extend: a newcomer's one
+			// file would otherwise be "4 definitions" unexplained.
+			what, inSet = plural(nfiles, "file"), "in the set, built-ins included"
 		}
 		warnings := plural(nwarn, "warning")
 		if len(acked) > 0 {
 			warnings += fmt.Sprintf(" (and %d acknowledged in ignore_warnings)", len(acked))
 		}
 		if valid {
-			fmt.Fprintf(a.stdout, "ok: %s valid (%s in the set), %s\n", what, plural(len(set.Names()), "definition"), warnings)
+			fmt.Fprintf(a.stdout, "ok: %s valid (%s %s), %s\n", what, plural(len(set.Names()), "definition"), inSet, warnings)
 		} else {
 			fmt.Fprintf(a.stderr, "invalid: %s, %s in %s\n", plural(nerr, "error"), warnings, what)
 		}
