@@ -53,13 +53,18 @@ const DefaultAssertionLifetime = 5 * time.Minute
 // and client authentication that use it.
 func (b *builder) buildAssertion(o *OAuth, ra *rawAssertion) {
 	const p = "/auth/oauth/assertion"
-	uses := o.GrantType == GrantJWTBearer || o.TokenRequest.ClientAuth == ClientAuthPrivateKeyJWT
+	keyJWT := o.TokenRequest.ClientAuth == ClientAuthPrivateKeyJWT || o.TokenRequest.RefreshClientAuth == ClientAuthPrivateKeyJWT
+	uses := o.GrantType == GrantJWTBearer || keyJWT
 	switch {
 	case ra == nil && o.GrantType == GrantJWTBearer:
 		b.errorf("/auth/oauth", "grant_type jwt_bearer posts a JWT the engine signs; add an assertion section with private_key (a secret field holding the PEM)")
 		return
-	case ra == nil && o.TokenRequest.ClientAuth == ClientAuthPrivateKeyJWT:
-		b.errorf("/auth/oauth/token_request/client_auth", "private_key_jwt signs a JWT with the client's key; add an auth.oauth.assertion section with private_key (a secret field holding the PEM)")
+	case ra == nil && keyJWT:
+		at := "/auth/oauth/token_request/client_auth"
+		if o.TokenRequest.ClientAuth != ClientAuthPrivateKeyJWT {
+			at = "/auth/oauth/token_request/refresh_client_auth"
+		}
+		b.errorf(at, "private_key_jwt signs a JWT with the client's key; add an auth.oauth.assertion section with private_key (a secret field holding the PEM)")
 		return
 	case ra == nil:
 		return
@@ -92,8 +97,13 @@ func (b *builder) buildAssertion(o *OAuth, ra *rawAssertion) {
 	a.Issuer = text("issuer", ra.Issuer)
 	a.Subject = text("subject", ra.Subject)
 	a.Audience = text("audience", ra.Audience)
-	if o.TokenRequest.ClientAuth == ClientAuthPrivateKeyJWT && o.GrantType != GrantJWTBearer && (ra.Issuer != "" || ra.Subject != "") {
+	if keyJWT && o.GrantType != GrantJWTBearer && (ra.Issuer != "" || ra.Subject != "") {
 		b.errorf(p, "a private_key_jwt client assertion has the client id as both iss and sub (RFC 7523 3, 2.2); remove issuer and subject")
+	}
+	// claims are the grant's (Google's scope); a client assertion carries
+	// only the claims RFC 7523 3 names, so claims would be ignored.
+	if keyJWT && o.GrantType != GrantJWTBearer && b.given(p+"/claims") != nil {
+		b.errorf(p+"/claims", "claims are added to a jwt_bearer grant's assertion; a private_key_jwt client assertion carries only iss, sub, aud, exp, iat and jti (RFC 7523 3), so these would never be sent. Remove claims")
 	}
 	if s := ra.Lifetime; s != "" {
 		if dur, err := time.ParseDuration(s); err != nil || dur <= 0 || dur > time.Hour {
