@@ -196,11 +196,13 @@ func (b *builder) build() *Definition {
 	b.buildEnvironments(&r)
 	b.buildAuth(&r)
 	b.buildLearned()
+	b.checkLearnedTokenHosts()
 	d.Headers = b.buildParams(&r.Request.Headers, "/request/headers")
 	d.Query = b.buildParams(&r.Request.Query, "/request/query")
 	b.checkURLVars()
 	b.buildRequestPolicy()
 	b.buildActions()
+	b.checkBodyToken()
 	b.buildWebhooks()
 	return d
 }
@@ -423,9 +425,11 @@ var (
 	scopeAuthz      = scope{name: "the authorization request", browser: true, noLearned: true, allowed: bits(VarClientID, VarRedirectURI, VarState, VarScope, VarCodeChallenge, VarBaseURL, VarLoginURL, VarRandom)}
 	scopeCode       = scope{name: "the code exchange", noLearned: true, allowed: bits(VarClientID, VarClientSecret, VarRedirectURI, VarScope, VarCodeVerifier, VarCode, VarBaseURL, VarLoginURL, VarRandom)}
 	scopeClient     = scope{name: "the client-credentials token request", noLearned: true, allowed: bits(VarClientID, VarClientSecret, VarScope, VarBaseURL, VarLoginURL, VarRandom)}
-	scopeRefresh    = scope{name: "the refresh request", noLearned: true, allowed: bits(VarClientID, VarClientSecret, VarRedirectURI, VarScope, VarRefreshToken, VarBaseURL, VarLoginURL, VarRandom)}
-	scopeRevoke     = scope{name: "the revocation request", noLearned: true, allowed: bits(VarClientID, VarClientSecret, VarBaseURL, VarLoginURL)}
-	scopeIntrospect = scope{name: "the introspection request", noLearned: true, allowed: scopeRevoke.allowed}
+	// Refresh, revocation and introspection come after connecting, so
+	// learned values have theirs (Salesforce: the org's own host).
+	scopeRefresh    = scope{name: "the refresh request", allowed: bits(VarClientID, VarClientSecret, VarRedirectURI, VarScope, VarRefreshToken, VarBaseURL, VarLoginURL, VarRandom)}
+	scopeRevoke     = scope{name: "the revocation request", allowed: bits(VarClientID, VarClientSecret, VarBaseURL, VarLoginURL)}
+	scopeIntrospect = scope{name: "the introspection request", allowed: scopeRevoke.allowed}
 	scopeLearnURL   = scope{name: "a learn request", allowed: bits(VarClientID, VarBaseURL, VarLoginURL)}
 	scopeRequests   = scope{name: "API requests", allowed: bits(VarClientID, VarBaseURL)}
 	scopeActions    = scope{name: "actions", action: true, allowed: bits(VarClientID), hints: map[int]string{
@@ -521,7 +525,7 @@ func (b *builder) compileWith(pointer, src string, kind templates.Kind, sc scope
 			at(p.Offset, fmt.Sprintf("${%s} is a secret field and this URL is shown to the user's browser; send it in the token request instead", p.Name))
 			ok = false
 		case p.Var >= NumBuiltinVars && sc.noLearned && b.learnedFrom[p.Var] != "":
-			at(p.Offset, fmt.Sprintf("${%s} is learned when connecting (learn.from %s), so it has no value in %s, which comes first; learned values fill base_url, request headers and query, and actions", p.Name, b.learnedFrom[p.Var], sc.name))
+			at(p.Offset, fmt.Sprintf("${%s} is learned when connecting (learn.from %s), so it has no value in %s, which comes first; learned values fill base_url, request headers and query, actions, and refresh_uri, revoke_uri and introspection_uri", p.Name, b.learnedFrom[p.Var], sc.name))
 			ok = false
 		case p.Var == VarCodeChallenge && !b.pkce():
 			at(p.Offset, "${CodeChallenge} has no value because pkce is off; set auth.oauth.pkce: true or remove the placeholder")
@@ -981,6 +985,10 @@ func (b *builder) buildSendToken(o *OAuth, in, name *string, prefix *string) {
 // sendToken reads a send_token mapping at p (OAuth's, a session's).
 func (b *builder) sendToken(p, in, name string, prefix *string) SendToken {
 	st := SendToken{In: in, Name: name}
+	what := "the access token"
+	if strings.HasPrefix(p, "/auth/session/") {
+		what = "the session token"
+	}
 	defaults(&st.In, TokenInHeader)
 	switch st.In {
 	case TokenInHeader:
@@ -997,7 +1005,14 @@ func (b *builder) sendToken(p, in, name string, prefix *string) SendToken {
 		if prefix != nil {
 			b.errorf(p+"/prefix", "prefix is written before the token in a header; a token in the query is sent as it is, so remove prefix")
 		}
-		b.warnf(warnTokenInQuery, p+"/in", "the access token travels in the URL, which ends up in proxy and server logs; send it in a header unless the provider accepts nothing else")
+		b.warnf(warnTokenInQuery, p+"/in", "%s travels in the URL, which ends up in proxy and server logs; send it in a header unless the provider accepts nothing else", what)
+	case TokenInBody:
+		if name == "" {
+			b.errorf(p, "a token sent in the body needs name, the form or JSON field that carries it (Zabbix 6.0: auth, Slack: token)")
+		}
+		if prefix != nil {
+			b.errorf(p+"/prefix", "prefix is written before the token in a header; a token in a body field is sent as it is, so remove prefix")
+		}
 	}
 	return st
 }

@@ -163,10 +163,11 @@ func (o *OAuth) Param(std string) (string, bool) {
 // SendToken says where API requests carry the access token: by default
 // "Authorization: <token type> <token>" (RFC 6750 2.1); a provider may want
 // another header (X-Shopify-Access-Token: <token>), another prefix
-// (Authorization: Zoho-oauthtoken <token>) or a query parameter.
+// (Authorization: Zoho-oauthtoken <token>), a query parameter, or a field
+// of the request's form or JSON body (Zabbix 6.0's auth).
 type SendToken struct {
-	In     string // TokenInHeader or TokenInQuery
-	Name   string // the header (canonical form is the caller's business) or query parameter
+	In     string // TokenInHeader, TokenInQuery or TokenInBody
+	Name   string // the header (canonical form is the caller's business), query parameter or body field
 	Prefix string // written before the token in a header; see TypePrefix
 	// TypePrefix is set when the header starts with the token's type and a
 	// space ("Bearer "), the default for the Authorization header.
@@ -177,6 +178,9 @@ type SendToken struct {
 const (
 	TokenInHeader = "header"
 	TokenInQuery  = "query"
+	// TokenInBody: a top-level field of the request's JSON object or form
+	// body; only requests with a body (POST, PUT, PATCH) can carry it.
+	TokenInBody = "body"
 )
 
 // TokenRequest says how token requests travel.

@@ -226,3 +226,31 @@ func containsString(list []string, s string) bool {
 	}
 	return false
 }
+
+// checkLearnedTokenHosts warns when a learned field without a pattern forms
+// the host of the refresh, revocation or introspection request: those carry
+// the refresh token and the client secret, so the value the token response
+// names should be held to the provider's hosts.
+func (b *builder) checkLearnedTokenHosts() {
+	o := b.def.Auth.OAuth
+	if o == nil {
+		return
+	}
+	for _, u := range []struct {
+		key string
+		t   *templates.Template
+	}{{"refresh_uri", o.RefreshURI}, {"revoke_uri", o.RevokeURI}, {"introspection_uri", o.IntrospectionURI}} {
+		if u.t == nil {
+			continue
+		}
+		ph := u.t.Placeholders()
+		if len(ph) == 0 || ph[0].Offset != 0 || ph[0].Var < NumBuiltinVars {
+			continue
+		}
+		f, ok := b.def.Field(ph[0].Name)
+		if !ok || f.Learn == nil || f.Pattern != nil {
+			continue
+		}
+		b.warnAt(warnLearnedTokenHost, "/auth/oauth/"+u.key, 0, fmt.Sprintf("${%s} is learned from %s and chooses where %s goes, with the client's credentials; give field %s a pattern of the provider's hosts", ph[0].Name, f.Learn.Source(), u.key, f.Name))
+	}
+}

@@ -27,13 +27,14 @@ var (
 	warnSecretNotSecretField = warning{"secret-not-secret-field"}
 	warnWebhookNoTolerance   = warning{"webhook-no-tolerance"}
 	warnWebhookHMACSHA1      = warning{"webhook-hmac-sha1"}
+	warnLearnedTokenHost     = warning{"learned-token-host"}
 )
 
 // warnings lists every warning kind, in the order DocFile explains them.
 var warnings = []warning{
 	warnSecretInTokenQuery, warnSecretInURL, warnTokenInQuery, warnPKCEOff,
 	warnRequiredWithDefault, warnUnusedInput, warnSecretNotSecretField,
-	warnWebhookNoTolerance, warnWebhookHMACSHA1,
+	warnWebhookNoTolerance, warnWebhookHMACSHA1, warnLearnedTokenHost,
 }
 
 // WarningCodes returns the code of every warning the validator can report,
