@@ -351,13 +351,15 @@ func (c *Connection) Binding() (store.Binding, error) {
 		if u.t == nil {
 			continue
 		}
-		raw, err := u.t.Expand(vals)
-		if err != nil {
-			return store.Binding{}, fmt.Errorf("connection %s: expanding %s: %w", c.Key(), u.key, err)
-		}
-		org, err := origin(raw)
-		if err != nil {
-			return store.Binding{}, fmt.Errorf("connection %s: %s: %w", c.Key(), u.key, err)
+		org := learnedOrigin(c, u.t)
+		if org == "" {
+			raw, err := u.t.Expand(vals)
+			if err != nil {
+				return store.Binding{}, fmt.Errorf("connection %s: expanding %s: %w", c.Key(), u.key, err)
+			}
+			if org, err = origin(raw); err != nil {
+				return store.Binding{}, fmt.Errorf("connection %s: %s: %w", c.Key(), u.key, err)
+			}
 		}
 		switch {
 		case b.TokenOrigin == "":
@@ -369,6 +371,27 @@ func (c *Connection) Binding() (store.Binding, error) {
 	slices.Sort(others)
 	b.TokenOrigin = strings.Join(append([]string{b.TokenOrigin}, others...), " ")
 	return b, nil
+}
+
+// learnedOrigin names, as "learned:Name,...", the learned fields that
+// decide t's host (Salesforce's revoke_uri at ${InstanceUrl}) when the
+// connection does not give them itself: the binding is then the same before
+// and after connecting. "" when t's host is not learned.
+func learnedOrigin(c *Connection, t *templates.Template) string {
+	ph := t.Placeholders()
+	if len(ph) == 0 || ph[0].Offset != 0 {
+		return ""
+	}
+	f, ok := c.Definition.Field(ph[0].Name)
+	if !ok || f.Learn == nil {
+		return ""
+	}
+	for k, v := range c.Fields {
+		if g, _ := c.Definition.Field(k); g == f && v != "" {
+			return "" // the connection gives it: the host is known
+		}
+	}
+	return "learned:" + f.Name
 }
 
 // origin is scheme://host[:port] of an absolute URL, in lower case.

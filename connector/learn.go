@@ -293,3 +293,23 @@ func cmpOr(vs ...string) string {
 	}
 	return ""
 }
+
+// WithLearned returns a copy of f whose placeholders also have the values
+// learned when connecting (token.Token.Values), for the requests that come
+// after it: refresh, revocation and introspection (Salesforce's revoke at
+// the org's instance_url). A value the connection gives itself still wins.
+// f is unchanged; the copy shares its HTTP client, clock and signer.
+func (f *Flow) WithLearned(learned map[string]string) (*Flow, error) {
+	if len(learned) == 0 || len(f.def.Learned()) == 0 {
+		return f, nil
+	}
+	cc := f.conn.clone()
+	cc.learned = learned
+	vals, err := cc.values()
+	if err != nil {
+		return nil, fmt.Errorf("connection %s: the values it learned when connecting: %w", f.conn.Key(), err)
+	}
+	g := *f
+	g.conn, g.vals = cc, vals
+	return &g, nil
+}

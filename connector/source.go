@@ -310,6 +310,7 @@ func (s *Source) renewLocked(ctx context.Context, stale string, force bool, keep
 	}
 
 	var grant func(context.Context) (*token.Token, error)
+	learned := rec.Token.Values // refresh_uri may use them
 	switch {
 	case s.fetch != nil:
 		grant = s.fetch // consumes nothing: an interrupted one is simply asked again
@@ -325,13 +326,17 @@ func (s *Source) renewLocked(ctx context.Context, stale string, force bool, keep
 		// stop here and ask for a person.
 		reason := ReasonLostRefresh
 		if s.flow.CanIntrospect() {
-			active, err := s.flow.Introspect(ctx, rec.Token.RefreshToken, "refresh_token")
+			f, err := s.flow.WithLearned(rec.Token.Values)
+			if err != nil {
+				return token.Token{}, err
+			}
+			active, err := f.Introspect(ctx, rec.Token.RefreshToken, "refresh_token")
 			if err != nil {
 				return token.Token{}, fmt.Errorf("connection %s: an earlier refresh was interrupted, and asking the provider whether its refresh token is still unused failed (the connection is left as it was; try again): %w", key, err)
 			}
 			if active {
 				rt := rec.Token.RefreshToken // never reached the provider: safe to send
-				grant = func(ctx context.Context) (*token.Token, error) { return s.flow.Refresh(ctx, rt) }
+				grant = func(ctx context.Context) (*token.Token, error) { return s.refresh(ctx, rt, learned) }
 				break
 			}
 			reason = ReasonRefreshConsumed
@@ -345,7 +350,7 @@ func (s *Source) renewLocked(ctx context.Context, stale string, force bool, keep
 		return token.Token{}, &NeedsReauthError{Reason: "OAuth 1.0a token credentials are not refreshed; authorize the connection again (connector connect)"}
 	default:
 		rt := rec.Token.RefreshToken
-		grant = func(ctx context.Context) (*token.Token, error) { return s.flow.Refresh(ctx, rt) }
+		grant = func(ctx context.Context) (*token.Token, error) { return s.refresh(ctx, rt, learned) }
 	}
 
 	// Mark the refresh in flight, durably, before the provider can act on
@@ -499,10 +504,14 @@ func (s *Source) Revoke(ctx context.Context) error {
 		s.setCached(token.Token{})
 		return nil
 	}
-	if err := s.flow.Revoke(ctx, rec.Token.RefreshToken, "refresh_token"); err != nil {
+	f, err := s.flow.WithLearned(rec.Token.Values) // revoke_uri may be on a learned host
+	if err != nil {
+		return err
+	}
+	if err := f.Revoke(ctx, rec.Token.RefreshToken, "refresh_token"); err != nil {
 		return fmt.Errorf("%w; the stored tokens were kept, run revoke again", err)
 	}
-	if err := s.flow.Revoke(ctx, rec.Token.AccessToken, "access_token"); err != nil {
+	if err := f.Revoke(ctx, rec.Token.AccessToken, "access_token"); err != nil {
 		return fmt.Errorf("%w; the stored tokens were kept, run revoke again", err)
 	}
 	if err := s.store.Delete(ctx, key); err != nil {
@@ -510,6 +519,16 @@ func (s *Source) Revoke(ctx context.Context) error {
 	}
 	s.setCached(token.Token{})
 	return nil
+}
+
+// refresh refreshes with the values the connection learned when
+// connecting, which refresh_uri may use.
+func (s *Source) refresh(ctx context.Context, rt string, learned map[string]string) (*token.Token, error) {
+	f, err := s.flow.WithLearned(learned)
+	if err != nil {
+		return nil, err
+	}
+	return f.Refresh(ctx, rt)
 }
 
 func (s *Source) setCached(t token.Token) {

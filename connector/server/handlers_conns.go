@@ -301,6 +301,9 @@ func (s *Server) revokeGrant(ctx context.Context, e *engine, why string) error {
 		return err
 	}
 	f, ferr := e.flow()
+	if ferr == nil {
+		f, ferr = f.WithLearned(rec.Token.Values) // revoke_uri may be on a learned host
+	}
 	if ferr != nil {
 		return nil
 	}
