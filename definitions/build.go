@@ -420,11 +420,11 @@ func bits(vs ...int) uint32 {
 }
 
 var (
-	scopeHosts      = scope{name: "base and login URLs"}
-	scopeLoginURL   = scope{name: "login_url", noLearned: true}
-	scopeAuthz      = scope{name: "the authorization request", browser: true, noLearned: true, allowed: bits(VarClientID, VarRedirectURI, VarState, VarScope, VarCodeChallenge, VarBaseURL, VarLoginURL, VarRandom)}
-	scopeCode       = scope{name: "the code exchange", noLearned: true, allowed: bits(VarClientID, VarClientSecret, VarRedirectURI, VarScope, VarCodeVerifier, VarCode, VarBaseURL, VarLoginURL, VarRandom)}
-	scopeClient     = scope{name: "the client-credentials token request", noLearned: true, allowed: bits(VarClientID, VarClientSecret, VarScope, VarBaseURL, VarLoginURL, VarRandom)}
+	scopeHosts    = scope{name: "base and login URLs"}
+	scopeLoginURL = scope{name: "login_url", noLearned: true}
+	scopeAuthz    = scope{name: "the authorization request", browser: true, noLearned: true, allowed: bits(VarClientID, VarRedirectURI, VarState, VarScope, VarCodeChallenge, VarBaseURL, VarLoginURL, VarRandom)}
+	scopeCode     = scope{name: "the code exchange", noLearned: true, allowed: bits(VarClientID, VarClientSecret, VarRedirectURI, VarScope, VarCodeVerifier, VarCode, VarBaseURL, VarLoginURL, VarRandom)}
+	scopeClient   = scope{name: "the client-credentials token request", noLearned: true, allowed: bits(VarClientID, VarClientSecret, VarScope, VarBaseURL, VarLoginURL, VarRandom)}
 	// Refresh, revocation and introspection come after connecting, so
 	// learned values have theirs (Salesforce: the org's own host).
 	scopeRefresh    = scope{name: "the refresh request", allowed: bits(VarClientID, VarClientSecret, VarRedirectURI, VarScope, VarRefreshToken, VarBaseURL, VarLoginURL, VarRandom)}
