@@ -153,6 +153,8 @@ func NewAPI(c *Connection, st store.Store, opts *APIOptions) (*API, error) {
 			bt.query = url.QueryEscape(st.Name)
 			a.added = append(a.added, queryPair{st.Name, ""}) // any value: the token changes
 			a.secretQuery = append(a.secretQuery, st.Name)
+		case definitions.TokenInBody:
+			bt.body = st.Name
 		default:
 			bt.header, bt.prefix, bt.typePrefix = canonical(st.Name), st.Prefix, st.TypePrefix
 			if bt.header == "" { // a Definition built by hand

@@ -255,9 +255,13 @@ func redactValues(s string, secrets ...string) string {
 // OAuth bearer transport does (a 401 logs in again, once, and replays).
 func sessionTransport(src *Source, st definitions.SendToken, next http.RoundTripper, added []queryPair) (*bearerTransport, []queryPair) {
 	bt := &bearerTransport{src: src, next: next}
-	if st.In == definitions.TokenInQuery {
+	switch st.In {
+	case definitions.TokenInQuery:
 		bt.query = url.QueryEscape(st.Name)
 		return bt, append(added, queryPair{st.Name, ""})
+	case definitions.TokenInBody:
+		bt.body = st.Name
+		return bt, added
 	}
 	bt.header, bt.prefix, bt.typePrefix = canonical(st.Name), st.Prefix, st.TypePrefix
 	if bt.header == "" {

@@ -352,6 +352,7 @@ type bearerTransport struct {
 	prefix     string                 // written before the token in the header
 	typePrefix bool                   // the header starts with the token's type and a space (Bearer)
 	query      string                 // the query parameter carrying the token, escaped; "" for a header
+	body       string                 // the body field carrying the token (send_token.in: body); see bodytoken.go
 	last       atomic.Pointer[bearer] // the header value of the last token, so a hit costs nothing
 	next       http.RoundTripper
 }
@@ -376,10 +377,13 @@ func (t *bearerTransport) value(tok token.Token) []string {
 
 // place puts tok on r; orig is r's URL before any token was added, so that
 // a replay replaces the token instead of adding a second one.
-func (t *bearerTransport) place(r *http.Request, orig *url.URL, tok token.Token) {
+func (t *bearerTransport) place(r *http.Request, orig *url.URL, tok token.Token) error {
+	if t.body != "" {
+		return placeBodyToken(r, t.body, tok.AccessToken)
+	}
 	if t.query == "" {
 		r.Header[t.header] = t.value(tok)
-		return
+		return nil
 	}
 	u := *orig
 	kv := t.query + "=" + url.QueryEscape(tok.AccessToken)
@@ -389,6 +393,7 @@ func (t *bearerTransport) place(r *http.Request, orig *url.URL, tok token.Token)
 		u.RawQuery += "&" + kv
 	}
 	r.URL = &u
+	return nil
 }
 
 func (t *bearerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
@@ -399,7 +404,10 @@ func (t *bearerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 		return nil, &credentialError{err}
 	}
 	orig := r.URL
-	t.place(r, orig, tok)
+	if err := t.place(r, orig, tok); err != nil {
+		closeBody(r)
+		return nil, &credentialError{err}
+	}
 	resp, err := t.next.RoundTrip(r)
 	if err != nil || resp.StatusCode != http.StatusUnauthorized {
 		return resp, err
@@ -425,7 +433,10 @@ func (t *bearerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	if err != nil {
 		return nil, &credentialError{fmt.Errorf("the API refused the access token (401) and renewing it failed: %w", err)}
 	}
-	t.place(r, orig, renewed)
+	if err := t.place(r, orig, renewed); err != nil {
+		closeBody(r)
+		return nil, &credentialError{err}
+	}
 	return t.next.RoundTrip(r)
 }
 
