@@ -96,6 +96,9 @@ func cannotTurnOff(std string, o *OAuth) string {
 		if o.TokenRequest.ClientAuth == ClientAuthBody && !o.Public {
 			return "the client would not authenticate: client_auth is body; use client_auth: basic to send the secret in the Authorization header instead"
 		}
+		if o.TokenRequest.RefreshClientAuth == ClientAuthBody && !o.Public {
+			return "the refresh would not authenticate the client: refresh_client_auth is body; use refresh_client_auth: basic or both"
+		}
 	}
 	return ""
 }
