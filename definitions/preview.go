@@ -53,6 +53,9 @@ const (
 func (d *Definition) Preview(env, key string, vals []string, showSecrets bool) (*Preview, error) {
 	o := d.Auth.OAuth
 	t, ok := d.URI(key)
+	if !ok && key == "refresh_uri" && o != nil && o.Version == V2 && o.GrantType == GrantAuthorizationCode {
+		t, ok = o.TokenRequestURI, o.TokenRequestURI != nil // without refresh_uri the engine refreshes at the token endpoint
+	}
 	if !ok || o == nil {
 		return nil, fmt.Errorf("definition %s has no %s", d.Name, key)
 	}

@@ -1,7 +1,9 @@
 package examples_test
 
 import (
+	"flag"
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -162,9 +164,14 @@ func TestClientsAndScopes(t *testing.T) {
 	}
 }
 
-// TestRenderEveryExample renders every OAuth request of every example as
-// render --request shows it: it must build, carry the standard parameters
-// and never show a secret.
+var update = flag.Bool("update", false, "rewrite testdata/requests.golden from the current output")
+
+// TestRenderEveryExample renders every OAuth request of every example
+// (initiate, token, refresh, revoke, introspection) as render --request shows
+// it, and where API requests carry the token, into testdata/requests.golden:
+// each must build, carry the standard parameters and never show a secret.
+// Review a changed golden file against the provider's documentation, which
+// each example's comments link (go test -run TestRenderEveryExample -update).
 func TestRenderEveryExample(t *testing.T) {
 	set := load(t)
 	samples := map[string]string{
@@ -179,8 +186,19 @@ func TestRenderEveryExample(t *testing.T) {
 		"ClientCertificate": "CERT-PEM", "ClientKey": "KEY-PEM",
 	}
 	rendered := 0
+	var golden strings.Builder
 	for _, d := range set.All() {
-		if d.Auth.OAuth == nil || d.Source == "" || strings.HasPrefix(d.Source, "builtin/") {
+		if d.Source == "" || strings.HasPrefix(d.Source, "builtin/") {
+			continue
+		}
+		if st, ok := sendToken(d); ok {
+			fmt.Fprintf(&golden, "## %s: API requests carry the token in %s %s", d.Name, st.In, st.Name)
+			if st.Prefix != "" || st.TypePrefix {
+				fmt.Fprintf(&golden, " (prefix %q, token type %v)", st.Prefix, st.TypePrefix)
+			}
+			golden.WriteString("\n\n")
+		}
+		if d.Auth.OAuth == nil {
 			continue
 		}
 		assign := map[string]string{}
@@ -195,7 +213,11 @@ func TestRenderEveryExample(t *testing.T) {
 				t.Fatalf("%s/%s: %v", d.Name, env.Name, err)
 			}
 			for _, key := range definitions.URIKeys {
-				if _, ok := d.URI(key); !ok {
+				_, ok := d.URI(key)
+				if !ok && key == "refresh_uri" && d.Auth.OAuth.Version == definitions.V2 && d.GrantType() == definitions.GrantAuthorizationCode {
+					ok = true // refreshed at the token endpoint
+				}
+				if !ok {
 					continue
 				}
 				p, err := d.Preview(env.Name, key, vals, false)
@@ -203,6 +225,7 @@ func TestRenderEveryExample(t *testing.T) {
 					t.Fatalf("%s/%s %s: %v", d.Name, env.Name, key, err)
 				}
 				s := p.String()
+				fmt.Fprintf(&golden, "## %s %s %s\n%s\n", d.Name, env.Name, key, s)
 				for _, secret := range []string{"SECRET-VALUE", "CODE-VALUE", "REFRESH-VALUE"} {
 					if strings.Contains(s, secret) {
 						t.Errorf("%s %s shows a secret:\n%s", d.Name, key, s)
@@ -219,4 +242,48 @@ func TestRenderEveryExample(t *testing.T) {
 	if rendered < 30 {
 		t.Fatalf("only %d requests rendered", rendered)
 	}
+	const path = "testdata/requests.golden"
+	if *update {
+		if err := os.WriteFile(path, []byte(golden.String()), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -run TestRenderEveryExample -update to create it)", err)
+	}
+	if got := golden.String(); got != string(want) {
+		t.Errorf("the rendered requests differ from %s; run go test -run TestRenderEveryExample -update and review the diff:\n%s", path, firstDiff(got, string(want)))
+	}
+}
+
+// sendToken is where an example's API requests carry an OAuth or session
+// token.
+func sendToken(d *definitions.Definition) (definitions.SendToken, bool) {
+	switch {
+	case d.Auth.OAuth != nil:
+		return d.Auth.OAuth.SendToken, true
+	case d.Auth.Session != nil:
+		return d.Auth.Session.SendToken, true
+	}
+	return definitions.SendToken{}, false
+}
+
+// firstDiff shows the first line where got and want differ.
+func firstDiff(got, want string) string {
+	g, w := strings.Split(got, "\n"), strings.Split(want, "\n")
+	for i := 0; i < len(g) || i < len(w); i++ {
+		var gl, wl string
+		if i < len(g) {
+			gl = g[i]
+		}
+		if i < len(w) {
+			wl = w[i]
+		}
+		if gl != wl {
+			return fmt.Sprintf("line %d\n--- got\n%s\n--- want\n%s", i+1, gl, wl)
+		}
+	}
+	return ""
 }

@@ -18,7 +18,7 @@ import (
 )
 
 var exampleNames = []string{
-	"adp", "amazon-sp-api", "atlassian-jira-oauth", "box", "datadog", "docusign", "dropbox", "github", "github-enterprise-server", "google-drive", "google-service-account", "hubspot", "jira-cloud", "microsoft-graph", "monday", "netsuite", "okta", "paypal", "pipedrive", "quickbooks", "ryvit-v1", "salesforce", "shopify", "slack", "stripe", "strava", "tableau", "tiktok", "trello", "twilio", "xero", "zendesk", "zoho-crm",
+	"adp", "amazon-sp-api", "atlassian-jira-oauth", "box", "datadog", "docusign", "dropbox", "fitbit", "github", "github-enterprise-server", "google-drive", "google-service-account", "hubspot", "jira-cloud", "keap", "lark", "microsoft-graph", "monday", "netsuite", "okta", "paypal", "pipedrive", "quickbooks", "ryvit-v1", "salesforce", "shopify", "slack", "stripe", "strava", "tableau", "tiktok", "trello", "twilio", "xero", "zabbix", "zendesk", "zoho-crm",
 }
 
 func load(t *testing.T) *definitions.Set {
@@ -47,7 +47,7 @@ func TestExamplesLoad(t *testing.T) {
 	// ryvit-v1 keeps the App Xchange V1 token URI as written, and that must
 	// draw the secret-in-URL warning for each secret in it (the client secret
 	// and the code); nothing else may warn.
-	// shopify has no PKCE to turn on, and acknowledges the warning.
+	// keap and shopify have no PKCE to turn on, and acknowledge the warning.
 	ws := set.Warnings()
 	if len(ws) != 2 {
 		t.Fatalf("got %d warnings, want 2:\n%v", len(ws), ws)
@@ -58,8 +58,14 @@ func TestExamplesLoad(t *testing.T) {
 			t.Errorf("unexpected warning: %v", w)
 		}
 	}
-	if ack := set.Acknowledged(); len(ack) != 1 || ack[0].File != "shopify.yaml" || ack[0].Code != "pkce-off" || ack[0].Reason == "" {
-		t.Errorf("acknowledged = %v, want shopify's pkce-off", ack)
+	ack := set.Acknowledged()
+	if len(ack) != 2 {
+		t.Fatalf("acknowledged = %v, want keap's and shopify's pkce-off", ack)
+	}
+	for i, file := range []string{"keap.yaml", "shopify.yaml"} {
+		if ack[i].File != file || ack[i].Code != "pkce-off" || ack[i].Reason == "" {
+			t.Errorf("acknowledged = %v, want keap's and shopify's pkce-off", ack)
+		}
 	}
 }
 
@@ -172,7 +178,7 @@ func TestExpansions(t *testing.T) {
 		{"salesforce", "sandbox", "refresh_uri", with(map[string]string{"InstanceUrl": "https://acme--uat.sandbox.my.salesforce.com"}),
 			"https://test.salesforce.com/services/oauth2/token?grant_type=refresh_token&client_id=cid&client_secret=s3cr3t%2F%2B&refresh_token=rt"},
 		{"salesforce", "sandbox", "revoke_uri", map[string]string{"InstanceUrl": "https://acme--uat.sandbox.my.salesforce.com"},
-			"https://test.salesforce.com/services/oauth2/revoke"},
+			"https://acme--uat.sandbox.my.salesforce.com/services/oauth2/revoke"}, // the org's own host, learned
 		{"paypal", "", "token_request_uri", nil, "https://api-m.paypal.com/v1/oauth2/token?grant_type=client_credentials"},
 		{"paypal", "sandbox", "token_request_uri", nil, "https://api-m.sandbox.paypal.com/v1/oauth2/token?grant_type=client_credentials"},
 		{"datadog", "eu1", "base_url", map[string]string{"ApiKey": "k", "ApplicationKey": "a"}, "https://api.datadoghq.eu"},

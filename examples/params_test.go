@@ -51,6 +51,62 @@ func TestNonstandardTokenRequests(t *testing.T) {
 		t.Errorf("amazon-sp-api consent URL %v, %v", p, err)
 	}
 
+	// Lark: client credentials in a JSON body as app_id and app_secret,
+	// without grant_type; the token at tenant_access_token, its lifetime at expire.
+	lark := mustDef(t, set, "lark")
+	lv, err := lark.Values("feishu", map[string]string{"ClientId": "cli_a1", "ClientSecret": "SECRET-VALUE"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p, err = lark.Preview("feishu", "token_request_uri", lv, false); err != nil || p.URL != "https://open.feishu.cn/open-apis/auth/v3/tenant_access_token/internal" || p.Body != `{"app_id":"cli_a1","app_secret":"***"}` {
+		t.Errorf("lark token request %v, %v", p, err)
+	}
+	if tr := lark.Auth.OAuth.TokenResponse; tr.AccessToken != "tenant_access_token" || tr.ExpiresIn != "expire" {
+		t.Errorf("lark token response %+v", tr)
+	}
+
+	// Fitbit: HTTP Basic and client_id in the body, never the secret there.
+	// Keap: the secret in the body for the code, HTTP Basic alone for the refresh.
+	for _, tt := range []struct {
+		def, key   string
+		basic      bool
+		body, lack []string
+	}{
+		{"fitbit", "token_request_uri", true, []string{"client_id=cid", "code=***", "code_verifier=***"}, []string{"client_secret"}},
+		{"fitbit", "refresh_uri", true, []string{"client_id=cid", "grant_type=refresh_token"}, []string{"client_secret"}},
+		{"keap", "token_request_uri", false, []string{"client_id=cid", "client_secret=***", "code=***"}, nil},
+		{"keap", "refresh_uri", true, []string{"grant_type=refresh_token", "refresh_token=***"}, []string{"client_id", "client_secret"}},
+	} {
+		d := mustDef(t, set, tt.def)
+		v, err := d.Values("", map[string]string{"ClientId": "cid", "ClientSecret": "SECRET-VALUE", "RedirectUri": "https://platform.example/cb", "code": "CODE-VALUE", "refreshToken": "REFRESH-VALUE"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := d.Preview("", tt.key, v, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := p.String()
+		if strings.Contains(s, "Authorization: Basic") != tt.basic {
+			t.Errorf("%s %s: Basic %v, want %v:\n%s", tt.def, tt.key, !tt.basic, tt.basic, s)
+		}
+		for _, kv := range tt.body {
+			if !strings.Contains("&"+p.Body+"&", "&"+kv+"&") {
+				t.Errorf("%s %s: body %s lacks %s", tt.def, tt.key, p.Body, kv)
+			}
+		}
+		for _, k := range tt.lack {
+			if strings.Contains(p.Body, k+"=") {
+				t.Errorf("%s %s: body %s has %s", tt.def, tt.key, p.Body, k)
+			}
+		}
+	}
+
+	// Zabbix 6.0: the session id in the JSON-RPC body's auth member.
+	if st := mustDef(t, set, "zabbix").Auth.Session.SendToken; st.In != "body" || st.Name != "auth" {
+		t.Errorf("zabbix send_token %+v", st)
+	}
+
 	// Strava: the absolute expiry when expires_in is missing.
 	if tr := mustDef(t, set, "strava").Auth.OAuth.TokenResponse; tr.ExpiresAt != "expires_at" || tr.ExpiresIn != "expires_in" {
 		t.Errorf("strava token response %+v", tr)
