@@ -59,6 +59,8 @@ func (b *builder) buildAssertion(o *OAuth, ra *rawAssertion) {
 	case ra == nil && o.GrantType == GrantJWTBearer:
 		b.errorf("/auth/oauth", "grant_type jwt_bearer posts a JWT the engine signs; add an assertion section with private_key (a secret field holding the PEM)")
 		return
+	case ra == nil && keyJWT && o.Public:
+		return // buildOAuth says a public client does not authenticate
 	case ra == nil && keyJWT:
 		at := "/auth/oauth/token_request/client_auth"
 		if o.TokenRequest.ClientAuth != ClientAuthPrivateKeyJWT {
@@ -71,9 +73,6 @@ func (b *builder) buildAssertion(o *OAuth, ra *rawAssertion) {
 	case !uses:
 		b.errorf(p, "an assertion is signed for grant_type: jwt_bearer or token_request.client_auth: private_key_jwt, and this definition uses neither; remove it or set one of them")
 		return
-	}
-	if o.Public {
-		b.errorf(p, "a public client has no key to sign with; remove client: public or the assertion")
 	}
 	a := &Assertion{Algorithm: ra.Algorithm, Lifetime: DefaultAssertionLifetime}
 	o.Assertion = a

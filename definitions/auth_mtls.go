@@ -1,6 +1,8 @@
 package definitions
 
 import (
+	"fmt"
+
 	"github.com/connector-engine/connector/templates"
 )
 
@@ -45,6 +47,19 @@ var scopeCertificate = scope{name: "the client certificate", noLearned: true, hi
 	VarClientSecret: "a certificate is not the client secret; name the field holding the PEM",
 }}
 
+// publicClientAuth is the error for a public client (client: public, no
+// secret) given client authentication method at key (client_auth or
+// refresh_client_auth): what that method sends, which such a client lacks.
+func publicClientAuth(key, method string) string {
+	switch {
+	case IsTLSClientAuth(method):
+		return fmt.Sprintf("a public client does not authenticate, and %s authenticates the client by the certificate it presents in the TLS handshake (RFC 8705 2); to use a certificate remove client: public, else remove %s: %s", method, key, method)
+	case method == ClientAuthPrivateKeyJWT:
+		return fmt.Sprintf("a public client does not authenticate, and private_key_jwt authenticates the client by an assertion signed with its key (RFC 7523 2.2); to use a key remove client: public, else remove %s: %s", key, method)
+	}
+	return fmt.Sprintf("a public client has no secret to send with HTTP Basic; remove %s: %s", key, method)
+}
+
 // buildClientCertificate reads auth.oauth.client_certificate and checks it
 // against the client authentication methods that need it.
 func (b *builder) buildClientCertificate(o *OAuth, rc *rawClientCertificate) {
@@ -53,16 +68,13 @@ func (b *builder) buildClientCertificate(o *OAuth, rc *rawClientCertificate) {
 		{"client_auth", o.TokenRequest.ClientAuth},
 		{"refresh_client_auth", o.TokenRequest.RefreshClientAuth},
 	} {
-		if rc == nil && IsTLSClientAuth(m.method) {
+		if rc == nil && IsTLSClientAuth(m.method) && !o.Public { // a public client: buildOAuth says what is wrong
 			b.errorf("/auth/oauth/token_request/"+m.key, "%s authenticates the client by the certificate it presents in the TLS handshake (RFC 8705 2); add auth.oauth.client_certificate with certificate: ${ClientCertificate} and private_key: ${ClientKey} (fields holding the PEMs, ${file:cert.pem} in a connection file)", m.method)
 			return
 		}
 	}
 	if rc == nil {
 		return
-	}
-	if o.Public && IsTLSClientAuth(o.TokenRequest.ClientAuth) {
-		b.errorf(p, "a public client has no certificate to authenticate with; remove client: public")
 	}
 	cc := &ClientCertificate{APICalls: rc.APICalls}
 	o.ClientCertificate = cc

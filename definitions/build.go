@@ -856,6 +856,7 @@ func (b *builder) buildOAuth(r *raw) {
 		}
 	}
 	b.buildSendToken(o, &ro.SendToken.In, &ro.SendToken.Name, ro.SendToken.Prefix)
+	o.Public = ro.Client == "public" // before the assertion and certificate, whose rules depend on it
 	b.buildAssertion(o, ro.Assertion)
 	b.buildClientCertificate(o, ro.ClientCertificate)
 	b.buildKeepAlive(o, ro.KeepAlive)
@@ -898,16 +899,15 @@ func (b *builder) buildOAuth(r *raw) {
 		need("token_request_uri", ro.TokenRequestURI, "a V2 code flow exchanges the code there")
 		forbid("authorize_uri", ro.AuthorizeURI, "authorize_uri is V1 only; a V2 code flow starts at initiate_uri. Remove it or set version: V1")
 	}
-	o.Public = ro.Client == "public"
 	switch {
 	case o.Public && !code:
 		b.errorf(p+"/client", "client credentials authenticate the client with its secret, which a public client does not have; use scheme: oauth or remove client: public")
 	case o.Public && !o.PKCE:
 		b.errorf(p+"/pkce", "a public client has no secret, so only PKCE binds the code to it (RFC 9700 2.1.1); turn pkce on")
 	case o.Public && o.TokenRequest.ClientAuth != ClientAuthBody:
-		b.errorf(p+"/token_request/client_auth", "a public client has no secret to send with HTTP Basic; remove client_auth: %s", o.TokenRequest.ClientAuth)
+		b.errorf(p+"/token_request/client_auth", "%s", publicClientAuth("client_auth", o.TokenRequest.ClientAuth))
 	case o.Public && o.TokenRequest.RefreshClientAuth != ClientAuthBody:
-		b.errorf(p+"/token_request/refresh_client_auth", "a public client has no secret to send with HTTP Basic; remove refresh_client_auth: %s", o.TokenRequest.RefreshClientAuth)
+		b.errorf(p+"/token_request/refresh_client_auth", "%s", publicClientAuth("refresh_client_auth", o.TokenRequest.RefreshClientAuth))
 	case code && !o.PKCE:
 		b.warnf(warnPKCEOff, p+"/pkce", "PKCE is off for a code flow; an intercepted code could be redeemed by someone else. Turn it on unless the provider rejects it")
 	}
