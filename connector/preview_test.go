@@ -2,9 +2,14 @@ package connector_test
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/pem"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -83,5 +88,78 @@ auth:
 				t.Errorf("the redacted preview shows a secret:\n%s", s)
 			}
 		}
+	}
+}
+
+// TestPreviewAssertionAuth holds render's token requests to what the flow
+// sends when a signed JWT stands in for the secret: private_key_jwt client
+// authentication (RFC 7523 2.2) carries client_assertion_type and
+// client_assertion, never client_secret; the JWT bearer grant (2.1) carries
+// the assertion as the grant. The flow's fresh JWT is replaced by the
+// preview's stand-in, since no two are alike.
+func TestPreviewAssertionAuth(t *testing.T) {
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pemKey := string(pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)}))
+	var got []string
+	var jwts []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		form, _ := url.ParseQuery(string(body))
+		s := r.Method + " http://" + r.Host + r.URL.RequestURI() + "\nAccept: " + r.Header.Get("Accept") + "\nContent-Type: " + r.Header.Get("Content-Type") + "\n\n" + string(body) + "\n"
+		for _, k := range []string{"client_assertion", "assertion"} {
+			if v := form.Get(k); v != "" {
+				jwts = append(jwts, v)
+				s = strings.Replace(s, url.QueryEscape(v), definitions.PreviewAssertion, 1)
+			}
+		}
+		got = append(got, s)
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"access_token":"a","token_type":"bearer","expires_in":60}`)
+	}))
+	defer srv.Close()
+	for _, tc := range []struct{ name, oauth string }{
+		{"private_key_jwt", "    token_request: {client_auth: private_key_jwt}\n    assertion:\n      private_key: ${PrivateKey}\n"},
+		{"jwt_bearer", "    grant_type: jwt_bearer\n    assertion:\n      private_key: ${PrivateKey}\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			def := jwtDefinition(t, srv.URL, tc.oauth)
+			conn := &connector.Connection{Definition: def, ClientID: "svc", Fields: map[string]string{"PrivateKey": pemKey}}
+			flow, err := connector.NewFlow(conn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, jwts = nil, nil
+			if tc.name == "jwt_bearer" {
+				_, err = flow.JWTBearer(context.Background())
+			} else {
+				_, err = flow.ClientCredentials(context.Background())
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			vals, _ := def.Values("", map[string]string{"ClientId": "svc", "PrivateKey": pemKey})
+			p, err := def.Preview("", "token_request_uri", vals, true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != 1 || p.String() != got[0] {
+				t.Fatalf("render shows\n%s\nthe flow sent\n%v", p, got)
+			}
+			red, _ := def.Preview("", "token_request_uri", vals, false)
+			s := red.String()
+			if strings.Contains(s, "client_secret") || strings.Contains(s, jwts[0]) || strings.Contains(s, "PRIVATE KEY") {
+				t.Errorf("the redacted preview shows a secret or a client_secret:\n%s", s)
+			}
+			want := "client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer"
+			if tc.name == "jwt_bearer" {
+				want = "assertion=***"
+			}
+			if !strings.Contains(s, want) || !strings.Contains(s, "assertion=***") {
+				t.Errorf("the redacted preview lacks %s and assertion=***:\n%s", want, s)
+			}
+		})
 	}
 }

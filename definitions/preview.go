@@ -39,7 +39,15 @@ const (
 	PreviewChallenge = "GENERATED-CODE-CHALLENGE"
 	PreviewVerifier  = "GENERATED-CODE-VERIFIER"
 	PreviewRandom    = "GENERATED-RANDOM"
+	// PreviewAssertion stands for the JWT the engine signs per request
+	// (private_key_jwt, the JWT bearer grant): with --show-secrets there is
+	// still no key to sign with, and a signed token would be one to steal.
+	PreviewAssertion = "GENERATED-SIGNED-JWT"
 )
+
+// clientAssertionType is the client_assertion_type of private_key_jwt
+// (RFC 7523 2.2).
+const clientAssertionType = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 
 // Preview renders the request the engine sends for one of the OAuth URIs
 // (initiate_uri, authorize_uri, token_request_uri, refresh_uri, revoke_uri,
@@ -101,6 +109,10 @@ func (d *Definition) Preview(env, key string, vals []string, showSecrets bool) (
 	case "token_request_uri":
 		if o.GrantType == GrantClientCredentials {
 			std = []kv{{"grant_type", "client_credentials"}, {"scope", vs[VarScope]}}
+			break
+		}
+		if o.GrantType == GrantJWTBearer { // RFC 7523 2.1: the signed JWT is the grant
+			std = []kv{{"grant_type", string(GrantJWTBearer)}, {"assertion", assertion(showSecrets)}, {"scope", vs[VarScope]}}
 			break
 		}
 		if o.PKCE {
@@ -167,6 +179,11 @@ func (d *Definition) Preview(env, key string, vals []string, showSecrets bool) (
 		}
 	} else if IsTLSClientAuth(auth) { // RFC 8705 2: the certificate authenticates, in the handshake
 		add("client_id", vs[VarClientID])
+	} else if auth == ClientAuthPrivateKeyJWT { // RFC 7523 2.2: a signed assertion instead of the secret
+		params.Del("client_secret")
+		add("client_id", vs[VarClientID])
+		params.Set("client_assertion_type", clientAssertionType)
+		params.Set("client_assertion", assertion(showSecrets))
 	} else {
 		add("client_id", vs[VarClientID])
 		add("client_secret", secret(vs[VarClientSecret]))
@@ -203,4 +220,12 @@ func (d *Definition) Preview(env, key string, vals []string, showSecrets bool) (
 		p.Body = strings.ReplaceAll(p.Body, "%2A%2A%2A", "***")
 	}
 	return p, nil
+}
+
+// assertion is what a preview shows for a JWT the engine signs per request.
+func assertion(showSecrets bool) string {
+	if showSecrets {
+		return PreviewAssertion
+	}
+	return "***"
 }
