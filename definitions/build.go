@@ -123,6 +123,7 @@ type builder struct {
 	inputSchemas map[string]*jsonschema.Schema // compiled action input schemas by their JSON, shared within one Parse
 	learnedFrom  map[int]string                // learned fields' variables and their learn.from, known before any template is compiled
 	ignored      map[string]string             // ignore_warnings: code -> reason, read on the first warning (warnings.go)
+	ignoreUsed   map[string]bool               // the ignore_warnings codes that acknowledged a warning
 }
 
 func (b *builder) report(sev Severity, pointer, msg string) {
@@ -201,6 +202,7 @@ func (b *builder) build() *Definition {
 	b.buildActions()
 	b.checkBodyToken()
 	b.buildWebhooks()
+	b.checkUnusedIgnores()
 	return d
 }
 

@@ -28,6 +28,7 @@ var (
 	warnWebhookNoTolerance   = warning{"webhook-no-tolerance"}
 	warnWebhookHMACSHA1      = warning{"webhook-hmac-sha1"}
 	warnLearnedTokenHost     = warning{"learned-token-host"}
+	warnUnusedIgnore         = warning{"unused-ignore"}
 )
 
 // warnings lists every warning kind, in the order DocFile explains them.
@@ -35,6 +36,7 @@ var warnings = []warning{
 	warnSecretInTokenQuery, warnSecretInURL, warnTokenInQuery, warnPKCEOff,
 	warnRequiredWithDefault, warnUnusedInput, warnSecretNotSecretField,
 	warnWebhookNoTolerance, warnWebhookHMACSHA1, warnLearnedTokenHost,
+	warnUnusedIgnore,
 }
 
 // WarningCodes returns the code of every warning the validator can report,
@@ -67,6 +69,18 @@ func (b *builder) acknowledge(d *Diagnostic) {
 	if d.Severity != SeverityWarning || d.Code == "" {
 		return
 	}
+	if reason, ok := b.ignores()[d.Code]; ok {
+		d.Acknowledged, d.Reason = true, reason
+		if b.ignoreUsed == nil {
+			b.ignoreUsed = map[string]bool{}
+		}
+		b.ignoreUsed[d.Code] = true
+	}
+}
+
+// ignores returns the definition's ignore_warnings, code -> reason, read
+// once.
+func (b *builder) ignores() map[string]string {
 	if b.ignored == nil {
 		b.ignored = map[string]string{}
 		_, list := mapGet(b.root, "ignore_warnings")
@@ -78,8 +92,42 @@ func (b *builder) acknowledge(d *Diagnostic) {
 			}
 		}
 	}
-	if reason, ok := b.ignored[d.Code]; ok {
-		d.Acknowledged, d.Reason = true, reason
+	return b.ignored
+}
+
+// checkUnusedIgnores warns about each ignore_warnings entry written in this
+// file that acknowledged nothing: the warning it was written for is gone (the
+// definition was fixed), and a stale entry would silently swallow the
+// warning if the risk came back. Entries inherited through extends are the
+// base file's to judge, and unused-ignore itself is exempt: a base written
+// for others to extend acknowledges what only its children trigger with it.
+// It runs last, after every other warning, and not when there are errors:
+// a definition that stops at an error has not produced all its warnings.
+func (b *builder) checkUnusedIgnores() {
+	_, list := mapGet(b.root, "ignore_warnings")
+	if list = resolve(list); list == nil || list.Kind != yaml.MappingNode {
+		return
+	}
+	if _, ok := b.ignores()[warnUnusedIgnore.code]; ok {
+		return
+	}
+	for _, d := range b.ds.list {
+		if d.Severity == SeverityError && d.File == b.self {
+			return
+		}
+	}
+	for i := 0; i+1 < len(list.Content); i += 2 {
+		k, v := list.Content[i], resolve(list.Content[i+1])
+		if v == nil || v.Kind != yaml.ScalarNode || v.Tag == "!!null" || b.fileOf(k) != b.self {
+			continue
+		}
+		if !slices.Contains(WarningCodes(), k.Value) || b.ignoreUsed[k.Value] {
+			continue
+		}
+		d := Diagnostic{Severity: SeverityWarning, Code: warnUnusedIgnore.code, File: b.self, Line: k.Line, Column: k.Column,
+			Field:   "ignore_warnings." + k.Value,
+			Message: fmt.Sprintf("%q acknowledges no warning of this definition; remove the entry (kept, it would hide the warning if the risk came back)", k.Value)}
+		b.ds.add(d)
 	}
 }
 

@@ -174,3 +174,56 @@ func TestIgnoreWarningsInInvalidSet(t *testing.T) {
 		t.Errorf("the error message shows the acknowledged warning:\n%v", err)
 	}
 }
+
+// An ignore_warnings entry that acknowledges nothing is reported where it is
+// written, once every warning has been looked for: not in a child that
+// inherits it, not in a base that says it is meant for its children, not
+// while the file has errors.
+func TestUnusedIgnore(t *testing.T) {
+	unused := func(ds []definitions.Diagnostic) (out []string) {
+		for _, d := range ds {
+			if d.Code == "unused-ignore" {
+				out = append(out, d.String())
+			}
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		name  string
+		files []definitions.File
+		want  []string
+	}{
+		{"the child fixed what the parent acknowledges",
+			[]definitions.File{file("parent.yaml", parentPKCEOff), file("child.yaml", "name: legacy-eu\nextends: legacy\nauth:\n  oauth:\n    pkce: true\n")},
+			nil},
+		{"the child acknowledges what it does not do",
+			[]definitions.File{file("parent.yaml", parentPKCEOff), file("child.yaml", "name: legacy-eu\nextends: legacy\nignore_warnings: {token-in-query: the EU API takes no header}\n")},
+			[]string{`child.yaml:3:19: warning: ignore_warnings.token-in-query: "token-in-query" acknowledges no warning of this definition; remove the entry (kept, it would hide the warning if the risk came back) [unused-ignore]`}},
+		{"a base acknowledges for its children",
+			[]definitions.File{file("parent.yaml", strings.Replace(parentPKCEOff, "ignore_warnings:\n", "ignore_warnings:\n  unused-ignore: the regional children send the token in the query\n  token-in-query: the regional APIs take no header\n", 1))},
+			nil},
+		{"a file with errors",
+			[]definitions.File{file("parent.yaml", strings.Replace(parentPKCEOff, "pkce: false", "pkce: false\n    refresh_margin: soon", 1)+"")},
+			nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			set, err := definitions.Parse(definitions.Builtin(), tc.files...)
+			var ds []definitions.Diagnostic
+			var de *definitions.Error
+			switch {
+			case errors.As(err, &de):
+				ds = append(de.Diagnostics, de.Acknowledged...)
+			case err != nil:
+				t.Fatal(err)
+			default:
+				ds = append(set.Warnings(), set.Acknowledged()...)
+			}
+			if got := unused(ds); !slices.Equal(got, tc.want) {
+				t.Errorf("unused-ignore findings:\n%q\nwant\n%q", got, tc.want)
+			}
+			if tc.name == "a file with errors" && de == nil {
+				t.Fatal("the definition was meant to be invalid")
+			}
+		})
+	}
+}
