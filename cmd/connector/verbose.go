@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/connector-engine/connector/connector"
+	"github.com/connector-engine/connector/definitions"
 )
 
 // --verbose prints every HTTP exchange on stderr as it ends: the method, the
@@ -30,6 +31,9 @@ type verboseTransport struct {
 	// secretParams are query parameters whose value is a secret whatever
 	// it is (an API key or access token in the query).
 	secretParams map[string]bool
+	// tokenHeaders are the headers the definition's send_token names
+	// (X-Tableau-Auth): a credential whatever the name says.
+	tokenHeaders map[string]bool
 	// idempotency is the definition's idempotency header: its value
 	// identifies a request and grants nothing, so it shows.
 	idempotency string
@@ -40,7 +44,7 @@ func newVerbose(next http.RoundTripper, log io.Writer, c *connector.Connection) 
 	v := &verboseTransport{next: next, log: log, secretParams: map[string]bool{
 		"access_token": true, "refresh_token": true, "client_secret": true, "code": true, "code_verifier": true,
 		"token": true, "id_token": true, "password": true, "api_key": true, "apikey": true, "key": true,
-	}}
+	}, tokenHeaders: map[string]bool{}}
 	v.addSecret(c.ClientSecret, c.AccessToken, c.RefreshToken)
 	if d := c.Definition; d != nil {
 		v.idempotency = http.CanonicalHeaderKey(d.Retry.IdempotencyHeader)
@@ -52,8 +56,24 @@ func newVerbose(next http.RoundTripper, log io.Writer, c *connector.Connection) 
 		if k := d.Auth.APIKey; k != nil && k.In == "query" {
 			v.secretParams[strings.ToLower(k.Name)] = true
 		}
-		if o := d.Auth.OAuth; o != nil && o.SendToken.In == "query" {
-			v.secretParams[strings.ToLower(o.SendToken.Name)] = true
+		// Where the OAuth or session token travels: a session token (a login's
+		// answer) is known to no one here before the first request carries it.
+		var sts []definitions.SendToken
+		if o := d.Auth.OAuth; o != nil {
+			sts = append(sts, o.SendToken)
+		}
+		if s := d.Auth.Session; s != nil {
+			sts = append(sts, s.SendToken)
+		}
+		for _, st := range sts {
+			switch st.In {
+			case definitions.TokenInQuery:
+				v.secretParams[strings.ToLower(st.Name)] = true
+			case definitions.TokenInHeader, "":
+				if st.Name != "" {
+					v.tokenHeaders[http.CanonicalHeaderKey(st.Name)] = true
+				}
+			}
 		}
 	}
 	return v
@@ -75,6 +95,9 @@ func (v *verboseTransport) addSecret(ss ...string) {
 func (v *verboseTransport) isCredential(name string) bool {
 	if v.idempotency != "" && http.CanonicalHeaderKey(name) == v.idempotency {
 		return false
+	}
+	if v.tokenHeaders[http.CanonicalHeaderKey(name)] {
+		return true
 	}
 	switch http.CanonicalHeaderKey(name) {
 	case "Authorization", "Proxy-Authorization", "Cookie", "X-Api-Key":
