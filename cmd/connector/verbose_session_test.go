@@ -75,8 +75,8 @@ auth:
 	qs := writeFile(t, dir, "qs-conn.yaml", "definition: qs.yaml\nfields:\n  User: ada\n  Password: pw-7c1d9e\n")
 	hs := writeFile(t, dir, "hs-conn.yaml", "definition: hs.yaml\nfields:\n  User: ada\n  Password: pw-7c1d9e\n")
 	for _, tc := range []struct {
-		conn       string
-		args       []string
+		conn        string
+		args        []string
 		out, errOut string
 	}{
 		{qs, []string{"request", "GET", "/items", "--verbose"}, `"id"`, "/items?sid=*** -> 200 OK"},
