@@ -76,3 +76,15 @@ type Store interface {
 	Lock(ctx context.Context, id string) (unlock func() error, err error)
 	Close() error
 }
+
+// Event is one version of a connection as a store's history keeps it (the
+// SQL stores keep one row per version): what its status was, never its
+// tokens.
+type Event struct {
+	Version int64
+	Status  Status
+	Reason  string
+	// Refreshing is true when the version marked a refresh in flight.
+	Refreshing bool
+	At         time.Time // UTC; on PostgreSQL the database's clock
+}

@@ -465,16 +465,8 @@ func (s *Store) Delete(ctx context.Context, id string) error {
 	return nil
 }
 
-// Event is one version of a connection as the history keeps it: what its
-// status was, never its tokens.
-type Event struct {
-	Version int64
-	Status  store.Status
-	Reason  string
-	// Refreshing is true when the version marked a refresh in flight.
-	Refreshing bool
-	At         time.Time // UTC, the database's clock
-}
+// Event is one version of a connection as the history keeps it.
+type Event = store.Event
 
 // History returns the kept versions of connection id, oldest first; none
 // for an unknown connection.
