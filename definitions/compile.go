@@ -288,22 +288,10 @@ func (b *builder) checkPlainURL(pointer, s string) {
 	}
 }
 
+// buildParams compiles a mapping of header or query parameters for API
+// requests.
 func (b *builder) buildParams(n *yaml.Node, pointer string) []Param {
-	n = resolve(n)
-	if n == nil || n.Kind != yaml.MappingNode {
-		return nil
-	}
-	var out []Param
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		k, v := n.Content[i], n.Content[i+1]
-		if v.Kind != yaml.ScalarNode {
-			continue // the schema reported it
-		}
-		if t := b.compile(pointer+"/"+escapePointer(k.Value), v.Value, templates.Text, scopeRequests); t != nil {
-			out = append(out, Param{Name: k.Value, Value: t})
-		}
-	}
-	return out
+	return b.buildParamsScoped(n, pointer, scopeRequests)
 }
 
 // checkURLVars makes sure ${BaseUrl} and ${LoginUrl} have a value in every
