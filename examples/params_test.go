@@ -102,6 +102,21 @@ func TestNonstandardTokenRequests(t *testing.T) {
 		}
 	}
 
+	// Gusto: JSON bodies (no secret in a URL), and the refresh repeats the
+	// redirect_uri; the company learned from /v1/token_info.
+	gusto := mustDef(t, set, "gusto")
+	gv, err := gusto.Values("demo", map[string]string{"ClientId": "cid", "ClientSecret": "SECRET-VALUE", "RedirectUri": "https://platform.example/cb", "refreshToken": "REFRESH-VALUE"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p, err = gusto.Preview("demo", "refresh_uri", gv, false); err != nil || p.URL != "https://api.gusto-demo.com/oauth/token" ||
+		p.Body != `{"client_id":"cid","client_secret":"***","grant_type":"refresh_token","redirect_uri":"https://platform.example/cb","refresh_token":"***"}` {
+		t.Errorf("gusto refresh request %v, %v", p, err)
+	}
+	if f, _ := gusto.Field("CompanyUuid"); f == nil || f.Learn == nil || f.Learn.From != "request" || len(f.Learn.Paths) != 1 || f.Learn.Paths[0] != "resource.uuid" {
+		t.Error("gusto does not learn the company uuid from /v1/token_info")
+	}
+
 	// Zabbix 6.0: the session id in the JSON-RPC body's auth member.
 	if st := mustDef(t, set, "zabbix").Auth.Session.SendToken; st.In != "body" || st.Name != "auth" {
 		t.Errorf("zabbix send_token %+v", st)
