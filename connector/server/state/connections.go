@@ -45,12 +45,9 @@ func (c Connection) Format(f fmt.State, _ rune) { _, _ = f.Write([]byte(c.String
 
 func connAD(id string) []byte { return []byte("server_connections\x00" + id) }
 
-// CreateConnection stores a new pending connection of c.Tenant, whose
-// c.Client must be one of the tenant's clients.
-func (d *DB) CreateConnection(ctx context.Context, c Connection) (Connection, error) {
-	if _, err := d.Client(ctx, c.Tenant, c.Client); err != nil {
-		return Connection{}, err
-	}
+// newConnection gives c, about to be inserted, its id, times, version and
+// default status, and returns its fields sealed to that id.
+func (d *DB) newConnection(c *Connection) (sealedFields []byte, err error) {
 	c.ID = newID("con")
 	now := d.Now().UTC()
 	c.Created, c.Updated, c.Version = now, now, 1
@@ -61,10 +58,20 @@ func (d *DB) CreateConnection(ctx context.Context, c Connection) (Connection, er
 		c.Fields = map[string]string{}
 	}
 	plain, _ := json.Marshal(c.Fields)
-	sealed, err := d.sealer.Seal(plain, connAD(c.ID))
+	return d.sealer.Seal(plain, connAD(c.ID))
+}
+
+// CreateConnection stores a new pending connection of c.Tenant, whose
+// c.Client must be one of the tenant's clients.
+func (d *DB) CreateConnection(ctx context.Context, c Connection) (Connection, error) {
+	if _, err := d.Client(ctx, c.Tenant, c.Client); err != nil {
+		return Connection{}, err
+	}
+	sealed, err := d.newConnection(&c)
 	if err != nil {
 		return Connection{}, err
 	}
+	now := c.Created
 	_, err = d.exec(ctx, `INSERT INTO server_connections (id, tenant, client, environment, fields_sealed, status, reason, created, updated, version)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		c.ID, c.Tenant, c.Client, c.Environment, sealed, c.Status, c.Reason, nanos(now), nanos(now), c.Version)

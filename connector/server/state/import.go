@@ -2,7 +2,6 @@ package state
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"strings"
 )
@@ -40,20 +39,11 @@ func (d *DB) ImportConnections(ctx context.Context, conns []Connection) ([]Conne
 				}
 				checked[k] = true
 			}
-			c.ID = newID("con")
-			now := d.Now().UTC()
-			c.Created, c.Updated, c.Version = now, now, 1
-			if c.Status == "" {
-				c.Status = StatusPending
-			}
-			if c.Fields == nil {
-				c.Fields = map[string]string{}
-			}
-			plain, _ := json.Marshal(c.Fields)
-			sealed, err := d.sealer.Seal(plain, connAD(c.ID))
+			sealed, err := d.newConnection(&c)
 			if err != nil {
 				return out, err
 			}
+			now := c.Created
 			if i > 0 {
 				sb.WriteString(", ")
 			}
