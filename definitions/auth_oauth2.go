@@ -73,6 +73,10 @@ func (b *builder) buildOAuth(r *raw) {
 	}
 	if d.Auth.Scheme == SchemeOAuthClient && ro.GrantType == "jwt_bearer" {
 		o.GrantType = GrantJWTBearer // RFC 7523 2.1: the client's signed JWT instead of its credentials
+	} else if d.Auth.Scheme == SchemeOAuth && ro.GrantType == "device_code" {
+		o.GrantType = GrantDeviceCode // RFC 8628: the user approves on another device, so scheme oauth
+	} else if ro.GrantType == "device_code" {
+		b.errorf(p+"/grant_type", "the device grant has a user approve the connection, so it belongs to scheme: oauth, not %s; change auth.scheme", d.Auth.Scheme)
 	} else if ro.GrantType != "" && GrantType(ro.GrantType) != o.GrantType {
 		b.errorf(p+"/grant_type", "grant_type %s contradicts auth.scheme %s (which means %s); change one of them", ro.GrantType, d.Auth.Scheme, o.GrantType)
 	}
@@ -137,7 +141,15 @@ func (b *builder) buildOAuth(r *raw) {
 			b.errorf(p+"/"+field, "%s", why)
 		}
 	}
+	device := o.GrantType == GrantDeviceCode
+	if !device {
+		forbid("device_authorization_uri", ro.DeviceAuthURI, "device_authorization_uri belongs to the device grant; remove it or set grant_type: device_code")
+	}
 	switch {
+	case device:
+		b.checkDeviceGrant(ro.Version, ro.InitiateURI, ro.AuthorizeURI, ro.PKCE, forbid)
+		need("device_authorization_uri", ro.DeviceAuthURI, "the device grant asks there for the device code and the code the user enters (RFC 8628 3.1)")
+		need("token_request_uri", ro.TokenRequestURI, "the device grant polls there until the user has approved (RFC 8628 3.4)")
 	case !code:
 		forbid("initiate_uri", ro.InitiateURI, "client credentials involve no user, so there is no initiate_uri; remove it (or use scheme: oauth for a code flow)")
 		forbid("authorize_uri", ro.AuthorizeURI, "client credentials involve no user, so there is no authorize_uri; remove it")
@@ -159,6 +171,13 @@ func (b *builder) buildOAuth(r *raw) {
 		forbid("authorize_uri", ro.AuthorizeURI, "authorize_uri is V1 only; a V2 code flow starts at initiate_uri. Remove it or set version: V1")
 	}
 	switch {
+	case device && o.Public && o.TokenRequest.ClientAuth != ClientAuthBody:
+		b.errorf(p+"/token_request/client_auth", "%s", publicClientAuth("client_auth", o.TokenRequest.ClientAuth))
+	case device && o.Public && o.TokenRequest.RefreshClientAuth != ClientAuthBody:
+		b.errorf(p+"/token_request/refresh_client_auth", "%s", publicClientAuth("refresh_client_auth", o.TokenRequest.RefreshClientAuth))
+	case device:
+		// A public client is the norm (RFC 8628 3.1): nothing binds a code to
+		// it, so PKCE has nothing to do, and no warning about it.
 	case o.Public && !code:
 		b.errorf(p+"/client", "client credentials authenticate the client with its secret, which a public client does not have; use scheme: oauth or remove client: public")
 	case o.Public && !o.PKCE:
@@ -172,8 +191,13 @@ func (b *builder) buildOAuth(r *raw) {
 	}
 
 	tokenScope := scopeCode
-	if !code {
+	if device {
+		tokenScope = scopeDevice
+	} else if !code {
 		tokenScope = scopeClient
+	}
+	if ro.DeviceAuthURI != "" && device {
+		o.DeviceAuthorizationURI = b.compile(p+"/device_authorization_uri", ro.DeviceAuthURI, templates.URL, scopeDevice)
 	}
 	if ro.InitiateURI != "" {
 		o.InitiateURI = b.compile(p+"/initiate_uri", ro.InitiateURI, templates.URL, scopeAuthz)
@@ -198,7 +222,7 @@ func (b *builder) buildOAuth(r *raw) {
 		for _, u := range []struct {
 			field string
 			t     *templates.Template
-		}{{"token_request_uri", o.TokenRequestURI}, {"refresh_uri", o.RefreshURI}, {"revoke_uri", o.RevokeURI}, {"introspection_uri", o.IntrospectionURI}} {
+		}{{"token_request_uri", o.TokenRequestURI}, {"refresh_uri", o.RefreshURI}, {"revoke_uri", o.RevokeURI}, {"introspection_uri", o.IntrospectionURI}, {"device_authorization_uri", o.DeviceAuthorizationURI}} {
 			if u.t == nil {
 				continue
 			}
@@ -214,7 +238,7 @@ func (b *builder) buildOAuth(r *raw) {
 		for _, u := range []struct {
 			field string
 			t     *templates.Template
-		}{{"token_request_uri", o.TokenRequestURI}, {"refresh_uri", o.RefreshURI}, {"revoke_uri", o.RevokeURI}, {"introspection_uri", o.IntrospectionURI}} {
+		}{{"token_request_uri", o.TokenRequestURI}, {"refresh_uri", o.RefreshURI}, {"revoke_uri", o.RevokeURI}, {"introspection_uri", o.IntrospectionURI}, {"device_authorization_uri", o.DeviceAuthorizationURI}} {
 			if u.t == nil {
 				continue
 			}

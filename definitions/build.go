@@ -37,6 +37,7 @@ type raw struct {
 			RefreshURI      string   `yaml:"refresh_uri"`
 			RevokeURI       string   `yaml:"revoke_uri"`
 			IntrospectURI   string   `yaml:"introspection_uri"`
+			DeviceAuthURI   string   `yaml:"device_authorization_uri"`
 			Scopes          []string `yaml:"scopes"`
 			ScopeSeparator  string   `yaml:"scope_separator"`
 			PKCE            *bool    `yaml:"pkce"`

@@ -27,6 +27,9 @@ type GrantType string
 const (
 	GrantAuthorizationCode GrantType = "authorization_code"
 	GrantClientCredentials GrantType = "client_credentials"
+	// GrantDeviceCode is the device authorization grant (RFC 8628), written
+	// grant_type: device_code; the value is what the token request sends.
+	GrantDeviceCode GrantType = "urn:ietf:params:oauth:grant-type:device_code"
 )
 
 // OAuth versions, as the App Xchange connector names them: V1 sends the user
@@ -108,6 +111,9 @@ type OAuth struct {
 	// whether the refresh token is still active, instead of assuming it
 	// was consumed.
 	IntrospectionURI *templates.Template
+	// DeviceAuthorizationURI is where the device grant asks for a device and
+	// user code (RFC 8628 3.1); nil for every other grant.
+	DeviceAuthorizationURI *templates.Template
 
 	Scopes         []string
 	ScopeSeparator string

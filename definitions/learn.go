@@ -125,8 +125,12 @@ func (b *builder) buildLearned() {
 		}
 		switch l.From {
 		case LearnCallback:
-			if d.Auth.OAuth.GrantType != GrantAuthorizationCode {
-				b.errorf(ptr+"/from", "client credentials have no callback; learn %s from the token_response or a request", f.Name)
+			if g := d.Auth.OAuth.GrantType; g != GrantAuthorizationCode {
+				what := "client credentials have"
+				if g == GrantDeviceCode {
+					what = "the device grant has"
+				}
+				b.errorf(ptr+"/from", "%s no callback; learn %s from the token_response or a request", what, f.Name)
 				ok = false
 			}
 			if l.Param == "" {

@@ -56,6 +56,14 @@ func (b *builder) buildParameters(o *OAuth) {
 // checkRequestShape checks the keys that shape a code flow's requests.
 func (b *builder) checkRequestShape(o *OAuth) {
 	const p = "/auth/oauth"
+	if o.GrantType == GrantDeviceCode { // RFC 8628: no redirect, so no callback; refresh tokens as usual
+		for _, key := range []string{"callback_code", "authorize_query"} {
+			if b.given(p+"/"+key) != nil {
+				b.errorf(p+"/"+key, "the device grant has no authorization request or callback; remove %s", key)
+			}
+		}
+		return
+	}
 	if o.GrantType != GrantAuthorizationCode {
 		for _, key := range []string{"callback_code", "authorize_query", "token_request/refresh_client_auth"} {
 			if b.given(p+"/"+key) != nil {

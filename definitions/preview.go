@@ -38,7 +38,10 @@ const (
 	PreviewState     = "GENERATED-STATE"
 	PreviewChallenge = "GENERATED-CODE-CHALLENGE"
 	PreviewVerifier  = "GENERATED-CODE-VERIFIER"
-	PreviewRandom    = "GENERATED-RANDOM"
+	// PreviewDeviceCode stands for the device code of RFC 8628 3.2, which
+	// the device authorization response hands out.
+	PreviewDeviceCode = "DEVICE-CODE"
+	PreviewRandom     = "GENERATED-RANDOM"
 	// PreviewAssertion stands for the JWT the engine signs per request
 	// (private_key_jwt, the JWT bearer grant): with --show-secrets there is
 	// still no key to sign with, and a signed token would be one to steal.
@@ -61,7 +64,7 @@ const clientAssertionType = "urn:ietf:params:oauth:client-assertion-type:jwt-bea
 func (d *Definition) Preview(env, key string, vals []string, showSecrets bool) (*Preview, error) {
 	o := d.Auth.OAuth
 	t, ok := d.URI(key)
-	if !ok && key == "refresh_uri" && o != nil && o.Version == V2 && o.GrantType == GrantAuthorizationCode {
+	if !ok && key == "refresh_uri" && o != nil && o.Version == V2 && (o.GrantType == GrantAuthorizationCode || o.GrantType == GrantDeviceCode) {
 		t, ok = o.TokenRequestURI, o.TokenRequestURI != nil // without refresh_uri the engine refreshes at the token endpoint
 	}
 	if !ok || o == nil {
@@ -115,6 +118,10 @@ func (d *Definition) Preview(env, key string, vals []string, showSecrets bool) (
 			std = []kv{{"grant_type", string(GrantJWTBearer)}, {"assertion", assertion(showSecrets)}, {"scope", vs[VarScope]}}
 			break
 		}
+		if o.GrantType == GrantDeviceCode { // RFC 8628 3.4: the device code stands for the approval
+			std = []kv{{"grant_type", string(GrantDeviceCode)}, {"device_code", secret(PreviewDeviceCode)}}
+			break
+		}
 		if o.PKCE {
 			gen(VarCodeVerifier, PreviewVerifier)
 		}
@@ -124,6 +131,8 @@ func (d *Definition) Preview(env, key string, vals []string, showSecrets bool) (
 		}
 	case "refresh_uri":
 		std = []kv{{"grant_type", "refresh_token"}, {"refresh_token", secret(vs[VarRefreshToken])}}
+	case "device_authorization_uri": // RFC 8628 3.1
+		std = []kv{{"scope", vs[VarScope]}}
 	case "revoke_uri", "introspection_uri":
 		std = []kv{{"token", secret("TOKEN")}, {"token_type_hint", "refresh_token"}}
 	}
@@ -163,7 +172,7 @@ func (d *Definition) Preview(env, key string, vals []string, showSecrets bool) (
 		return p, nil
 	}
 	tr := o.TokenRequest
-	if key == "revoke_uri" || key == "introspection_uri" {
+	if key == "revoke_uri" || key == "introspection_uri" || key == "device_authorization_uri" {
 		tr.Method, tr.Params = "POST", ParamsForm
 	}
 	auth := tr.ClientAuth

@@ -80,7 +80,7 @@ func (d *Definition) Values(env string, assign map[string]string) ([]string, err
 func (d *Definition) URI(key string) (*templates.Template, bool) {
 	o := d.Auth.OAuth
 	switch key {
-	case "initiate_uri", "authorize_uri", "token_request_uri", "refresh_uri", "revoke_uri", "introspection_uri":
+	case "initiate_uri", "authorize_uri", "token_request_uri", "refresh_uri", "revoke_uri", "introspection_uri", "device_authorization_uri":
 		if o == nil {
 			return nil, false
 		}
@@ -98,12 +98,14 @@ func (d *Definition) URI(key string) (*templates.Template, bool) {
 		return o.RevokeURI, o.RevokeURI != nil
 	case "introspection_uri":
 		return o.IntrospectionURI, o.IntrospectionURI != nil
+	case "device_authorization_uri":
+		return o.DeviceAuthorizationURI, o.DeviceAuthorizationURI != nil
 	}
 	return nil, false
 }
 
 // URIKeys are the keys URI accepts.
-var URIKeys = []string{"initiate_uri", "authorize_uri", "token_request_uri", "refresh_uri", "revoke_uri", "introspection_uri"}
+var URIKeys = []string{"initiate_uri", "authorize_uri", "token_request_uri", "refresh_uri", "revoke_uri", "introspection_uri", "device_authorization_uri"}
 
 // Compile compiles a template of the caller's against this definition's
 // placeholders, for ad-hoc rendering. It has no per-URI restrictions.

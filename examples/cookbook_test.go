@@ -214,7 +214,7 @@ func TestRenderEveryExample(t *testing.T) {
 			}
 			for _, key := range definitions.URIKeys {
 				_, ok := d.URI(key)
-				if !ok && key == "refresh_uri" && d.Auth.OAuth.Version == definitions.V2 && d.GrantType() == definitions.GrantAuthorizationCode {
+				if !ok && key == "refresh_uri" && d.Auth.OAuth.Version == definitions.V2 && (d.GrantType() == definitions.GrantAuthorizationCode || d.GrantType() == definitions.GrantDeviceCode) {
 					ok = true // refreshed at the token endpoint
 				}
 				if !ok {
