@@ -125,6 +125,9 @@ func (b *builder) compileWith(pointer, src string, kind templates.Kind, sc scope
 				msg = unknownActionPlaceholder(te.Placeholder, vars, sc)
 			}
 			at(te.Offset, msg)
+			if strings.HasPrefix(te.Msg, "unknown placeholder ") {
+				b.otherUnknowns(at, src, te.Offset, vars, sc)
+			}
 		} else {
 			at(-1, err.Error())
 		}
@@ -161,6 +164,33 @@ func (b *builder) compileWith(pointer, src string, kind templates.Kind, sc scope
 		return nil
 	}
 	return t
+}
+
+// otherUnknowns reports each unknown placeholder of src after the one at
+// offset first, each at its own column: the template stops at its first
+// error, and a definition with two misspelt names should not take two runs
+// of validate to fix.
+func (b *builder) otherUnknowns(at func(int, string), src string, first int, vars *templates.Vars, sc scope) {
+	for _, m := range placeholderName.FindAllStringSubmatchIndex(src, -1) {
+		name := src[m[2]:m[3]]
+		if m[0] <= first {
+			continue
+		}
+		if _, known := vars.Lookup(name); known {
+			continue
+		}
+		// Compiled alone, the name gets the same wording (suggestions, the known list).
+		_, err := templates.Compile("${"+name+"}", templates.Text, vars)
+		var te *templates.Error
+		if !errors.As(err, &te) {
+			continue
+		}
+		msg := te.Msg
+		if sc.action {
+			msg = unknownActionPlaceholder(name, vars, sc)
+		}
+		at(m[0], msg)
+	}
 }
 
 // unknownActionPlaceholder words an unknown placeholder of an action,

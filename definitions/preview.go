@@ -17,11 +17,17 @@ type Preview struct {
 	URL     string
 	Headers [][2]string // in the order sent
 	Body    string      // "" when there is none
+	// TLS says what the TLS handshake presents (the client certificate of
+	// mutual TLS), one line each; String writes them first, marked "* ".
+	TLS []string
 }
 
 // String writes the request as HTTP/1.1 would, without the Host line.
 func (p *Preview) String() string {
 	var b strings.Builder
+	for _, l := range p.TLS {
+		b.WriteString("* " + l + "\n")
+	}
 	b.WriteString(p.Method + " " + p.URL + "\n")
 	for _, h := range p.Headers {
 		b.WriteString(h[0] + ": " + h[1] + "\n")
@@ -63,6 +69,14 @@ const clientAssertionType = "urn:ietf:params:oauth:client-assertion-type:jwt-bea
 // else the definition's), joined as the engine joins them.
 func (d *Definition) Preview(env, key string, vals []string, showSecrets bool) (*Preview, error) {
 	o := d.Auth.OAuth
+	if o == nil { // preview_auth.go: the session login, OAuth 1.0a
+		if _, ok := d.authURI(key); ok {
+			if d.Auth.Session != nil {
+				return d.previewSession(vals, showSecrets)
+			}
+			return d.previewOAuth1(key, vals, showSecrets)
+		}
+	}
 	t, ok := d.URI(key)
 	if !ok && key == "refresh_uri" && o != nil && o.Version == V2 && (o.GrantType == GrantAuthorizationCode || o.GrantType == GrantDeviceCode) {
 		t, ok = o.TokenRequestURI, o.TokenRequestURI != nil // without refresh_uri the engine refreshes at the token endpoint
@@ -198,6 +212,7 @@ func (d *Definition) Preview(env, key string, vals []string, showSecrets bool) (
 		add("client_secret", secret(vs[VarClientSecret]))
 	}
 	p.Method = tr.Method
+	p.TLS = d.previewCertificate(vals)
 	p.Headers = append(p.Headers, [2]string{"Accept", "application/json"})
 	switch tr.Params {
 	case ParamsQuery:

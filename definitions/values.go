@@ -82,7 +82,7 @@ func (d *Definition) URI(key string) (*templates.Template, bool) {
 	switch key {
 	case "initiate_uri", "authorize_uri", "token_request_uri", "refresh_uri", "revoke_uri", "introspection_uri", "device_authorization_uri":
 		if o == nil {
-			return nil, false
+			return d.authURI(key) // OAuth 1.0a's authorize_uri
 		}
 	}
 	switch key {
@@ -101,7 +101,7 @@ func (d *Definition) URI(key string) (*templates.Template, bool) {
 	case "device_authorization_uri":
 		return o.DeviceAuthorizationURI, o.DeviceAuthorizationURI != nil
 	}
-	return nil, false
+	return d.authURI(key) // preview_auth.go: login_uri, OAuth 1.0a
 }
 
 // URIKeys are the keys URI accepts.

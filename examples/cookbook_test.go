@@ -184,6 +184,9 @@ func TestRenderEveryExample(t *testing.T) {
 		"ClientId":      "cid", "ClientSecret": "SECRET-VALUE", "RedirectUri": "https://platform.example/cb",
 		"code": "CODE-VALUE", "refreshToken": "REFRESH-VALUE", "PrivateKey": "PEM-VALUE", "PrivateKeyId": "kid-1",
 		"ClientCertificate": "CERT-PEM", "ClientKey": "KEY-PEM",
+		// Session logins and OAuth 1.0a.
+		"Pod": "10ax", "Site": "acme", "TokenName": "engine", "TokenSecret": "SECRET-VALUE", "Username": "ada", "Password": "SECRET-VALUE",
+		"OAuthSecret": "SECRET-VALUE",
 	}
 	rendered := 0
 	var golden strings.Builder
@@ -198,8 +201,12 @@ func TestRenderEveryExample(t *testing.T) {
 			}
 			golden.WriteString("\n\n")
 		}
+		keys := definitions.URIKeys
 		if d.Auth.OAuth == nil {
-			continue
+			if d.Auth.Session == nil && (d.Auth.OAuth1 == nil || !d.Auth.OAuth1.ThreeLegged()) {
+				continue
+			}
+			keys = append([]string{"authorize_uri"}, definitions.AuthURIKeys...) // the login; OAuth 1.0a's three requests
 		}
 		assign := map[string]string{}
 		for k, v := range samples {
@@ -212,7 +219,7 @@ func TestRenderEveryExample(t *testing.T) {
 			if err != nil {
 				t.Fatalf("%s/%s: %v", d.Name, env.Name, err)
 			}
-			for _, key := range definitions.URIKeys {
+			for _, key := range keys {
 				_, ok := d.URI(key)
 				if !ok && key == "refresh_uri" && d.Auth.OAuth.Version == definitions.V2 && (d.GrantType() == definitions.GrantAuthorizationCode || d.GrantType() == definitions.GrantDeviceCode) {
 					ok = true // refreshed at the token endpoint
@@ -230,6 +237,10 @@ func TestRenderEveryExample(t *testing.T) {
 					if strings.Contains(s, secret) {
 						t.Errorf("%s %s shows a secret:\n%s", d.Name, key, s)
 					}
+				}
+				if d.Auth.OAuth == nil {
+					rendered++
+					continue
 				}
 				idName, _ := d.Auth.OAuth.Param("client_id") // TikTok's client_key
 				if (key == "initiate_uri" || key == "authorize_uri") && !strings.Contains(p.URL, idName+"=cid") {

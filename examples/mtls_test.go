@@ -35,7 +35,9 @@ func TestMutualTLSExample(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := "POST https://accounts.adp.com/auth/oauth/v2/token\nAccept: application/json\nContent-Type: application/x-www-form-urlencoded\nAuthorization: Basic ***\n\ngrant_type=client_credentials\n"
+	want := "* TLS client certificate ${ClientCertificate}, presented to the token endpoint and the API: the value is not a PEM certificate\n" +
+		"* TLS private key ${ClientKey}: not shown, never sent\n" +
+		"POST https://accounts.adp.com/auth/oauth/v2/token\nAccept: application/json\nContent-Type: application/x-www-form-urlencoded\nAuthorization: Basic ***\n\ngrant_type=client_credentials\n"
 	if got := p.String(); got != want {
 		t.Errorf("render:\n%s\nwant:\n%s", got, want)
 	}

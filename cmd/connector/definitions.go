@@ -2,6 +2,8 @@ package main
 
 import (
 	"fmt"
+	"io"
+	"os"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -82,9 +84,11 @@ func (a *app) renderCommand() *cobra.Command {
 		Use:   "render NAME URI",
 		Short: "Expand one of a definition's URIs with the values given",
 		Long: `render expands a definition's URI (initiate_uri, authorize_uri,
-token_request_uri, refresh_uri, revoke_uri, base_url, login_url) or a template
-of your own, with placeholder values from --set Name=value, field defaults and
-the environment. Secret values print as *** unless --show-secrets is given.`,
+token_request_uri, refresh_uri, revoke_uri, base_url, login_url; a session's
+login_uri; OAuth 1.0a's request_token_uri and access_token_uri) or a template
+of your own, with placeholder values from --set Name=value (Name=${file:PATH}
+reads a file), field defaults and the environment. Secret values print as ***
+unless --show-secrets is given.`,
 		Example: `  connector render procore initiate_uri --set ClientId=abc --set RedirectUri=http://127.0.0.1:8765/callback --set State=xyz
   connector render procore token_request_uri --env sandbox --set ClientSecret=s3cret --show-secrets`,
 		Args:              cobra.ExactArgs(2),
@@ -102,10 +106,19 @@ the environment. Secret values print as *** unless --show-secrets is given.`,
 				return &exitError{code: exitUsage, err: err}
 			}
 			assign := map[string]string{}
+			files := map[string]string{} // placeholder name (lower case) -> the file its value came from
 			for _, kv := range sets {
 				k, v, ok := strings.Cut(kv, "=")
 				if !ok || k == "" {
 					return usageErrorf("--set %q: write Name=value", redactAssignment(kv))
+				}
+				if path, isFile := strings.CutPrefix(v, "${file:"); isFile && strings.HasSuffix(path, "}") {
+					// As in a connection file: a PEM certificate or key is a file.
+					path = strings.TrimSuffix(path, "}")
+					if v, err = readSetFile(path); err != nil {
+						return &exitError{code: exitFailed, err: fmt.Errorf("--set %s: %w", k, err)}
+					}
+					files[strings.ToLower(k)] = path
 				}
 				assign[k] = v
 			}
@@ -125,7 +138,15 @@ the environment. Secret values print as *** unless --show-secrets is given.`,
 				var ok bool
 				if t, ok = d.URI(args[1]); !ok {
 					if !strings.Contains(args[1], "/") && !strings.Contains(args[1], "$") {
-						keys := append([]string{"base_url", "login_url"}, definitions.URIKeys...)
+						keys := []string{"base_url", "login_url"}
+						switch { // the keys of this definition's scheme
+						case d.Auth.Session != nil:
+							keys = append(keys, "login_uri")
+						case d.Auth.OAuth1 != nil:
+							keys = append(keys, "request_token_uri", "authorize_uri", "access_token_uri")
+						default:
+							keys = append(keys, definitions.URIKeys...)
+						}
 						sort.Strings(keys)
 						return usageErrorf("definition %s has no %s; choose one of %s, or give a template", d.Name, args[1], strings.Join(keys, ", "))
 					}
@@ -146,6 +167,15 @@ the environment. Secret values print as *** unless --show-secrets is given.`,
 				p, err := d.Preview(env, args[1], vals, showSecrets)
 				if err != nil {
 					return &exitError{code: exitFailed, err: err}
+				}
+				for i, l := range p.TLS { // say which file the certificate and key are read from
+					for name, path := range files {
+						if j := strings.Index(strings.ToLower(l), "${"+name+"}"); j >= 0 {
+							end := j + len(name) + 3
+							l = l[:end] + " (" + path + ")" + l[end:]
+						}
+					}
+					p.TLS[i] = l
 				}
 				fmt.Fprint(a.stdout, p)
 				return nil
@@ -174,9 +204,35 @@ the environment. Secret values print as *** unless --show-secrets is given.`,
 	cmd.Flags().StringArrayVar(&sets, "set", nil, "a placeholder value, Name=value (repeatable; names match case-insensitively)")
 	cmd.Flags().StringVar(&env, "env", "", "the environment (default: the definition's default)")
 	cmd.Flags().BoolVar(&showSecrets, "show-secrets", false, "print secret values instead of ***")
-	cmd.Flags().BoolVar(&request, "request", false, "for an OAuth URI, print the whole request the engine sends: method, URL, headers and body with the standard parameters it adds")
+	cmd.Flags().BoolVar(&request, "request", false, "for an OAuth, OAuth 1.0a or session login URI, print the whole request the engine sends: method, URL, headers and body with the standard parameters it adds, and the TLS client certificate presented")
 	a.bindOutput(cmd, &format, "text", renderFormats...)
 	return cmd
+}
+
+// maxSetFile caps a --set ${file:PATH}: a PEM certificate chain is a few KiB.
+const maxSetFile = 1 << 20
+
+// readSetFile reads a --set value from a file, less one trailing newline,
+// as a connection file's ${file:PATH} does. Errors name the file, never
+// its content.
+func readSetFile(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxSetFile+1))
+	if err != nil {
+		return "", fmt.Errorf("reading %s: %w", path, err)
+	}
+	if len(b) > maxSetFile {
+		return "", fmt.Errorf("%s is larger than %d bytes", path, maxSetFile)
+	}
+	s := string(b)
+	if strings.HasSuffix(s, "\r\n") {
+		return s[:len(s)-2], nil
+	}
+	return strings.TrimSuffix(s, "\n"), nil
 }
 
 // renderFormats are render's -o values: text is the expanded URI alone.
