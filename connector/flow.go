@@ -41,6 +41,10 @@ type Flow struct {
 	// ask (connector connect asks the person connecting); nil takes the
 	// only one, and fails when there are several.
 	Choose Chooser
+	// Wait pauses between device-grant polls (flow_device.go) and returns
+	// early with ctx's error; nil sleeps. Tests count the waits instead of
+	// sleeping through them.
+	Wait func(ctx context.Context, d time.Duration) error
 
 	jwt  *assertionSigner // RFC 7523 assertions (flow_assertion.go); shared by copies
 	mtls *clientTLS       // RFC 8705 client certificate (flow_mtls.go); shared by copies
@@ -592,6 +596,8 @@ func (f *Flow) uriKey(t *templates.Template) string {
 		return "revoke_uri"
 	case f.o.IntrospectionURI:
 		return "introspection_uri"
+	case f.o.DeviceAuthorizationURI:
+		return "device_authorization_uri"
 	}
 	return "token_request_uri"
 }

@@ -65,6 +65,14 @@
 // 503 + Retry-After) and ExpireAccessTokens (Procore's expired-token 401)
 // on the API; SetRateLimit; Stats counts API requests per route.
 //
+// The device authorization grant (RFC 8628, which Procore does not have)
+// lets a CLI connect without a browser on its machine: POST
+// /oauth/device/code hands out a device code and a user code, the user
+// enters the code at GET /oauth/device and allows or denies, and polls of
+// the token endpoint answer authorization_pending, slow_down (polled sooner
+// than the interval, which then grows by 5 s; SlowDownDevicePolls forces
+// it), access_denied or expired_token until then (device.go).
+//
 // A refresh rotates the refresh token and also revokes the access token it
 // was issued with, the stricter of the readings Procore's documentation
 // allows. Rate-limit budgets belong to a grant, so a refreshed token keeps the

@@ -65,6 +65,11 @@ type Config struct {
 	// (Box: 60 days). Zero: refresh tokens do not expire until used, as at
 	// Procore.
 	RefreshTokenIdleLifetime time.Duration
+	// DeviceCodeLifetime is the device authorization grant's expires_in
+	// (RFC 8628 3.2); default 10 minutes. DeviceInterval is its polling
+	// interval; default 5s, the RFC's default. See device.go.
+	DeviceCodeLifetime time.Duration
+	DeviceInterval     time.Duration
 }
 
 // Stats counts what the emulator has seen since New.
@@ -107,6 +112,14 @@ type Stats struct {
 	// outlived Config.RefreshTokenIdleLifetime unused.
 	IssuedGrants         int
 	IdleExpiredRefreshes int
+	// DeviceAuthorizations counts device codes handed out, DevicePolls the
+	// token requests with the device_code grant, DeviceSlowDowns those
+	// answered slow_down (polled too soon, or SlowDownDevicePolls), and
+	// DeviceGrants the device codes exchanged for tokens.
+	DeviceAuthorizations int
+	DevicePolls          int
+	DeviceSlowDowns      int
+	DeviceGrants         int
 }
 
 // Server is a Procore emulator. It is an http.Handler and is safe for
@@ -131,7 +144,9 @@ type Server struct {
 	apiFail  apiFault
 	expireN  int // API requests still to find their token expired (ExpireAccessTokens)
 	idem     map[idemKey]*idemEntry
-	hooks    *http.Client // sends webhook deliveries, to loopback addresses only
+	hooks    *http.Client           // sends webhook deliveries, to loopback addresses only
+	devices  map[string]*deviceAuth // device code → its authorization (device.go)
+	slowN    int                    // device polls still to answer slow_down (SlowDownDevicePolls)
 
 	lifeMu  sync.Mutex // guards the fields below, which Start and Close use
 	httpSrv *http.Server
@@ -160,6 +175,12 @@ func New(cfg Config) *Server {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.DeviceCodeLifetime <= 0 {
+		cfg.DeviceCodeLifetime = defaultDeviceCodeLifetime
+	}
+	if cfg.DeviceInterval <= 0 {
+		cfg.DeviceInterval = defaultDeviceInterval
+	}
 	s := &Server{
 		clients:  make(map[string]*Client, len(cfg.Clients)),
 		consents: make(map[string]*consent),
@@ -170,6 +191,7 @@ func New(cfg Config) *Server {
 		stats:    Stats{TokenRequests: make(map[string]int), APIRequestsByRoute: make(map[string]int)},
 		idem:     make(map[idemKey]*idemEntry),
 		hooks:    newHookClient(),
+		devices:  make(map[string]*deviceAuth),
 	}
 	for _, c := range cfg.Clients {
 		if c.ID == "" {
@@ -193,6 +215,9 @@ func New(cfg Config) *Server {
 	mux.HandleFunc("POST /oauth/token", s.token)
 	mux.HandleFunc("POST /oauth/revoke", s.revoke)
 	mux.HandleFunc("GET /oauth/token/info", s.tokenInfo)
+	mux.HandleFunc("POST /oauth/device/code", s.deviceAuthorization)
+	mux.HandleFunc("GET /oauth/device", s.deviceForm)
+	mux.HandleFunc("POST /oauth/device", s.deviceDecision)
 	mux.HandleFunc("/rest/", s.serveAPI)
 	s.handler = mux
 	return s

@@ -248,6 +248,8 @@ func (s *Server) grantLocked(r *http.Request, params url.Values, now time.Time) 
 		return s.exchangeCodeLocked(client, params, now)
 	case "refresh_token":
 		return s.refreshLocked(client, params, now)
+	case deviceGrantType:
+		return s.deviceTokenLocked(client, params, now) // device.go
 	case "client_credentials":
 		if !client.ServiceAccount {
 			return oauthError(http.StatusBadRequest, "unauthorized_client", "client_credentials is allowed only for service-account clients")
@@ -258,7 +260,7 @@ func (s *Server) grantLocked(r *http.Request, params url.Values, now time.Time) 
 	case "":
 		return oauthError(http.StatusBadRequest, "invalid_request", "grant_type is required")
 	default:
-		return oauthError(http.StatusBadRequest, "unsupported_grant_type", "grant_type must be authorization_code, refresh_token or client_credentials")
+		return oauthError(http.StatusBadRequest, "unsupported_grant_type", "grant_type must be authorization_code, refresh_token, client_credentials or "+deviceGrantType)
 	}
 }
 
