@@ -337,6 +337,7 @@ func (a *app) connectCommand() *cobra.Command {
 	var (
 		f         connFlags
 		noBrowser bool
+		device    bool
 		timeout   time.Duration
 	)
 	c := &cobra.Command{
@@ -346,7 +347,10 @@ func (a *app) connectCommand() *cobra.Command {
 authorization code flow it listens on the connection's loopback redirect URI,
 opens the authorization URL in a browser (or, with --no-browser, prints only
 that URL on stdout) and waits for the provider's redirect. For client
-credentials it fetches a token.`,
+credentials it fetches a token. With --device (the default for a definition
+with grant_type: device_code, RFC 8628) it prints a verification URL and a
+code to enter there, on any device, opens the URL unless --no-browser, and
+waits until the code is approved.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			s, err := a.openSession(&f)
@@ -363,7 +367,21 @@ credentials it fetches a token.`,
 			defer cancelT()
 
 			var tok token.Token
-			if s.conn.Definition.Auth.OAuth.GrantType == definitions.GrantClientCredentials {
+			grant := s.conn.Definition.Auth.OAuth.GrantType
+			if device && grant != definitions.GrantDeviceCode {
+				return usageErrorf("--device needs a definition with grant_type: device_code (RFC 8628); %s uses the %s grant", s.conn.Definition.Name, grant)
+			}
+			if grant == definitions.GrantDeviceCode {
+				s.source.Flow().Choose = a.chooser(cmd.InOrStdin())
+				t, err := a.connectDevice(ctx, s, noBrowser) // device.go
+				if err != nil {
+					if errors.Is(err, context.DeadlineExceeded) {
+						err = fmt.Errorf("the code was not approved within %s; run connect again (and approve within --timeout)", timeout)
+					}
+					return &exitError{code: exitFailed, err: err}
+				}
+				tok = *t
+			} else if grant == definitions.GrantClientCredentials {
 				if tok, err = s.source.TokenContext(ctx); err != nil {
 					return tokenFailure(s, err)
 				}
@@ -395,6 +413,7 @@ credentials it fetches a token.`,
 	}
 	a.bindConn(&f, c)
 	c.Flags().BoolVar(&noBrowser, "no-browser", false, "print only the authorization URL on stdout instead of opening a browser")
+	c.Flags().BoolVar(&device, "device", false, "use the device authorization grant (RFC 8628): print a URL and a code to approve on any device (the default for grant_type: device_code)")
 	c.Flags().DurationVar(&timeout, "timeout", 5*time.Minute, "how long to wait for the authorization")
 	return c
 }
