@@ -10,9 +10,9 @@ import (
 	"testing"
 
 	"github.com/connector-engine/connector/connector"
-	"github.com/connector-engine/connector/connector/internal/ntlmserver"
 	"github.com/connector-engine/connector/connector/store"
 	"github.com/connector-engine/connector/definitions"
+	"github.com/connector-engine/connector/internal/ntlmserver"
 )
 
 // An ntlm connection against a server verifying NTLMv2: a 503 is retried

@@ -142,6 +142,7 @@ var authSchemes = map[string]definitions.Scheme{
 	"APIKEY":      definitions.SchemeAPIKey,
 	"SESSION":     definitions.SchemeSession,
 	"OAUTH1":      definitions.SchemeOAuth1,
+	"NTLM":        definitions.SchemeNTLM,
 }
 
 // cdataScheme is the AuthScheme value that names a definition scheme.
@@ -401,10 +402,7 @@ func parseAuthScheme(v string) (definitions.Scheme, error) {
 	if sc, ok := authSchemes[schemeKey(v)]; ok {
 		return sc, nil
 	}
-	if schemeKey(v) == "NTLM" {
-		return "", errors.New("AuthScheme NTLM is not supported: the engine speaks HTTP APIs with OAUTH, OAUTH_CLIENT, BASIC, APIKEY or NONE")
-	}
-	return "", fmt.Errorf("AuthScheme %q is not one of NONE, BASIC, OAUTH, OAUTH_CLIENT, APIKEY", v)
+	return "", fmt.Errorf("AuthScheme %q is not one of NONE, BASIC, OAUTH, OAUTH_CLIENT, APIKEY, SESSION, OAUTH1, NTLM", v)
 }
 
 // schemeMismatch explains an AuthScheme that contradicts the definition and

@@ -40,9 +40,13 @@ func (b *builder) buildNTLM(rn *rawNTLM) {
 	if rn.Password == "" {
 		b.errorf(p, "missing password: NTLM proves the account's password; write password: ${Password} with a secret field")
 	} else if n.Password = b.compile(p+"/password", rn.Password, templates.Text, scopeRequests); n.Password != nil {
+		if len(n.Password.Placeholders()) == 0 {
+			// A definition is shared by every tenant and kept in version control.
+			b.errorf(p+"/password", "the password is written in the definition, which every connection shares; write password: ${Password} and give it per connection in a secret field")
+		}
 		for _, ph := range n.Password.Placeholders() {
 			if ph.Var >= NumBuiltinVars && b.def.vars.Flags(ph.Var)&templates.Secret == 0 {
-				b.offsetReporter(p+"/password")(SeverityWarning, ph.Offset,
+				b.warnAt(warnSecretNotSecretField, p+"/password", ph.Offset,
 					fmt.Sprintf("${%s} holds the password but is not a secret field, so it would be shown in logs and output; mark the field secret: true", ph.Name))
 			}
 		}

@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/connector-engine/connector/connector/internal/ntlmserver"
 	"github.com/connector-engine/connector/connector/ntlm"
+	"github.com/connector-engine/connector/internal/ntlmserver"
 )
 
 const password = "Pa55-SECRET-word"
