@@ -319,3 +319,83 @@ func TestDeviceGrantSecrets(t *testing.T) {
 		t.Fatalf("%d polls, waits %v: the HTTP 200 authorization_pending must keep polling", polls, waits)
 	}
 }
+
+// TestPreviewMatchesTheDeviceRequests holds render's device authorization
+// and device token requests to what the flow sends, for a public client
+// and for a confidential one with HTTP Basic.
+func TestPreviewMatchesTheDeviceRequests(t *testing.T) {
+	var got []string
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := "http://" + ln.Addr().String()
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		var b strings.Builder
+		b.WriteString(r.Method + " http://" + r.Host + r.URL.RequestURI() + "\n")
+		for _, h := range []string{"Accept", "Content-Type", "Authorization"} {
+			if v := r.Header.Get(h); v != "" {
+				b.WriteString(h + ": " + v + "\n")
+			}
+		}
+		if len(body) > 0 {
+			b.WriteString("\n" + string(body) + "\n")
+		}
+		got = append(got, b.String())
+		w.Header().Set("Content-Type", "application/json")
+		if r.URL.Path == "/device" {
+			fmt.Fprintf(w, `{"device_code":%q,"user_code":"ABCD-EFGH","verification_uri":"%s/verify","expires_in":600,"interval":1}`, definitions.PreviewDeviceCode, base)
+			return
+		}
+		io.WriteString(w, `{"access_token":"a","refresh_token":"r2","token_type":"bearer","expires_in":60}`)
+	})}
+	go srv.Serve(ln)
+	defer srv.Close()
+	for _, client := range []string{"    client: public\n", "    token_request: {client_auth: basic}\n"} {
+		src := `name: preview
+title: preview
+base_url: ` + base + `
+auth:
+  scheme: oauth
+  oauth:
+    version: V2
+    grant_type: device_code
+    device_authorization_uri: ${BaseUrl}/device?audience=api
+    token_request_uri: ${BaseUrl}/token
+    scopes: [read, write]
+` + client
+		set, err := definitions.Parse(nil, definitions.File{Path: "p.yaml", Data: []byte(src)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		def, _ := set.Get("preview")
+		secret := ""
+		if !strings.Contains(client, "public") {
+			secret = "s3:cr%t"
+		}
+		flow, err := connector.NewFlow(&connector.Connection{Definition: def, ClientID: "id", ClientSecret: secret})
+		if err != nil {
+			t.Fatal(err)
+		}
+		flow.Wait = func(context.Context, time.Duration) error { return nil }
+		got = nil
+		da, err := flow.DeviceAuthorize(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := flow.PollDevice(context.Background(), da); err != nil {
+			t.Fatal(err)
+		}
+		vals, _ := def.Values("", map[string]string{"ClientId": "id", "ClientSecret": secret})
+		for i, key := range []string{"device_authorization_uri", "token_request_uri"} {
+			p, err := def.Preview("", key, vals, true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if p.String() != got[i] {
+				t.Errorf("%s%s: render shows\n%s\nthe flow sent\n%s", client, key, p, got[i])
+			}
+		}
+	}
+}

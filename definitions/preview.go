@@ -209,7 +209,9 @@ func (d *Definition) Preview(env, key string, vals []string, showSecrets bool) (
 		params.Set("client_assertion", assertion(showSecrets))
 	} else {
 		add("client_id", vs[VarClientID])
-		add("client_secret", secret(vs[VarClientSecret]))
+		if !o.Public { // a public client has no secret, and a connection giving one is refused
+			add("client_secret", secret(vs[VarClientSecret]))
+		}
 	}
 	p.Method = tr.Method
 	p.TLS = d.previewCertificate(vals)
