@@ -101,7 +101,19 @@ func randomToken() string {
 // AuthCodeURL starts an authorization attempt: a fresh state and, when the
 // definition enables PKCE, a fresh S256 verifier. V2 uses the Initiate URI,
 // V1 the Authorize URI; standard parameters the URI does not set are added.
+//
+// A definition with par_uri pushes the parameters first (RFC 9126), a
+// network call: AuthCodeURL then bounds it by DefaultRequestTimeout; use
+// AuthCodeURLContext to give it the caller's context.
 func (f *Flow) AuthCodeURL() (*Attempt, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), DefaultRequestTimeout)
+	defer cancel()
+	return f.AuthCodeURLContext(ctx)
+}
+
+// AuthCodeURLContext is AuthCodeURL with a context for the pushed
+// authorization request, the only network call it may make.
+func (f *Flow) AuthCodeURLContext(ctx context.Context) (*Attempt, error) {
 	if f.o.GrantType != definitions.GrantAuthorizationCode {
 		return nil, fmt.Errorf("definition %s uses %s, which has no authorization step; fetch a token instead", f.def.Name, f.o.GrantType)
 	}
@@ -150,6 +162,13 @@ func (f *Flow) AuthCodeURL() (*Attempt, error) {
 	if f.o.PKCE {
 		f.setStd(q, "code_challenge", challenge)
 		f.setStd(q, "code_challenge_method", "S256")
+	}
+	if f.o.PARURI != nil {
+		// RFC 9126 4: the browser carries only client_id and the
+		// reference to what was pushed (flow_par.go).
+		if q, err = f.push(ctx, vals, q); err != nil {
+			return nil, err
+		}
 	}
 	if f.o.AuthorizeQuery == definitions.QueryInFragment {
 		frag := route + "?" + q.Encode()
@@ -598,6 +617,8 @@ func (f *Flow) uriKey(t *templates.Template) string {
 		return "introspection_uri"
 	case f.o.DeviceAuthorizationURI:
 		return "device_authorization_uri"
+	case f.o.PARURI:
+		return "par_uri"
 	}
 	return "token_request_uri"
 }

@@ -163,3 +163,77 @@ func TestPreviewAssertionAuth(t *testing.T) {
 		})
 	}
 }
+
+// TestPreviewMatchesThePushedRequest holds render to the pushed
+// authorization request (par_uri) the flow sends and to the browser URL
+// that replaces the parameters, with the initiate URI's own query pushed.
+func TestPreviewMatchesThePushedRequest(t *testing.T) {
+	var mu sync.Mutex
+	var got []string
+	var form url.Values
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		var b strings.Builder
+		b.WriteString(r.Method + " http://" + r.Host + r.URL.RequestURI() + "\n")
+		for _, h := range []string{"Accept", "Content-Type", "Authorization"} {
+			if v := r.Header.Get(h); v != "" {
+				b.WriteString(h + ": " + v + "\n")
+			}
+		}
+		b.WriteString("\n" + string(body) + "\n")
+		mu.Lock()
+		got = append(got, b.String())
+		form, _ = url.ParseQuery(string(body))
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusCreated)
+		io.WriteString(w, `{"request_uri":"urn:ietf:params:oauth:request_uri:abc","expires_in":60}`)
+	}))
+	defer srv.Close()
+	for _, style := range []string{"", "    token_request: {client_auth: basic}\n", "    token_request: {params: json}\n"} {
+		src := `name: preview
+title: preview
+base_url: ` + srv.URL + `
+auth:
+  scheme: oauth
+  oauth:
+    version: V2
+    initiate_uri: ${BaseUrl}/authorize?prompt=consent
+    par_uri: ${BaseUrl}/par?audience=api
+    token_request_uri: ${BaseUrl}/token
+    scopes: [read, write]
+` + style
+		set, err := definitions.Parse(nil, definitions.File{Path: "p.yaml", Data: []byte(src)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		def, _ := set.Get("preview")
+		flow, err := connector.NewFlow(&connector.Connection{Definition: def, ClientID: "id", ClientSecret: "s3:cr%t", RedirectURI: "http://127.0.0.1:9/cb"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = nil
+		a, err := flow.AuthCodeURLContext(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 1 || form.Get("prompt") != "consent" || form.Get("audience") != "api" {
+			t.Fatalf("%spushed %q", style, got)
+		}
+		vals, _ := def.Values("", map[string]string{"ClientId": "id", "ClientSecret": "s3:cr%t", "RedirectUri": "http://127.0.0.1:9/cb", "Scope": "read write", "State": form.Get("state"), "CodeChallenge": form.Get("code_challenge")})
+		p, err := def.Preview("", "par_uri", vals, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.String() != got[0] {
+			t.Errorf("%spar_uri: render shows\n%s\nthe flow sent\n%s", style, p, got[0])
+		}
+		b, _ := def.Preview("", "initiate_uri", vals, false)
+		if want := strings.Replace(b.URL, url.QueryEscape(definitions.PreviewRequestURI), url.QueryEscape("urn:ietf:params:oauth:request_uri:abc"), 1); a.URL != want {
+			t.Errorf("%sinitiate_uri: render shows %s, the flow built %s", style, b.URL, a.URL)
+		}
+		if red, _ := def.Preview("", "par_uri", vals, false); strings.Contains(red.String(), "s3") {
+			t.Errorf("the redacted preview shows the secret:\n%s", red)
+		}
+	}
+}

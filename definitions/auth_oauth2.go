@@ -149,10 +149,12 @@ func (b *builder) buildOAuth(r *raw) {
 	case device:
 		b.checkDeviceGrant(ro.Version, ro.InitiateURI, ro.AuthorizeURI, ro.PKCE, forbid)
 		need("device_authorization_uri", ro.DeviceAuthURI, "the device grant asks there for the device code and the code the user enters (RFC 8628 3.1)")
+		forbid("par_uri", ro.PARURI, "the device grant has no authorization request for a browser to carry, so there is nothing to push to par_uri (RFC 9126 is for code flows); remove it")
 		need("token_request_uri", ro.TokenRequestURI, "the device grant polls there until the user has approved (RFC 8628 3.4)")
 	case !code:
 		forbid("initiate_uri", ro.InitiateURI, "client credentials involve no user, so there is no initiate_uri; remove it (or use scheme: oauth for a code flow)")
 		forbid("authorize_uri", ro.AuthorizeURI, "client credentials involve no user, so there is no authorize_uri; remove it")
+		forbid("par_uri", ro.PARURI, "client credentials involve no user and no authorization request, so there is nothing to push to par_uri (RFC 9126 is for code flows); remove it")
 		need("token_request_uri", ro.TokenRequestURI, "client credentials get their token there")
 		if ro.Version == V1 {
 			b.errorf(p+"/version", "client credentials are an OAuth V2 grant; set version: V2")
@@ -217,12 +219,15 @@ func (b *builder) buildOAuth(r *raw) {
 	if ro.IntrospectURI != "" {
 		o.IntrospectionURI = b.compile(p+"/introspection_uri", ro.IntrospectURI, templates.URL, scopeIntrospect)
 	}
+	if ro.PARURI != "" && code {
+		o.PARURI = b.compile(p+"/par_uri", ro.PARURI, templates.URL, scopePAR)
+	}
 
 	if o.Public {
 		for _, u := range []struct {
 			field string
 			t     *templates.Template
-		}{{"token_request_uri", o.TokenRequestURI}, {"refresh_uri", o.RefreshURI}, {"revoke_uri", o.RevokeURI}, {"introspection_uri", o.IntrospectionURI}, {"device_authorization_uri", o.DeviceAuthorizationURI}} {
+		}{{"token_request_uri", o.TokenRequestURI}, {"refresh_uri", o.RefreshURI}, {"revoke_uri", o.RevokeURI}, {"introspection_uri", o.IntrospectionURI}, {"device_authorization_uri", o.DeviceAuthorizationURI}, {"par_uri", o.PARURI}} {
 			if u.t == nil {
 				continue
 			}

@@ -38,6 +38,7 @@ type raw struct {
 			RevokeURI       string   `yaml:"revoke_uri"`
 			IntrospectURI   string   `yaml:"introspection_uri"`
 			DeviceAuthURI   string   `yaml:"device_authorization_uri"`
+			PARURI          string   `yaml:"par_uri"`
 			Scopes          []string `yaml:"scopes"`
 			ScopeSeparator  string   `yaml:"scope_separator"`
 			PKCE            *bool    `yaml:"pkce"`

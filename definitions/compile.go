@@ -43,7 +43,11 @@ var (
 	scopeLoginURL = scope{name: "login_url", noLearned: true}
 	scopeAuthz    = scope{name: "the authorization request", browser: true, noLearned: true, allowed: bits(VarClientID, VarRedirectURI, VarState, VarScope, VarCodeChallenge, VarBaseURL, VarLoginURL, VarRandom)}
 	scopeCode     = scope{name: "the code exchange", noLearned: true, allowed: bits(VarClientID, VarClientSecret, VarRedirectURI, VarScope, VarCodeVerifier, VarCode, VarBaseURL, VarLoginURL, VarRandom)}
-	scopeClient   = scope{name: "the client-credentials token request", noLearned: true, allowed: bits(VarClientID, VarClientSecret, VarScope, VarBaseURL, VarLoginURL, VarRandom)}
+	// The pushed authorization request (RFC 9126) carries what the
+	// authorization request would, plus the client's credentials; it is
+	// sent from the engine, never through the browser.
+	scopePAR    = scope{name: "the pushed authorization request", noLearned: true, allowed: bits(VarClientID, VarClientSecret, VarRedirectURI, VarState, VarScope, VarCodeChallenge, VarBaseURL, VarLoginURL, VarRandom)}
+	scopeClient = scope{name: "the client-credentials token request", noLearned: true, allowed: bits(VarClientID, VarClientSecret, VarScope, VarBaseURL, VarLoginURL, VarRandom)}
 	// Refresh, revocation and introspection come after connecting, so
 	// learned values have theirs (Salesforce: the org's own host).
 	scopeRefresh    = scope{name: "the refresh request", allowed: bits(VarClientID, VarClientSecret, VarRedirectURI, VarScope, VarRefreshToken, VarBaseURL, VarLoginURL, VarRandom)}
@@ -360,7 +364,7 @@ func (d *Definition) templates() []*templates.Template {
 		}
 	}
 	if o := d.Auth.OAuth; o != nil {
-		add(o.InitiateURI, o.AuthorizeURI, o.TokenRequestURI, o.RefreshURI, o.RevokeURI, o.IntrospectionURI)
+		add(o.InitiateURI, o.AuthorizeURI, o.TokenRequestURI, o.RefreshURI, o.RevokeURI, o.IntrospectionURI, o.PARURI)
 		if o.Assertion != nil {
 			add(o.Assertion.templates()...)
 		}

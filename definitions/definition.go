@@ -114,6 +114,13 @@ type OAuth struct {
 	// DeviceAuthorizationURI is where the device grant asks for a device and
 	// user code (RFC 8628 3.1); nil for every other grant.
 	DeviceAuthorizationURI *templates.Template
+	// PARURI is optional: the pushed authorization request endpoint (RFC
+	// 9126). With it the authorization parameters are POSTed there, the
+	// client authenticating as at the token endpoint, and the browser is
+	// sent to the initiate (or authorize) URI with only client_id and the
+	// request_uri the provider returned: nothing the user's browser or its
+	// history sees can be altered or read.
+	PARURI *templates.Template
 
 	Scopes         []string
 	ScopeSeparator string

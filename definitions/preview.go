@@ -52,6 +52,9 @@ const (
 	// (private_key_jwt, the JWT bearer grant): with --show-secrets there is
 	// still no key to sign with, and a signed token would be one to steal.
 	PreviewAssertion = "GENERATED-SIGNED-JWT"
+	// PreviewRequestURI stands for the request_uri a pushed authorization
+	// request (par_uri) returns.
+	PreviewRequestURI = "urn:ietf:params:oauth:request_uri:FROM-PAR-RESPONSE"
 )
 
 // clientAssertionType is the client_assertion_type of private_key_jwt
@@ -59,7 +62,7 @@ const (
 const clientAssertionType = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 
 // Preview renders the request the engine sends for one of the OAuth URIs
-// (initiate_uri, authorize_uri, token_request_uri, refresh_uri, revoke_uri,
+// (initiate_uri, authorize_uri, par_uri, token_request_uri, refresh_uri, revoke_uri,
 // introspection_uri) of environment env with vals (from Values, plus any per-request value the
 // caller sets). Secret values, the client secret and Basic credentials are
 // *** unless showSecrets. It mirrors connector.Flow, and a connector test
@@ -112,9 +115,10 @@ func (d *Definition) Preview(env, key string, vals []string, showSecrets bool) (
 	type kv = [2]string
 	var std []kv
 	browser := false
+	var pushed url.Values // par_uri: the authorization URI's own query, pushed with the rest
 	switch key {
-	case "initiate_uri", "authorize_uri":
-		browser = true
+	case "initiate_uri", "authorize_uri", "par_uri":
+		browser = key != "par_uri"
 		gen(VarState, PreviewState)
 		if o.PKCE {
 			gen(VarCodeChallenge, PreviewChallenge)
@@ -122,6 +126,9 @@ func (d *Definition) Preview(env, key string, vals []string, showSecrets bool) (
 		std = []kv{{"response_type", "code"}, {"client_id", vs[VarClientID]}, {"redirect_uri", vs[VarRedirectURI]}, {"state", vs[VarState]}, {"scope", vs[VarScope]}}
 		if o.PKCE {
 			std = append(std, kv{"code_challenge", vs[VarCodeChallenge]}, kv{"code_challenge_method", "S256"})
+		}
+		if key == "par_uri" {
+			pushed = d.previewAuthorizeQuery(vs)
 		}
 	case "token_request_uri":
 		if o.GrantType == GrantClientCredentials {
@@ -168,10 +175,19 @@ func (d *Definition) Preview(env, key string, vals []string, showSecrets bool) (
 			params.Set(name, v)
 		}
 	}
+	for k := range pushed {
+		add(k, pushed.Get(k))
+	}
 	for _, p := range std {
 		add(p[0], p[1])
 	}
 	p := &Preview{Method: "GET"}
+	if browser && o.PARURI != nil {
+		// RFC 9126 4: the rest was pushed to par_uri.
+		params = url.Values{}
+		add("client_id", vs[VarClientID])
+		params.Set("request_uri", PreviewRequestURI)
+	}
 	if browser {
 		if fragment {
 			u.RawFragment = route + "?" + params.Encode()
@@ -186,7 +202,7 @@ func (d *Definition) Preview(env, key string, vals []string, showSecrets bool) (
 		return p, nil
 	}
 	tr := o.TokenRequest
-	if key == "revoke_uri" || key == "introspection_uri" || key == "device_authorization_uri" {
+	if key == "revoke_uri" || key == "introspection_uri" || key == "device_authorization_uri" || key == "par_uri" {
 		tr.Method, tr.Params = "POST", ParamsForm
 	}
 	auth := tr.ClientAuth
@@ -254,4 +270,31 @@ func assertion(showSecrets bool) string {
 		return PreviewAssertion
 	}
 	return "***"
+}
+
+// previewAuthorizeQuery is the query the initiate (V1: authorize) URI writes
+// itself, which the engine pushes to par_uri with the standard parameters.
+func (d *Definition) previewAuthorizeQuery(vs []string) url.Values {
+	o := d.Auth.OAuth
+	t := o.InitiateURI
+	if o.Version == V1 {
+		t = o.AuthorizeURI
+	}
+	if t == nil {
+		return nil
+	}
+	raw, err := t.Expand(vs) // the authorization request holds no secret
+	if err != nil {
+		return nil
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil
+	}
+	rawQuery := u.RawQuery
+	if o.AuthorizeQuery == QueryInFragment {
+		_, rawQuery, _ = strings.Cut(u.EscapedFragment(), "?")
+	}
+	q, _ := url.ParseQuery(rawQuery)
+	return q
 }

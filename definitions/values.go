@@ -80,7 +80,7 @@ func (d *Definition) Values(env string, assign map[string]string) ([]string, err
 func (d *Definition) URI(key string) (*templates.Template, bool) {
 	o := d.Auth.OAuth
 	switch key {
-	case "initiate_uri", "authorize_uri", "token_request_uri", "refresh_uri", "revoke_uri", "introspection_uri", "device_authorization_uri":
+	case "initiate_uri", "authorize_uri", "token_request_uri", "refresh_uri", "revoke_uri", "introspection_uri", "device_authorization_uri", "par_uri":
 		if o == nil {
 			return d.authURI(key) // OAuth 1.0a's authorize_uri
 		}
@@ -100,12 +100,14 @@ func (d *Definition) URI(key string) (*templates.Template, bool) {
 		return o.IntrospectionURI, o.IntrospectionURI != nil
 	case "device_authorization_uri":
 		return o.DeviceAuthorizationURI, o.DeviceAuthorizationURI != nil
+	case "par_uri":
+		return o.PARURI, o.PARURI != nil
 	}
 	return d.authURI(key) // preview_auth.go: login_uri, OAuth 1.0a
 }
 
 // URIKeys are the keys URI accepts.
-var URIKeys = []string{"initiate_uri", "authorize_uri", "token_request_uri", "refresh_uri", "revoke_uri", "introspection_uri", "device_authorization_uri"}
+var URIKeys = []string{"initiate_uri", "authorize_uri", "par_uri", "token_request_uri", "refresh_uri", "revoke_uri", "introspection_uri", "device_authorization_uri"}
 
 // Compile compiles a template of the caller's against this definition's
 // placeholders, for ad-hoc rendering. It has no per-URI restrictions.

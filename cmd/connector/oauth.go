@@ -468,7 +468,7 @@ type callback struct {
 // the real one says whether the connection was stored, the user denied
 // access or the CLI refused the answer.
 func authorize(ctx context.Context, flow *connector.Flow, ln net.Listener, path string, show func(string), keep func(context.Context, *token.Token) error) (*token.Token, error) {
-	attempt, err := flow.AuthCodeURL()
+	attempt, err := flow.AuthCodeURLContext(ctx)
 	if err != nil {
 		ln.Close()
 		return nil, err

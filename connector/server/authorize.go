@@ -36,8 +36,12 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request, p state.Princ
 		writeProblem(w, r, s.engineProblem(r, err))
 		return
 	}
-	a, err := f.AuthCodeURL()
+	a, err := f.AuthCodeURLContext(r.Context()) // a pushed authorization request (par_uri) is sent here
 	if err != nil {
+		if f.Pushes() {
+			writeProblem(w, r, s.engineProblem(r, err)) // the provider refused the push, or was unreachable
+			return
+		}
 		writeProblem(w, r, problem(http.StatusConflict, "no-authorization-step", "", "%v", err))
 		return
 	}

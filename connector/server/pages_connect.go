@@ -585,7 +585,7 @@ func (s *Server) startConnect(ctx context.Context, cs state.ConnectSession, e *e
 	if err != nil {
 		return "", err
 	}
-	a, err := f.AuthCodeURL()
+	a, err := f.AuthCodeURLContext(ctx) // a pushed authorization request (par_uri) is sent here
 	if err != nil {
 		return "", err
 	}

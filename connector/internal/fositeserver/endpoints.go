@@ -44,6 +44,30 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 	s.provider.WriteAuthorizeResponse(ctx, w, ar, resp)
 }
 
+// handlePAR is fosite's pushed authorization request endpoint (RFC 9126):
+// it authenticates the client as the token endpoint does, validates the
+// parameters as the authorization endpoint would, and stores them under a
+// single-use request_uri that /oauth/authorize then accepts.
+func (s *Server) handlePAR(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+
+	s.stats.PushedRequests++
+	ar, err := s.provider.NewPushedAuthorizeRequest(ctx, r)
+	if err != nil {
+		s.provider.WritePushedAuthorizeError(ctx, w, ar, err)
+		return
+	}
+	resp, err := s.provider.NewPushedAuthorizeResponse(ctx, ar, userSession())
+	if err != nil {
+		s.provider.WritePushedAuthorizeError(ctx, w, ar, err)
+		return
+	}
+	s.stats.PushedAccepted++
+	s.provider.WritePushedAuthorizeResponse(ctx, w, ar, resp)
+}
+
 func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -110,6 +110,10 @@ type Options struct {
 	// handshake without a client certificate that chains to these (mutual
 	// TLS, RFC 8705; see mtls.go). Server.RootCAs then trusts the server.
 	ClientCAs *x509.CertPool
+	// RequirePAR refuses authorization requests that were not pushed to
+	// /oauth/par first (RFC 9126 5, require_pushed_authorization_requests).
+	// The PAR endpoint is served either way.
+	RequirePAR bool
 
 	tokenURL string // the token endpoint's URL, set by Start: assertions' aud must name it
 }
@@ -130,12 +134,16 @@ type Stats struct {
 	// BoundTokenRefusals counts /api/me requests refused because the token
 	// is bound to a client certificate the request did not present.
 	BoundTokenRefusals int
+	// PushedRequests counts every request to /oauth/par, PushedAccepted
+	// those answered with a request_uri.
+	PushedRequests, PushedAccepted int
 }
 
 // Server is a running fosite server. Its endpoints, relative to URL:
 //
 //	GET  /oauth/authorize  auto-approves for alice; 303 to the redirect URI
 //	POST /oauth/token      authorization_code, refresh_token, client_credentials
+//	POST /oauth/par        RFC 9126 pushed authorization requests (fosite's handler/par)
 //	POST /oauth/revoke     RFC 7009
 //	POST /oauth/introspect RFC 7662, the client authenticating with Basic
 //	GET  /api/me           bearer-protected: 200 {"sub":...} or 401
@@ -229,6 +237,10 @@ func newServer(opts Options) (*Server, error) {
 		// RFC 7523 2.1 without client authentication, as Google's
 		// service accounts use it.
 		GrantTypeJWTBearerCanSkipClientAuth: true,
+		// RFC 9126: fosite's defaults (a urn:ietf:params:oauth:request_uri:
+		// prefix); a short context keeps the single-use reference short-lived.
+		PushedAuthorizeContextLifespan: time.Minute,
+		IsPushedAuthorizeEnforced:      opts.RequirePAR,
 	}
 	config.ClientSecretsHasher = &fosite.BCrypt{Config: config}
 
@@ -271,6 +283,7 @@ func newServer(opts Options) (*Server, error) {
 		// challenge under the code that handler creates.
 		compose.OAuth2PKCEFactory,
 		compose.RFC7523AssertionGrantFactory,
+		compose.PushedAuthorizeHandlerFactory,
 	)
 	s := &Server{
 		provider:          provider,
@@ -355,6 +368,7 @@ func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/oauth/authorize", s.handleAuthorize)
 	mux.HandleFunc("/oauth/token", s.handleToken)
+	mux.HandleFunc("/oauth/par", s.handlePAR)
 	mux.HandleFunc("/oauth/revoke", s.handleRevoke)
 	mux.HandleFunc("/oauth/introspect", s.handleIntrospect)
 	mux.HandleFunc("/api/me", s.handleMe)
