@@ -16,9 +16,9 @@ import (
 	"time"
 
 	"github.com/connector-engine/connector/connector"
-	"github.com/connector-engine/connector/connector/internal/oauth1server"
 	"github.com/connector-engine/connector/connector/store"
 	"github.com/connector-engine/connector/definitions"
+	"github.com/connector-engine/connector/internal/oauth1server"
 )
 
 func oauth1Definition(t *testing.T, base, auth string) *definitions.Definition {

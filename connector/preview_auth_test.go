@@ -11,9 +11,9 @@ import (
 	"testing"
 
 	"github.com/connector-engine/connector/connector"
-	"github.com/connector-engine/connector/connector/internal/oauth1server"
 	"github.com/connector-engine/connector/connector/store"
 	"github.com/connector-engine/connector/definitions"
+	"github.com/connector-engine/connector/internal/oauth1server"
 )
 
 // recorder writes each request it passes on as Preview.String does, with

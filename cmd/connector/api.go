@@ -218,7 +218,9 @@ func (a *app) apiSession(f *connFlags, o *output) (*connector.API, *connector.Co
 		o.attempts = &countingTransport{next: next}
 		opts.Base = o.attempts
 	}
-	if conn.Definition.Auth.OAuth == nil {
+	// Three-legged OAuth 1.0a keeps its token credentials in the store, as OAuth does.
+	stored := conn.Definition.Auth.OAuth != nil || (conn.Definition.Auth.OAuth1 != nil && conn.Definition.Auth.OAuth1.ThreeLegged())
+	if !stored {
 		opts.Trace = a.apiTrace(a.verboseFor(conn, nil))
 		dry(nil)
 		api, err := connector.NewAPI(conn, store.NewMemory(), opts)

@@ -353,6 +353,13 @@ code to enter there, on any device, opens the URL unless --no-browser, and
 waits until the code is approved.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if s, ok, err := a.openOAuth1Session(&f); ok || err != nil { // oauth1connect.go
+				if err != nil {
+					return err
+				}
+				defer s.Close()
+				return a.runConnectOAuth1(cmd, s, noBrowser, timeout)
+			}
 			s, err := a.openSession(&f)
 			if err != nil {
 				return err

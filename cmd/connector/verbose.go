@@ -226,7 +226,7 @@ func (a *app) verboseFor(c *connector.Connection, src *connector.Source) *verbos
 		return nil
 	}
 	v := newVerbose(baseTransport(), a.stderr, c)
-	if src != nil {
+	if src != nil && src.Flow() != nil { // OAuth 1.0a has no OAuth 2.0 flow
 		f := src.Flow()
 		client := *f.HTTPClient // keeps its timeout and redirect policy
 		client.Transport = v

@@ -13,8 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/connector-engine/connector/connector/internal/oauth1server"
 	"github.com/connector-engine/connector/connector/oauth1"
+	"github.com/connector-engine/connector/internal/oauth1server"
 )
 
 func mustURL(t *testing.T, s string) *url.URL {
