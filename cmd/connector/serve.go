@@ -34,6 +34,8 @@ type serveFlags struct {
 	// connectLifetime and adminLifetime bound a connect link and an admin
 	// page sign-in; zero means the server's defaults.
 	connectLifetime, adminLifetime time.Duration
+	// eventRetention is how long delivered events and dead letters are kept.
+	eventRetention time.Duration
 }
 
 // Bounds of the lifetime flags: a link or session shorter than the floor
@@ -82,6 +84,11 @@ OAuth client, and prints an admin key.`,
 			if err := f.checkLifetimes(cmd); err != nil {
 				return err
 			}
+			if f.eventRetention < state.MinEventRetention {
+				// A purged delivery's key no longer de-duplicates: a provider's
+				// redelivery after the purge would be forwarded again.
+				return usageErrorf("--event-retention %s: give at least %s (Stripe redelivers for up to 3 days; a redelivery after the purge would be forwarded twice), such as --event-retention 720h", f.eventRetention, state.MinEventRetention)
+			}
 			ctx, cancel := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer cancel()
 			return a.serve(ctx, f, nil)
@@ -95,6 +102,7 @@ OAuth client, and prints an admin key.`,
 	c.Flags().StringSliceVar(&f.returnTo, "return-to", nil, "URL prefixes a browser may be sent back to after authorizing; repeatable")
 	c.Flags().DurationVar(&f.connectLifetime, "connect-lifetime", 0, "how long a connect link (POST /v1/connect-sessions) works, from 1m to 168h (default 30m)")
 	c.Flags().DurationVar(&f.adminLifetime, "admin-session-lifetime", 0, "how long an admin page sign-in lasts, from 5m to 168h (default 8h)")
+	c.Flags().DurationVar(&f.eventRetention, "event-retention", state.DefaultEventRetention, "how long delivered events, dead letters and webhook de-duplication keys are kept, at least 72h")
 	c.Flags().BoolVar(&f.demo, "demo", false, "a temporary database, a Procore emulator and a ready OAuth client")
 	c.Flags().IntVar(&f.engineCache, "engine-cache", server.DefaultEngineCache, "how many connections' engines to keep in memory (least recently used dropped first; rebuilt from the store when used again)")
 	keys := &cobra.Command{Use: "keys", Short: "Manage API keys"}
@@ -336,6 +344,7 @@ func (a *app) serve(ctx context.Context, f serveFlags, ready func(addr string)) 
 		ReturnTo: f.returnTo, AllowHosts: f.allowHosts, AllowPrivate: f.allowPrivate, Logger: logger,
 		EngineCache:     f.engineCache,
 		ConnectLifetime: f.connectLifetime, AdminLifetime: f.adminLifetime,
+		EventRetention: f.eventRetention,
 	})
 	if err != nil {
 		ln.Close()

@@ -195,6 +195,8 @@ func TestServeLifetimes(t *testing.T) {
 		{[]string{"--admin-session-lifetime", "1m"}, "--admin-session-lifetime 1m0s: give a duration from 5m0s to 168h0m0s, such as --admin-session-lifetime 1h"},
 		{[]string{"--admin-session-lifetime", "8d"}, `invalid argument "8d" for "--admin-session-lifetime"`},
 		{[]string{"--connect-lifetime", "soon"}, `invalid argument "soon" for "--connect-lifetime"`},
+		{[]string{"--event-retention", "71h"}, "--event-retention 71h0m0s: give at least 72h0m0s (Stripe redelivers for up to 3 days"},
+		{[]string{"--event-retention", "0s"}, "--event-retention 0s: give at least 72h0m0s"},
 	} {
 		code, stdout, stderr := runCLI(t, append([]string{"serve", "--addr", "127.0.0.1:0", "--store", filepath.Join(t.TempDir(), "never.db")}, bad.args...)...)
 		if code != exitUsage || !strings.Contains(stderr, bad.says) || strings.Contains(stdout+stderr, `"msg":"serving"`) {

@@ -34,7 +34,7 @@ func (s *Server) eventRoutes() {
 // this server appends an event. Run it (on every replica) with Run, or use
 // RunWorkers; adjust its fields first if need be.
 func (s *Server) EventWorker() *events.Worker {
-	return &events.Worker{DB: s.cfg.State, AllowPrivate: s.cfg.AllowPrivate, Logger: s.log, Metrics: s.events.worker, Wake: s.events.wake}
+	return &events.Worker{DB: s.cfg.State, AllowPrivate: s.cfg.AllowPrivate, Logger: s.log, Metrics: s.events.worker, Wake: s.events.wake, Retention: s.cfg.EventRetention}
 }
 
 // RunWorkers runs the server's background work, the event delivery

@@ -65,6 +65,10 @@ type Config struct {
 	// EngineCache bounds how many connections' engines are kept in memory,
 	// least recently used dropped first; default DefaultEngineCache.
 	EngineCache int
+	// EventRetention is how long delivered events and dead letters are
+	// kept (and a webhook delivery's key de-duplicates); default
+	// state.DefaultEventRetention, at least state.MinEventRetention.
+	EventRetention time.Duration
 }
 
 // Server serves the API. It is an http.Handler.
@@ -108,6 +112,9 @@ func New(cfg Config) (*Server, error) {
 		if ru, err := url.Parse(rt); err != nil || !ru.IsAbs() || ru.Host == "" {
 			errs = append(errs, fmt.Errorf("server: return_to allow-list entry %q must be an absolute URL", rt))
 		}
+	}
+	if cfg.EventRetention != 0 && cfg.EventRetention < state.MinEventRetention {
+		errs = append(errs, fmt.Errorf("server: an event retention of %s is shorter than %s, the providers' redelivery window (Stripe's is 3 days): a redelivery after the purge would be forwarded again", cfg.EventRetention, state.MinEventRetention))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err

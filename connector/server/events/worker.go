@@ -79,6 +79,11 @@ type Worker struct {
 	Wake <-chan struct{}
 	// ID names the worker in leases; "" means a random one.
 	ID string
+	// Retention is how long delivered events and dead letters are kept;
+	// 0 means state.DefaultEventRetention. The purge runs every
+	// PurgeEvery (0: DefaultPurgeEvery) on one replica at a time.
+	Retention  time.Duration
+	PurgeEvery time.Duration
 
 	client *http.Client
 }
@@ -105,6 +110,12 @@ func (w *Worker) defaults() {
 	if w.Poll <= 0 {
 		w.Poll = DefaultPoll
 	}
+	if w.Retention <= 0 {
+		w.Retention = state.DefaultEventRetention
+	}
+	if w.PurgeEvery <= 0 {
+		w.PurgeEvery = DefaultPurgeEvery
+	}
 	if w.ID == "" {
 		b := make([]byte, 8)
 		_, _ = rand.Read(b)
@@ -126,6 +137,11 @@ func (w *Worker) Run(ctx context.Context) error {
 	w.defaults()
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		w.purgeLoop(ctx)
+	}()
 	done := make(chan struct{}, w.Concurrency)
 	inflight := 0
 	timer := time.NewTimer(0)

@@ -24,7 +24,7 @@ type migration struct {
 
 // migrations is every step, in ascending version order (allMigrations
 // sorts the parts' lists; init checks versions are unique).
-var migrations = allMigrations(coreMigrations, eventMigrations, webhookMigrations, schedulerMigrations, browserMigrations)
+var migrations = allMigrations(coreMigrations, eventMigrations, retentionMigrations, webhookMigrations, schedulerMigrations, browserMigrations)
 
 func allMigrations(parts ...[]migration) []migration {
 	var all []migration
