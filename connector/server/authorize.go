@@ -113,7 +113,7 @@ func (s *Server) callbackHandler(w http.ResponseWriter, r *http.Request, _ state
 	}
 	tok, err := f.Exchange(r.Context(), f.ResumeAttempt(q.Get("state"), sess.Verifier, sess.Expires), q)
 	if err == nil {
-		err = e.api.Source().Store(r.Context(), tok)
+		err = e.api.Source().Store(authorizing(r.Context()), tok) // no refresh: emits connection.connected below
 	}
 	if err != nil {
 		var te *connector.TokenError

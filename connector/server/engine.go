@@ -8,6 +8,7 @@ import (
 
 	"github.com/connector-engine/connector/connector"
 	"github.com/connector-engine/connector/connector/server/state"
+	"github.com/connector-engine/connector/connector/store"
 	"github.com/connector-engine/connector/definitions"
 )
 
@@ -92,4 +93,43 @@ func (e *engine) flow() (*connector.Flow, error) {
 		return nil, errNoOAuth
 	}
 	return src.Flow(), nil
+}
+
+// authorizingKey marks the context of an authorization's token write
+// (Source.Store after the code exchange): that write is no refresh, and
+// the authorization emits connection.connected itself.
+type authorizingKey struct{}
+
+func authorizing(ctx context.Context) context.Context {
+	return context.WithValue(ctx, authorizingKey{}, true)
+}
+
+// refreshWrite says whether writing r over prev is a refresh's result: a
+// connected record with a new access token and no refresh in flight,
+// outside an authorization. The in-flight marker, a binding adopted, values
+// set by hand and a record moved from a legacy key keep the access token.
+func refreshWrite(ctx context.Context, prev, r store.Record) bool {
+	return ctx.Value(authorizingKey{}) == nil && r.Version > 0 && r.Status == store.StatusConnected &&
+		r.RefreshStarted.IsZero() && r.Token.AccessToken != "" && r.Token.AccessToken != prev.Token.AccessToken
+}
+
+// noteRecovered emits connection.refreshed, once, when connection id was
+// failing and a refresh just succeeded, wherever it ran: the scheduler
+// records its own refreshes, but the engine also refreshes inside proxied
+// calls and the token endpoint, and a recovery there must be told too.
+// RecordRefresh locks the connection's row, so the scheduler's record of
+// the same refresh, or another replica's, appends no second event.
+func (s *Server) noteRecovered(ctx context.Context, id string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), emitTimeout)
+	defer cancel()
+	tenant, recovering, err := s.cfg.State.Recovering(ctx, id)
+	if err != nil || !recovering {
+		s.recorded(ctx, "refresh", false, err)
+		return
+	}
+	_, emitted, err := s.cfg.State.RecordRefresh(ctx, tenant, id, state.RefreshOK, "")
+	if errors.Is(err, state.ErrNotFound) {
+		return // deleted meanwhile
+	}
+	s.recorded(ctx, "recovered refresh", emitted, err)
 }

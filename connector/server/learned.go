@@ -28,18 +28,23 @@ type learnWatch struct {
 // r was made from. A failed touch is logged: the engine then keeps the old
 // values until the connection's next change, as before this watch.
 func (w *learnWatch) Put(ctx context.Context, r store.Record) (store.Record, error) {
-	if !w.learns(r.Definition) {
-		return w.Store.Put(ctx, r)
-	}
-	var old map[string]string
-	if r.Version > 0 {
-		if prev, err := w.Store.Get(ctx, r.ID); err == nil {
-			old = prev.Token.Values
-		}
+	learns := w.learns(r.Definition)
+	// A refresh's result (refreshWrite, engine.go) is compared with the
+	// record it replaces: a connected record without a refresh in flight
+	// may be one.
+	var prev store.Record
+	if r.Version > 0 && (learns || (r.Status == store.StatusConnected && r.RefreshStarted.IsZero())) {
+		prev, _ = w.Store.Get(ctx, r.ID)
 	}
 	out, err := w.Store.Put(ctx, r)
-	if err != nil || maps.Equal(old, r.Token.Values) {
+	if err != nil {
 		return out, err
+	}
+	if refreshWrite(ctx, prev, r) {
+		w.s.noteRecovered(ctx, r.ID)
+	}
+	if !learns || maps.Equal(prev.Token.Values, r.Token.Values) {
+		return out, nil
 	}
 	if terr := w.s.cfg.State.TouchConnection(ctx, r.ID); terr != nil {
 		w.s.log.ErrorContext(ctx, "the connection's learned values changed, but its engines could not be told", "connection", r.ID, "error", terr)

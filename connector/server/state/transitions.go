@@ -145,3 +145,27 @@ func (d *DB) transition(ctx context.Context, tenant, connection string, next fun
 	}
 	return out, ev != nil, nil
 }
+
+// Recovering says whether a successful refresh of connection id now would
+// be a recovery, for which RecordRefresh emits connection.refreshed: its
+// refreshes have been failing, or it is marked as needing
+// re-authorization. It also returns the connection's tenant. A refresh
+// that was no recovery (nearly all) then costs this one read by key, not
+// RecordRefresh's locking transaction. A missing connection is no
+// recovery.
+func (d *DB) Recovering(ctx context.Context, id string) (tenant string, recovering bool, err error) {
+	ctx, cancel := bound(ctx)
+	defer cancel()
+	var status string
+	var failing int
+	err = d.db.QueryRowContext(ctx, d.q(`SELECT c.tenant, c.status,
+		(SELECT COUNT(*) FROM server_refresh_failures f WHERE f.tenant = c.tenant AND f.connection = c.id)
+		FROM server_connections c WHERE c.id = ?`), id).Scan(&tenant, &status, &failing)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, fmt.Errorf("state: reading connection %s: %w", id, err)
+	}
+	return tenant, failing > 0 || status == StatusNeedsReauth, nil
+}
