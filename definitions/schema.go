@@ -169,6 +169,7 @@ func friendly(keyword, msg string) string {
 var patternWords = map[string]string{
 	`^[A-Za-z0-9_.~-]+$`:                    "must be a parameter name: letters, digits, '_', '.', '~' and '-', such as client_key",
 	"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$":         "must be an HTTP header name: letters, digits and - (no spaces or colons), such as X-Request-Id",
+	"^[A-Za-z0-9_.-]+$":                     "must be the key of a key=value pair: letters, digits, _ . and - (no = or comma), such as v1",
 	`^[\x21-\x7e]*$`:                        "must be printable ASCII without spaces, such as sha256=",
 	`^[\x20-\x7e]*$`:                        `must be printable ASCII (a space is allowed; no tab, newline or non-ASCII letter), such as "Bearer "`,
 	`^[^\s]+$`:                              "must not contain spaces: one scope per list item, such as read:projects",

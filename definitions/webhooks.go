@@ -46,6 +46,11 @@ const (
 
 // WebhookSignature is an HMAC the provider sends in Header: over the raw
 // body, or over Signed, literal text around ${body} and ${timestamp}.
+//
+// With SignatureKey set, Header is a list of comma-separated key=value
+// pairs (Stripe's "Stripe-Signature: t=1492774577,v1=5257a8…,v1=…"): the
+// signatures are the values of every SignatureKey pair (several during a
+// secret rotation), and the timestamp the value of the TimestampKey pair.
 type WebhookSignature struct {
 	Header    string
 	Algorithm string // HMACSHA256 or HMACSHA1
@@ -56,6 +61,14 @@ type WebhookSignature struct {
 	TimestampHeader string        // the header with the delivery's time in Unix seconds
 	Tolerance       time.Duration // how far that time may be from now; 0: not checked
 	Secret          string        // SecretWebhook or SecretClient
+	SignatureKey    string        // the key of the signature pairs in Header ("v1"); "": Header is the signature
+	TimestampKey    string        // the key of the pair in Header with the time in Unix seconds ("t")
+}
+
+// HasTimestamp reports whether the delivery's time is declared, in a
+// header of its own or in a pair of the signature header.
+func (s *WebhookSignature) HasTimestamp() bool {
+	return s.TimestampHeader != "" || s.TimestampKey != ""
 }
 
 // SignedPart is one piece of what a signature covers: Literal text, or
@@ -93,6 +106,8 @@ type rawWebhooks struct {
 		TimestampHeader string `yaml:"timestamp_header"`
 		Tolerance       string `yaml:"tolerance"`
 		Secret          string `yaml:"secret"`
+		SignatureKey    string `yaml:"signature_key"`
+		TimestampKey    string `yaml:"timestamp_key"`
 	} `yaml:"signature"`
 	SharedSecret *struct {
 		Header string `yaml:"header"`
@@ -132,9 +147,13 @@ func (b *builder) buildWebhooks() {
 		ok = false
 	}
 	if rs := rw.Signature; rs != nil {
-		s := &WebhookSignature{Header: rs.Header, Algorithm: rs.Algorithm, Encoding: rs.Encoding, Prefix: rs.Prefix, TimestampHeader: rs.TimestampHeader, Secret: rs.Secret}
+		s := &WebhookSignature{Header: rs.Header, Algorithm: rs.Algorithm, Encoding: rs.Encoding, Prefix: rs.Prefix, TimestampHeader: rs.TimestampHeader, Secret: rs.Secret,
+			SignatureKey: rs.SignatureKey, TimestampKey: rs.TimestampKey}
 		if s.Secret == "" {
 			s.Secret = SecretWebhook
+		}
+		if !b.checkPairs(s) {
+			ok = false
 		}
 		if rs.Signed != "" {
 			parts, msg := parseSigned(rs.Signed)
@@ -144,8 +163,8 @@ func (b *builder) buildWebhooks() {
 			}
 			s.Signed = parts
 			for _, p := range parts {
-				if p.Timestamp && rs.TimestampHeader == "" {
-					b.errorf("/webhooks/signature/signed", "signed uses ${timestamp}, which is the value of timestamp_header; add timestamp_header (such as X-Slack-Request-Timestamp)")
+				if p.Timestamp && !s.HasTimestamp() {
+					b.errorf("/webhooks/signature/signed", "signed uses ${timestamp}, which is the value of timestamp_header (or of the timestamp_key pair of the signature header); add timestamp_header (such as X-Slack-Request-Timestamp) or timestamp_key")
 					ok = false
 				}
 			}
@@ -156,19 +175,23 @@ func (b *builder) buildWebhooks() {
 			case err != nil || dur <= 0:
 				b.errorf("/webhooks/signature/tolerance", "%q is not a positive duration such as 5m", rs.Tolerance)
 				ok = false
-			case rs.TimestampHeader == "":
-				b.errorf("/webhooks/signature/tolerance", "tolerance bounds the age of timestamp_header's value, but there is no timestamp_header; add it or remove tolerance")
+			case !s.HasTimestamp():
+				b.errorf("/webhooks/signature/tolerance", "tolerance bounds the age of timestamp_header's value (or of the timestamp_key pair's), but there is neither; add one or remove tolerance")
 				ok = false
 			default:
 				s.Tolerance = dur
 			}
 		}
-		if rs.TimestampHeader != "" && rs.Tolerance == "" && !signs(s.Signed, func(p SignedPart) bool { return p.Timestamp }) {
-			b.errorf("/webhooks/signature/timestamp_header", "timestamp_header is read only for ${timestamp} in signed and for tolerance, and neither is given; add them or remove timestamp_header")
+		tsPtr, tsName := "/webhooks/signature/timestamp_header", "timestamp_header"
+		if rs.TimestampKey != "" {
+			tsPtr, tsName = "/webhooks/signature/timestamp_key", "timestamp_key"
+		}
+		if s.HasTimestamp() && rs.Tolerance == "" && !signs(s.Signed, func(p SignedPart) bool { return p.Timestamp }) {
+			b.errorf(tsPtr, "%s is read only for ${timestamp} in signed and for tolerance, and neither is given; add them or remove %s", tsName, tsName)
 			ok = false
 		}
-		if rs.TimestampHeader != "" && rs.Tolerance == "" && ok {
-			b.warnf(warnWebhookNoTolerance, "/webhooks/signature/timestamp_header", "the timestamp is signed but its age is not checked: a captured delivery can be replayed later (de-duplication catches only the same delivery id); add tolerance, such as 5m")
+		if s.HasTimestamp() && rs.Tolerance == "" && ok {
+			b.warnf(warnWebhookNoTolerance, tsPtr, "the timestamp is signed but its age is not checked: a captured delivery can be replayed later (de-duplication catches only the same delivery id); add tolerance, such as 5m")
 		}
 		if s.Signed != nil && !signs(s.Signed, func(p SignedPart) bool { return p.Body }) {
 			b.errorf("/webhooks/signature/signed", "signed does not include ${body}: a signature that does not cover the body lets anyone change it; include ${body}")
@@ -235,6 +258,28 @@ func (b *builder) buildWebhooks() {
 	if ok {
 		b.def.Webhooks = w
 	}
+}
+
+// checkPairs checks signature_key and timestamp_key, which say that the
+// signature header is a list of key=value pairs.
+func (b *builder) checkPairs(s *WebhookSignature) bool {
+	ok := true
+	switch {
+	case s.TimestampKey != "" && s.SignatureKey == "":
+		b.errorf("/webhooks/signature/timestamp_key", "timestamp_key names a pair of the signature header, which is a list of pairs only with signature_key; add signature_key (such as v1) or use timestamp_header")
+		ok = false
+	case s.TimestampKey != "" && s.TimestampHeader != "":
+		b.errorf("/webhooks/signature/timestamp_key", "the delivery's time is in the timestamp_key pair of the signature header or in timestamp_header, not both; remove one")
+		ok = false
+	case s.TimestampKey != "" && s.TimestampKey == s.SignatureKey:
+		b.errorf("/webhooks/signature/timestamp_key", "timestamp_key and signature_key are both %q; the time and the signatures are different pairs (Stripe: t and v1)", s.TimestampKey)
+		ok = false
+	}
+	if s.SignatureKey != "" && s.Prefix != "" {
+		b.errorf("/webhooks/signature/prefix", "with signature_key the signatures are the values of its pairs (v1=…); prefix does not apply; remove it")
+		ok = false
+	}
+	return ok
 }
 
 // unknownField words a reference to a field the definition lacks.

@@ -105,44 +105,55 @@ func verifyShared(s *definitions.WebhookSharedSecret, h http.Header, keys [][]by
 
 func verifySignature(s *definitions.WebhookSignature, h http.Header, body []byte, keys [][]byte, now time.Time) error {
 	var ts string
-	if s.TimestampHeader != "" {
+	var sent [][]byte
+	if s.SignatureKey != "" {
+		var err error
+		if ts, sent, err = readPairs(s, h); err != nil {
+			return err
+		}
+	} else if s.TimestampHeader != "" {
 		ts = strings.TrimSpace(h.Get(s.TimestampHeader))
-		sec, err := strconv.ParseInt(ts, 10, 64)
-		if ts == "" || err != nil {
+		if !unixSeconds(ts) {
 			return refuse(ReasonTimestamp, s.TimestampHeader, "the %s header must hold the delivery's time in Unix seconds", s.TimestampHeader)
 		}
-		if s.Tolerance > 0 {
-			at := time.Unix(sec, 0)
-			if d := now.Sub(at); d > s.Tolerance || d < -s.Tolerance {
-				return refuse(ReasonTooOld, s.TimestampHeader, "the delivery's time (%s) is %s from the receiver's clock; at most %s is accepted", at.UTC().Format(time.RFC3339), d.Round(time.Second).Abs(), s.Tolerance)
+	}
+	if s.HasTimestamp() && s.Tolerance > 0 {
+		sec, _ := strconv.ParseInt(ts, 10, 64)
+		at := time.Unix(sec, 0)
+		if d := now.Sub(at); d > s.Tolerance || d < -s.Tolerance {
+			where := s.TimestampHeader
+			if where == "" {
+				where = s.Header
 			}
+			return refuse(ReasonTooOld, where, "the delivery's time (%s) is %s from the receiver's clock; at most %s is accepted", at.UTC().Format(time.RFC3339), d.Round(time.Second).Abs(), s.Tolerance)
 		}
 	}
-	vals := h.Values(s.Header)
-	if len(vals) == 0 || vals[0] == "" {
-		return refuse(ReasonMissing, s.Header, "the delivery has no %s header", s.Header)
-	}
-	// Several signatures (one per secret during a provider's rotation) may
-	// come comma-separated or as repeated headers: any one may match.
-	var sent [][]byte
-	for _, v := range vals {
-		for _, part := range strings.Split(v, ",") {
-			part = strings.TrimSpace(part)
-			raw, ok := strings.CutPrefix(part, s.Prefix)
-			if !ok || raw == "" {
-				continue
-			}
-			if mac, err := decode(s.Encoding, raw); err == nil {
-				sent = append(sent, mac)
+	if s.SignatureKey == "" {
+		vals := h.Values(s.Header)
+		if len(vals) == 0 || vals[0] == "" {
+			return refuse(ReasonMissing, s.Header, "the delivery has no %s header", s.Header)
+		}
+		// Several signatures (one per secret during a provider's rotation) may
+		// come comma-separated or as repeated headers: any one may match.
+		for _, v := range vals {
+			for _, part := range strings.Split(v, ",") {
+				part = strings.TrimSpace(part)
+				raw, ok := strings.CutPrefix(part, s.Prefix)
+				if !ok || raw == "" {
+					continue
+				}
+				if mac, err := decode(s.Encoding, raw); err == nil && len(sent) < MaxSignatures {
+					sent = append(sent, mac)
+				}
 			}
 		}
-	}
-	if len(sent) == 0 {
-		how := s.Encoding
-		if s.Prefix != "" {
-			how = fmt.Sprintf("%q followed by %s", s.Prefix, s.Encoding)
+		if len(sent) == 0 {
+			how := s.Encoding
+			if s.Prefix != "" {
+				how = fmt.Sprintf("%q followed by %s", s.Prefix, s.Encoding)
+			}
+			return refuse(ReasonMalformed, s.Header, "the %s header is not a signature in the declared form (%s)", s.Header, how)
 		}
-		return refuse(ReasonMalformed, s.Header, "the %s header is not a signature in the declared form (%s)", s.Header, how)
 	}
 	ok := 0
 	for _, k := range keys {
@@ -155,6 +166,106 @@ func verifySignature(s *definitions.WebhookSignature, h http.Header, body []byte
 		return refuse(ReasonMismatch, s.Header, "the %s signature does not match the body (wrong secret, a changed body, or another algorithm than %s)", s.Header, s.Algorithm)
 	}
 	return nil
+}
+
+// MaxSignatures is how many signatures of one delivery are compared; a
+// rotation sends two or three, so more is not a provider's delivery.
+const MaxSignatures = 16
+
+// unixSeconds reports whether s is a time in Unix seconds: digits only (no
+// sign, no space: what is signed is the text as sent), at most 12 of them.
+func unixSeconds(s string) bool {
+	if s == "" || len(s) > 12 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// Pairs is what a signature header of key=value pairs holds (Stripe's
+// "t=1492774577,v1=5257a8…,v1=…,v0=…").
+type Pairs struct {
+	Timestamp  string   // the value of the timestamp pair; "" when there is none
+	Signatures []string // the values of the signature pairs, as sent
+}
+
+// ParsePairs reads a signature header of comma-separated key=value pairs,
+// the value of tsKey's pair ("" for none wanted) and of every sigKey pair.
+// Pairs of other keys (Stripe's v0 test-mode signatures, a future scheme)
+// are skipped, as Stripe says to. It is an error for the header to hold
+// something that is not a pair, or a second timestamp (which one would be
+// signed?), or more than MaxSignatures signatures.
+func ParsePairs(header, tsKey, sigKey string) (Pairs, error) {
+	var p Pairs
+	seenTS := false
+	for _, part := range strings.Split(header, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		k, v, ok := strings.Cut(part, "=")
+		if !ok || k == "" {
+			return Pairs{}, fmt.Errorf("%q is not a key=value pair", truncate(part, 20))
+		}
+		switch k {
+		case sigKey:
+			if len(p.Signatures) == MaxSignatures {
+				return Pairs{}, fmt.Errorf("more than %d %s signatures", MaxSignatures, sigKey)
+			}
+			p.Signatures = append(p.Signatures, v)
+		case tsKey:
+			if tsKey == "" {
+				continue
+			}
+			if seenTS {
+				return Pairs{}, fmt.Errorf("two %s pairs", tsKey)
+			}
+			p.Timestamp, seenTS = v, true
+		}
+	}
+	return p, nil
+}
+
+// truncate shortens what a provider sent, for an error message (a
+// malformed pair is never a signature the receiver could verify).
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
+
+// readPairs reads a key=value signature header: the timestamp's text and
+// the decoded signatures.
+func readPairs(s *definitions.WebhookSignature, h http.Header) (string, [][]byte, error) {
+	vals := h.Values(s.Header)
+	if len(vals) == 0 || strings.TrimSpace(vals[0]) == "" {
+		return "", nil, refuse(ReasonMissing, s.Header, "the delivery has no %s header", s.Header)
+	}
+	if len(vals) > 1 {
+		return "", nil, refuse(ReasonMalformed, s.Header, "the delivery has %d %s headers; send one", len(vals), s.Header)
+	}
+	p, err := ParsePairs(vals[0], s.TimestampKey, s.SignatureKey)
+	if err != nil {
+		return "", nil, refuse(ReasonMalformed, s.Header, "the %s header is not a list of key=value pairs as declared: %v", s.Header, err)
+	}
+	if s.TimestampKey != "" && !unixSeconds(p.Timestamp) {
+		return "", nil, refuse(ReasonTimestamp, s.Header, "the %s header must hold the delivery's time in Unix seconds in its %s= pair", s.Header, s.TimestampKey)
+	}
+	var sent [][]byte
+	for _, v := range p.Signatures {
+		if mac, err := decode(s.Encoding, v); err == nil && len(mac) > 0 {
+			sent = append(sent, mac)
+		}
+	}
+	if len(sent) == 0 {
+		return "", nil, refuse(ReasonMalformed, s.Header, "the %s header has no %s= pair with a %s signature", s.Header, s.SignatureKey, s.Encoding)
+	}
+	return p.Timestamp, sent, nil
 }
 
 func decode(encoding, s string) ([]byte, error) {
@@ -203,6 +314,14 @@ func Sign(s *definitions.WebhookSignature, secret, body []byte, at time.Time) ht
 	enc := hex.EncodeToString(sum)
 	if s.Encoding == definitions.EncodingB64 {
 		enc = base64.StdEncoding.EncodeToString(sum)
+	}
+	if s.SignatureKey != "" {
+		v := s.SignatureKey + "=" + enc
+		if s.TimestampKey != "" {
+			v = s.TimestampKey + "=" + ts + "," + v
+		}
+		h.Set(s.Header, v)
+		return h
 	}
 	h.Set(s.Header, s.Prefix+enc)
 	return h
