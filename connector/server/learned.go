@@ -2,7 +2,10 @@ package server
 
 import (
 	"context"
+	"errors"
 	"maps"
+
+	"github.com/connector-engine/connector/connector/server/state"
 
 	"github.com/connector-engine/connector/connector/store"
 )
@@ -49,8 +52,28 @@ func (w *learnWatch) Put(ctx context.Context, r store.Record) (store.Record, err
 	if terr := w.s.cfg.State.TouchConnection(ctx, r.ID); terr != nil {
 		w.s.log.ErrorContext(ctx, "the connection's learned values changed, but its engines could not be told", "connection", r.ID, "error", terr)
 	}
+	// Webhook deliveries may be attributed by a learned value (a realmId).
+	// A failure here is mended when a delivery finds nothing (webhooks.go).
+	if ierr := w.s.cfg.State.IndexLearned(ctx, r.ID, w.s.learnedValues(r)); ierr != nil && !errors.Is(ierr, state.ErrNotFound) {
+		w.s.log.ErrorContext(ctx, "the connection's learned values changed, but the webhook attribution index could not be updated", "connection", r.ID, "error", ierr)
+	}
 	w.s.forget(r.ID)
 	return out, nil
+}
+
+// learnedValues are the values of r's definition's learned fields in r.
+func (s *Server) learnedValues(r store.Record) map[string]string {
+	def, err := s.cfg.Definitions.Lookup(r.Definition)
+	if err != nil {
+		return nil
+	}
+	out := map[string]string{}
+	for _, f := range def.Learned() {
+		if v := r.Token.Values[f.Name]; v != "" {
+			out[f.Name] = v
+		}
+	}
+	return out
 }
 
 func (w *learnWatch) learns(definition string) bool {

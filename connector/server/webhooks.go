@@ -15,6 +15,7 @@ import (
 
 	"github.com/connector-engine/connector/connector/server/state"
 	"github.com/connector-engine/connector/connector/server/webhooks"
+	"github.com/connector-engine/connector/connector/store"
 	"github.com/connector-engine/connector/definitions"
 )
 
@@ -147,7 +148,7 @@ func (s *Server) receiveWebhook(w http.ResponseWriter, r *http.Request, _ state.
 	defer cancel()
 	conn := ""
 	if a := def.Webhooks.Attribute; a != nil && d.Attribute != "" {
-		if conn, err = s.cfg.State.AttributeDelivery(ctx, cl.Tenant, cl.ID, a.Field, d.Attribute); err != nil {
+		if conn, err = s.attribute(ctx, def, cl, a.Field, d.Attribute); err != nil {
 			count("unavailable")
 			writeProblem(w, r, s.unavailable(r, err))
 			return
@@ -188,6 +189,43 @@ func (s *Server) receiveWebhook(w http.ResponseWriter, r *http.Request, _ state.
 		setConnection(r, stored.Connection)
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"received": true, "duplicate": dup})
+}
+
+// maxLearnedBackfill bounds how many connections' token records one
+// delivery reads to index their learned values (connections made before
+// the index held them); the rest are indexed by the next deliveries.
+const maxLearnedBackfill = 100
+
+// attribute finds the connection of client whose field holds value: a
+// field given when the connection was made, a value it learned when
+// connecting (a realmId), or the field's default for a connection that
+// left it unset.
+func (s *Server) attribute(ctx context.Context, def *definitions.Definition, cl state.Client, field, value string) (string, error) {
+	f, _ := def.Field(field)
+	isDefault := f != nil && f.HasDefault && value == f.Default
+	if f == nil || f.Learn == nil {
+		return s.cfg.State.AttributeDelivery(ctx, cl.Tenant, cl.ID, field, value, isDefault)
+	}
+	id, err := s.cfg.State.AttributeDelivery(ctx, cl.Tenant, cl.ID, field, value, false)
+	if id != "" || err != nil {
+		return id, err
+	}
+	ids, err := s.cfg.State.UnindexedLearned(ctx, cl.Tenant, cl.ID, maxLearnedBackfill)
+	if err != nil {
+		return "", err
+	}
+	for _, cid := range ids {
+		rec, err := s.cfg.Tokens.Get(ctx, cid)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return "", err
+		}
+		// Not connected yet (no record): indexed as having learned nothing;
+		// its first token write indexes what it learns.
+		if err := s.cfg.State.IndexLearned(ctx, cid, s.learnedValues(rec)); err != nil && !errors.Is(err, state.ErrNotFound) {
+			return "", err
+		}
+	}
+	return s.cfg.State.AttributeDelivery(ctx, cl.Tenant, cl.ID, field, value, isDefault)
 }
 
 func marshalDelivery(d deliveryData) ([]byte, error) {

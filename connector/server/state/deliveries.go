@@ -46,7 +46,19 @@ var webhookMigrations = []migration{
 )`,
 		`CREATE INDEX server_webhook_index_lookup ON server_webhook_index (client, field, digest)`,
 	}},
+	// Values a connection learned when connecting (a realmId, a tenant id)
+	// attribute deliveries too. They live with the token, not with the
+	// connection's fields, so they are indexed apart (learned = 1) and
+	// survive a re-indexing of the fields; the row of field learnedMarker
+	// says the connection's learned values were indexed.
+	{201, "learned values in the attribution index", []string{
+		`ALTER TABLE server_webhook_index ADD COLUMN learned BIGINT NOT NULL DEFAULT 0`,
+	}},
 }
+
+// learnedMarker is the index row saying a connection's learned values are
+// indexed (even when it learned none). No field name holds a "+".
+const learnedMarker = "+learned"
 
 // WebhookSecret describes an OAuth client's webhook secret, never its value.
 type WebhookSecret struct {
@@ -267,7 +279,7 @@ func (d *DB) indexConnection(ctx context.Context, c Connection) error {
 		return fmt.Errorf("state: indexing connection %s: %w", c.ID, err)
 	}
 	defer tx.Rollback()
-	if _, err := tx.ExecContext(ctx, d.q(`DELETE FROM server_webhook_index WHERE connection = ?`), c.ID); err != nil {
+	if _, err := tx.ExecContext(ctx, d.q(`DELETE FROM server_webhook_index WHERE connection = ? AND learned = 0`), c.ID); err != nil {
 		return fmt.Errorf("state: indexing connection %s: %w", c.ID, err)
 	}
 	rows := map[string][]byte{"": {}}
@@ -277,12 +289,81 @@ func (d *DB) indexConnection(ctx context.Context, c Connection) error {
 		}
 	}
 	for field, dg := range rows {
-		if _, err := tx.ExecContext(ctx, d.q(`INSERT INTO server_webhook_index (connection, field, tenant, client, digest) VALUES (?, ?, ?, ?, ?)`),
+		// A learned value of the same name wins: it is what the engine uses.
+		if _, err := tx.ExecContext(ctx, d.q(`INSERT INTO server_webhook_index (connection, field, tenant, client, digest) VALUES (?, ?, ?, ?, ?)
+			ON CONFLICT (connection, field) DO NOTHING`),
 			c.ID, field, c.Tenant, c.Client, dg); err != nil {
 			return fmt.Errorf("state: indexing connection %s: %w", c.ID, err)
 		}
 	}
 	return tx.Commit()
+}
+
+// IndexLearned records the values connection id learned when connecting
+// (learned field name to value; the token record keeps them) in the
+// attribution index, replacing those recorded before. The server calls it
+// when a connection's learned values change.
+func (d *DB) IndexLearned(ctx context.Context, id string, values map[string]string) error {
+	key, err := d.indexKey(ctx)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := bound(ctx)
+	defer cancel()
+	tx, err := d.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("state: indexing the learned values of connection %s: %w", id, err)
+	}
+	defer tx.Rollback()
+	var tenant, client string
+	err = tx.QueryRowContext(ctx, d.q(`SELECT tenant, client FROM server_connections WHERE id = ?`), id).Scan(&tenant, &client)
+	if errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("connection %s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return fmt.Errorf("state: indexing the learned values of connection %s: %w", id, err)
+	}
+	if _, err := tx.ExecContext(ctx, d.q(`DELETE FROM server_webhook_index WHERE connection = ? AND learned = 1`), id); err != nil {
+		return fmt.Errorf("state: indexing the learned values of connection %s: %w", id, err)
+	}
+	rows := map[string][]byte{learnedMarker: {}}
+	for name, v := range values {
+		if name = strings.ToLower(name); name != "" && v != "" {
+			rows[name] = digest(key, tenant, client, name, v)
+		}
+	}
+	for field, dg := range rows {
+		if _, err := tx.ExecContext(ctx, d.q(`INSERT INTO server_webhook_index (connection, field, tenant, client, digest, learned) VALUES (?, ?, ?, ?, ?, 1)
+			ON CONFLICT (connection, field) DO UPDATE SET digest = excluded.digest, learned = 1`), id, field, tenant, client, dg); err != nil {
+			return fmt.Errorf("state: indexing the learned values of connection %s: %w", id, err)
+		}
+	}
+	defer d.wrote()
+	return tx.Commit()
+}
+
+// UnindexedLearned returns up to limit connections of the tenant's client
+// whose learned values were never indexed (connected before the index
+// held them), for the caller to read from the token store and IndexLearned.
+func (d *DB) UnindexedLearned(ctx context.Context, tenant, client string, limit int) ([]string, error) {
+	ctx, cancel := bound(ctx)
+	defer cancel()
+	rows, err := d.db.QueryContext(ctx, d.q(`SELECT n.id FROM server_connections n WHERE n.tenant = ? AND n.client = ?
+		AND NOT EXISTS (SELECT 1 FROM server_webhook_index i WHERE i.connection = n.id AND i.field = ?)
+		ORDER BY n.created, n.id LIMIT ?`), tenant, client, learnedMarker, limit)
+	if err != nil {
+		return nil, fmt.Errorf("state: finding connections with unindexed learned values: %w", err)
+	}
+	defer rows.Close()
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		ids = append(ids, id)
+	}
+	return ids, rows.Err()
 }
 
 // indexPending indexes the client's connections the index lacks, and
@@ -319,8 +400,10 @@ func (d *DB) indexPending(ctx context.Context, tenant, client string) (int, erro
 // AttributeDelivery returns the id of the tenant's connection of client
 // whose field holds value, or "" when none does. Only that client's
 // connections are candidates. When several match, a connected one is
-// preferred, then the oldest: one delivery is one event.
-func (d *DB) AttributeDelivery(ctx context.Context, tenant, client, field, value string) (string, error) {
+// preferred, then the oldest: one delivery is one event. With isDefault
+// (value is the field's default in the definition) a connection that
+// leaves the field unset holds it too, when none sets it explicitly.
+func (d *DB) AttributeDelivery(ctx context.Context, tenant, client, field, value string, isDefault bool) (string, error) {
 	if value == "" || field == "" {
 		return "", nil
 	}
@@ -346,12 +429,36 @@ func (d *DB) AttributeDelivery(ctx context.Context, tenant, client, field, value
 		}
 		return id, nil
 	}
+	unset := func() (string, error) {
+		if !isDefault {
+			return "", nil
+		}
+		ctx, cancel := bound(ctx)
+		defer cancel()
+		var id string
+		err := d.db.QueryRowContext(ctx, d.q(`SELECT n.id FROM server_webhook_index i
+			JOIN server_connections n ON n.id = i.connection AND n.tenant = i.tenant AND n.client = i.client
+			WHERE i.client = ? AND i.field = '' AND i.tenant = ?
+			AND NOT EXISTS (SELECT 1 FROM server_webhook_index f WHERE f.connection = i.connection AND f.field = ?)
+			ORDER BY CASE WHEN n.status = ? THEN 0 ELSE 1 END, n.created, n.id LIMIT 1`), client, tenant, field, StatusConnected).Scan(&id)
+		if errors.Is(err, sql.ErrNoRows) {
+			return "", nil
+		}
+		if err != nil {
+			return "", fmt.Errorf("state: attributing a delivery: %w", err)
+		}
+		return id, nil
+	}
 	id, err := find()
 	if id != "" || err != nil {
 		return id, err
 	}
-	if n, err := d.indexPending(ctx, tenant, client); err != nil || n == 0 {
+	if n, err := d.indexPending(ctx, tenant, client); err != nil {
 		return "", err
+	} else if n > 0 {
+		if id, err := find(); id != "" || err != nil {
+			return id, err
+		}
 	}
-	return find()
+	return unset()
 }

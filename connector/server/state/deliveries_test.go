@@ -135,7 +135,7 @@ func TestAttributeDelivery(t *testing.T) {
 		conn(globex, "1001")
 		find := func(cl state.Client, field, value string) string {
 			t.Helper()
-			id, err := db.AttributeDelivery(ctx, cl.Tenant, cl.ID, field, value)
+			id, err := db.AttributeDelivery(ctx, cl.Tenant, cl.ID, field, value, false)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -199,7 +199,7 @@ func TestAttributeDelivery(t *testing.T) {
 		}
 		rows.Close()
 		// Another replica on the same database uses the same index key.
-		if id, err := open().AttributeDelivery(ctx, "acme", acme.ID, "CompanyId", "1004"); err != nil || id != a4 {
+		if id, err := open().AttributeDelivery(ctx, "acme", acme.ID, "CompanyId", "1004", false); err != nil || id != a4 {
 			t.Errorf("second handle: %q %v", id, err)
 		}
 	})
