@@ -309,7 +309,7 @@ func (s *Scheduler) work(ctx context.Context, batch []state.Schedule) {
 						continue
 					}
 				}
-				if err := s.cfg.State.FinishSchedule(fctx, s.cfg.Owner, row.Connection, o); err != nil {
+				if err := s.cfg.State.FinishSchedule(fctx, s.cfg.Owner, row, o); err != nil {
 					s.log.WarnContext(fctx, "recording a refresh", "connection", row.Connection, "error", err)
 				}
 				cancel()

@@ -32,6 +32,12 @@ var schedulerMigrations = []migration{
 		`CREATE INDEX server_refresh_schedule_due ON server_refresh_schedule (due)`,
 	}},
 	{301, "connections' change sequence, for the scheduler's discovery", changeSeqSteps},
+	// claim numbers each lease of a row, so that a replica finishing a
+	// claim that was taken from it (its lease ran out and the row was
+	// claimed again, by another replica or by itself) records nothing.
+	{302, "a claim token on refresh schedule rows", []string{
+		`ALTER TABLE server_refresh_schedule ADD COLUMN claim BIGINT NOT NULL DEFAULT 0`,
+	}},
 }
 
 // A connection's change_seq is stamped by triggers from one counter
@@ -103,6 +109,9 @@ type Schedule struct {
 	LastRefresh time.Time
 	LeaseOwner  string // the replica working on it, until LeaseUntil
 	LeaseUntil  time.Time
+	// Claim identifies the lease ClaimSchedules took; FinishSchedule
+	// records an outcome only for the row's current claim.
+	Claim int64
 }
 
 // maxScheduleError caps the stored error text.
@@ -173,9 +182,9 @@ func (d *DB) ClaimSchedules(ctx context.Context, owner string, now time.Time, le
 	ctx, cancel := bound(ctx)
 	defer cancel()
 	n := nanos(now)
-	rows, err := d.db.QueryContext(ctx, d.q(`UPDATE server_refresh_schedule SET lease_owner = ?, lease_until = ?
+	rows, err := d.db.QueryContext(ctx, d.q(`UPDATE server_refresh_schedule SET lease_owner = ?, lease_until = ?, claim = claim + 1
 		WHERE connection IN (`+claimDueSQL+lock+`)
-		RETURNING connection, tenant, definition, due, state, attempts, last_error, last_refresh`),
+		RETURNING connection, tenant, definition, due, state, attempts, last_error, last_refresh, claim`),
 		owner, nanos(now.Add(lease)), n, n, limit)
 	if err != nil {
 		return nil, fmt.Errorf("state: claiming due refreshes: %w", err)
@@ -185,10 +194,11 @@ func (d *DB) ClaimSchedules(ctx context.Context, owner string, now time.Time, le
 	for rows.Next() {
 		var s Schedule
 		var due, last int64
-		if err := rows.Scan(&s.Connection, &s.Tenant, &s.Definition, &due, &s.State, &s.Attempts, &s.LastError, &last); err != nil {
+		if err := rows.Scan(&s.Connection, &s.Tenant, &s.Definition, &due, &s.State, &s.Attempts, &s.LastError, &last, &s.Claim); err != nil {
 			return nil, err
 		}
 		s.Due, s.LastRefresh = fromNanos(due), fromNanos(last)
+		s.LeaseOwner, s.LeaseUntil = owner, now.Add(lease)
 		out = append(out, s)
 	}
 	return out, rows.Err()
@@ -207,10 +217,18 @@ type ScheduleOutcome struct {
 // the connection was deleted); the outcome was not recorded.
 var ErrScheduleLeaseLost = errors.New("the schedule row's lease was lost")
 
-// FinishSchedule records the outcome of owner's claim on the connection's
-// row and releases the lease, recording the connection's version as seen
-// now (so that DiscoverSchedules wakes the row only for a later change).
-func (d *DB) FinishSchedule(ctx context.Context, owner, connection string, o ScheduleOutcome) error {
+// FinishSchedule records the outcome of owner's claim on the row (as
+// ClaimSchedules returned it) and releases the lease. The outcome is
+// recorded only for the row's current claim: a claim whose lease ran out
+// and was taken again records nothing (ErrScheduleLeaseLost). And it is
+// recorded only when the connection kept the version the row was claimed
+// at: a connection re-authorized or otherwise changed meanwhile (which
+// DiscoverSchedules left alone, the row being leased) gets its row made
+// due now as new instead, as discovery would have done, so that the
+// finished claim never overwrites the newer state with an outcome about
+// the old one. The statement reads the version and writes in one step,
+// so a change committed after it is discovered as usual.
+func (d *DB) FinishSchedule(ctx context.Context, owner string, row Schedule, o ScheduleOutcome) error {
 	msg := o.LastError
 	if len(msg) > maxScheduleError {
 		msg = msg[:maxScheduleError] + "…"
@@ -219,16 +237,22 @@ func (d *DB) FinishSchedule(ctx context.Context, owner, connection string, o Sch
 	if !o.Refreshed.IsZero() {
 		refreshed = nanos(o.Refreshed)
 	}
-	res, err := d.exec(ctx, `UPDATE server_refresh_schedule SET due = ?, state = ?, attempts = ?, last_error = ?,
+	now := nanos(d.Now())
+	const changed = `COALESCE((SELECT c.version FROM server_connections c WHERE c.id = server_refresh_schedule.connection), conn_version) <> conn_version`
+	res, err := d.exec(ctx, `UPDATE server_refresh_schedule SET
+		due = CASE WHEN `+changed+` THEN CAST(? AS BIGINT) ELSE CAST(? AS BIGINT) END,
+		state = CASE WHEN `+changed+` THEN ? ELSE ? END,
+		attempts = CASE WHEN `+changed+` THEN 0 ELSE CAST(? AS INTEGER) END,
+		last_error = CASE WHEN `+changed+` THEN '' ELSE ? END,
 		last_refresh = CASE WHEN ? > last_refresh THEN ? ELSE last_refresh END, lease_owner = '', lease_until = 0, updated = ?,
-		conn_version = COALESCE((SELECT c.version FROM server_connections c WHERE c.id = ?), conn_version)
-		WHERE connection = ? AND lease_owner = ?`,
-		nanos(o.Due), o.State, o.Attempts, msg, refreshed, refreshed, nanos(d.Now()), connection, connection, owner)
+		conn_version = COALESCE((SELECT c.version FROM server_connections c WHERE c.id = server_refresh_schedule.connection), conn_version)
+		WHERE connection = ? AND lease_owner = ? AND claim = ?`,
+		now, nanos(o.Due), ScheduleNew, o.State, o.Attempts, msg, refreshed, refreshed, now, row.Connection, owner, row.Claim)
 	if err != nil {
-		return fmt.Errorf("state: recording the refresh of %s: %w", connection, err)
+		return fmt.Errorf("state: recording the refresh of %s: %w", row.Connection, err)
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
-		return fmt.Errorf("connection %s: %w", connection, ErrScheduleLeaseLost)
+		return fmt.Errorf("connection %s: %w", row.Connection, ErrScheduleLeaseLost)
 	}
 	return nil
 }

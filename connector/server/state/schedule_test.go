@@ -66,7 +66,7 @@ func TestDiscoverSchedulesFollowsChanges(t *testing.T) {
 			t.Fatalf("claimed %d rows, %v", len(rows), err)
 		}
 		for _, r := range rows {
-			if err := db.FinishSchedule(ctx, "me", r.Connection, state.ScheduleOutcome{Due: now.Add(time.Hour), State: state.ScheduleWaiting}); err != nil {
+			if err := db.FinishSchedule(ctx, "me", r, state.ScheduleOutcome{Due: now.Add(time.Hour), State: state.ScheduleWaiting}); err != nil {
 				t.Fatal(err)
 			}
 		}
