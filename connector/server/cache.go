@@ -5,7 +5,10 @@ import (
 	"context"
 	"crypto/sha256"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/connector-engine/connector/connector/server/state"
 )
@@ -92,6 +95,13 @@ func (s *Server) principal(ctx context.Context, key string) (state.Principal, er
 // used.
 const DefaultEngineCache = 10000
 
+// NoEngineCache as Config.EngineCache keeps no engine: each use builds the
+// connection's engine from the store again (connector serve --engine-cache
+// 0). That is always correct (see engineCache) and costs a database read
+// and a token read per request; it is for memory-starved replicas and for
+// measuring what the cache saves.
+const NoEngineCache = -1
+
 // engineCache keeps the engines of the most recently used connections, at
 // most max of them. Dropping an engine is always safe, which is what
 // makes an LRU bound possible at all:
@@ -111,6 +121,11 @@ type engineCache struct {
 	order   *list.List               // of *cachedEngine; front: most recently used
 	byID    map[string]*list.Element // by connection id
 	evicted int64
+	// What load found, for /metrics: an engine used as kept (hit), one
+	// kept but read again because the generation moved and found current
+	// (revalidated), and one built (none kept, or out of date).
+	// Atomics, not under mu: load counts after it is done with the cache.
+	hits, revalidated, built atomic.Int64
 }
 
 type cachedEngine struct {
@@ -119,8 +134,11 @@ type cachedEngine struct {
 }
 
 func newEngineCache(max int) *engineCache {
-	if max <= 0 {
+	switch {
+	case max == 0:
 		max = DefaultEngineCache
+	case max < 0: // NoEngineCache: put drops every engine at once
+		max = 0
 	}
 	return &engineCache{max: max, order: list.New(), byID: map[string]*list.Element{}}
 }
@@ -173,4 +191,61 @@ func (c *engineCache) stats() (kept int, evicted int64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.order.Len(), c.evicted
+}
+
+type loadResult int
+
+const (
+	loadHit loadResult = iota
+	loadRevalidated
+	loadBuilt
+)
+
+// count records what load found.
+func (c *engineCache) count(r loadResult) {
+	switch r {
+	case loadHit:
+		c.hits.Add(1)
+	case loadRevalidated:
+		c.revalidated.Add(1)
+	case loadBuilt:
+		c.built.Add(1)
+	}
+}
+
+// engineCacheCollector reports the engine cache of this replica at scrape
+// time, from the cache's own counters (no second bookkeeping to agree).
+type engineCacheCollector struct {
+	c                                  *engineCache
+	lookups, evictions, size, capacity *prometheus.Desc
+}
+
+func newEngineCacheCollector(c *engineCache) *engineCacheCollector {
+	return &engineCacheCollector{c: c,
+		lookups: prometheus.NewDesc("connector_engine_cache_lookups_total",
+			"Engines asked of this replica's cache, by result: hit (used as kept), revalidated (kept, read again after a change somewhere, still current), built (none kept or out of date: read and built from the store).",
+			[]string{"result"}, nil),
+		evictions: prometheus.NewDesc("connector_engine_cache_evictions_total", "Engines dropped from this replica's cache for its bound (--engine-cache), least recently used first.", nil, nil),
+		size:      prometheus.NewDesc("connector_engine_cache_engines", "Engines kept in this replica's cache.", nil, nil),
+		capacity:  prometheus.NewDesc("connector_engine_cache_capacity", "The bound of this replica's engine cache (--engine-cache; 0 keeps none).", nil, nil),
+	}
+}
+
+func (ec *engineCacheCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- ec.lookups
+	ch <- ec.evictions
+	ch <- ec.size
+	ch <- ec.capacity
+}
+
+func (ec *engineCacheCollector) Collect(ch chan<- prometheus.Metric) {
+	c := ec.c
+	kept, evicted := c.stats()
+	hits, revalidated, built := c.hits.Load(), c.revalidated.Load(), c.built.Load()
+	ch <- prometheus.MustNewConstMetric(ec.lookups, prometheus.CounterValue, float64(hits), "hit")
+	ch <- prometheus.MustNewConstMetric(ec.lookups, prometheus.CounterValue, float64(revalidated), "revalidated")
+	ch <- prometheus.MustNewConstMetric(ec.lookups, prometheus.CounterValue, float64(built), "built")
+	ch <- prometheus.MustNewConstMetric(ec.evictions, prometheus.CounterValue, float64(evicted))
+	ch <- prometheus.MustNewConstMetric(ec.size, prometheus.GaugeValue, float64(kept))
+	ch <- prometheus.MustNewConstMetric(ec.capacity, prometheus.GaugeValue, float64(c.max))
 }

@@ -34,6 +34,7 @@ func (s *Server) load(ctx context.Context, tenant, id string) (*engine, error) {
 	gen, gerr := s.generation(ctx)
 	e := s.engines.get(id)
 	if gerr == nil && e != nil && e.gen == gen && e.conn.Tenant == tenant {
+		s.engines.count(loadHit)
 		return e, nil
 	}
 	c, cl, err := s.cfg.State.ConnectionAndClient(ctx, tenant, id)
@@ -47,6 +48,7 @@ func (s *Server) load(ctx context.Context, tenant, id string) (*engine, error) {
 		e2 := *e // the same engine (and its Source's cached token), verified at gen
 		e2.conn, e2.client, e2.gen = c, cl, gen
 		s.engines.put(id, &e2)
+		s.engines.count(loadRevalidated)
 		return &e2, nil
 	}
 	def, err := s.cfg.Definitions.Lookup(cl.Definition)
@@ -69,6 +71,7 @@ func (s *Server) load(ctx context.Context, tenant, id string) (*engine, error) {
 	}
 	e = &engine{conn: c, client: cl, def: def, api: api, connVer: c.Version, clientVer: cl.Version, gen: gen}
 	s.engines.put(id, e)
+	s.engines.count(loadBuilt)
 	return e, nil
 }
 

@@ -25,7 +25,7 @@ type metrics struct {
 	trace       *connector.Trace
 }
 
-func newMetrics(reg *prometheus.Registry, db *state.DB) (*metrics, error) {
+func newMetrics(reg *prometheus.Registry, db *state.DB, engines *engineCache) (*metrics, error) {
 	m := &metrics{
 		reg: reg,
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -58,7 +58,7 @@ func newMetrics(reg *prometheus.Registry, db *state.DB) (*metrics, error) {
 		m.rateWaitSec.WithLabelValues(string(w.Reason)).Add(w.Wait.Seconds())
 	}}
 	conns := &connectionsCollector{db: db, desc: prometheus.NewDesc("connector_connections", "Connections by status.", []string{"status"}, nil)}
-	for _, c := range []prometheus.Collector{m.requests, m.proxy, m.refreshes, m.tokenErrors, m.rateWaits, m.rateWaitSec, conns} {
+	for _, c := range []prometheus.Collector{m.requests, m.proxy, m.refreshes, m.tokenErrors, m.rateWaits, m.rateWaitSec, conns, newEngineCacheCollector(engines)} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

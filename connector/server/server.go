@@ -63,7 +63,8 @@ type Config struct {
 	// AdminLifetime bounds an admin page sign-in; default 8 hours.
 	AdminLifetime time.Duration
 	// EngineCache bounds how many connections' engines are kept in memory,
-	// least recently used dropped first; default DefaultEngineCache.
+	// least recently used dropped first; default (0) DefaultEngineCache,
+	// NoEngineCache to keep none.
 	EngineCache int
 	// EventRetention is how long delivered events and dead letters are
 	// kept (and a webhook delivery's key de-duplicates); default
@@ -139,7 +140,7 @@ func New(cfg Config) (*Server, error) {
 		callback: strings.TrimSuffix(cfg.PublicURL, "/") + CallbackPath,
 	}
 	s.cfg.Tokens = &learnWatch{Store: cfg.Tokens, s: s} // learned.go
-	if s.metrics, err = newMetrics(cfg.Registry, cfg.State); err != nil {
+	if s.metrics, err = newMetrics(cfg.Registry, cfg.State, s.engines); err != nil {
 		return nil, err
 	}
 	if s.events, err = newEventsPart(cfg.Registry, cfg.State); err != nil {
