@@ -46,6 +46,20 @@ var lifetimeBounds = map[string][2]time.Duration{
 	"admin-session-lifetime": {5 * time.Minute, 7 * 24 * time.Hour},
 }
 
+// checkEngineCache gives --engine-cache 0 its meaning, none kept (each use
+// rebuilds the engine from the store), which server.Config spells
+// NoEngineCache because its zero value is the default; a negative size has
+// no meaning and is refused, naming the flag.
+func (f *serveFlags) checkEngineCache() error {
+	switch {
+	case f.engineCache < 0:
+		return usageErrorf("--engine-cache %d: give how many engines to keep, from 0 (none: each use rebuilds the connection's engine from the store) up; default %d", f.engineCache, server.DefaultEngineCache)
+	case f.engineCache == 0:
+		f.engineCache = server.NoEngineCache
+	}
+	return nil
+}
+
 // checkLifetimes refuses a lifetime flag outside its bounds, naming it.
 func (f *serveFlags) checkLifetimes(c *cobra.Command) error {
 	for name, d := range map[string]time.Duration{"connect-lifetime": f.connectLifetime, "admin-session-lifetime": f.adminLifetime} {
@@ -89,6 +103,9 @@ OAuth client, and prints an admin key.`,
 				// redelivery after the purge would be forwarded again.
 				return usageErrorf("--event-retention %s: give at least %s (Stripe redelivers for up to 3 days; a redelivery after the purge would be forwarded twice), such as --event-retention 720h", f.eventRetention, state.MinEventRetention)
 			}
+			if err := f.checkEngineCache(); err != nil {
+				return err
+			}
 			ctx, cancel := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer cancel()
 			return a.serve(ctx, f, nil)
@@ -104,7 +121,7 @@ OAuth client, and prints an admin key.`,
 	c.Flags().DurationVar(&f.adminLifetime, "admin-session-lifetime", 0, "how long an admin page sign-in lasts, from 5m to 168h (default 8h)")
 	c.Flags().DurationVar(&f.eventRetention, "event-retention", state.DefaultEventRetention, "how long delivered events, dead letters and webhook de-duplication keys are kept, at least 72h")
 	c.Flags().BoolVar(&f.demo, "demo", false, "a temporary database, a Procore emulator and a ready OAuth client")
-	c.Flags().IntVar(&f.engineCache, "engine-cache", server.DefaultEngineCache, "how many connections' engines to keep in memory (least recently used dropped first; rebuilt from the store when used again)")
+	c.Flags().IntVar(&f.engineCache, "engine-cache", server.DefaultEngineCache, "how many connections' engines to keep in memory (least recently used dropped first; rebuilt from the store when used again); 0 keeps none")
 	keys := &cobra.Command{Use: "keys", Short: "Manage API keys"}
 	keys.AddCommand(a.keysCreateCommand(), a.keysListCommand(), a.keysDeleteCommand())
 	c.AddCommand(keys)

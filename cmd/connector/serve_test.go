@@ -240,3 +240,51 @@ func TestServeLifetimes(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestServeEngineCache: --engine-cache 0 keeps no engine (the server's
+// engine cache has capacity 0, as /metrics reports), a size is used as
+// given, and a negative one is refused, naming the flag and the range,
+// with the usage exit code, before anything starts.
+func TestServeEngineCache(t *testing.T) {
+	for _, bad := range []string{"-1", "-10000"} {
+		code, stdout, stderr := runCLI(t, "serve", "--addr", "127.0.0.1:0", "--store", filepath.Join(t.TempDir(), "never.db"), "--engine-cache", bad)
+		if code != exitUsage || !strings.Contains(stderr, "--engine-cache "+bad+": give how many engines to keep, from 0 (none") || strings.Contains(stdout+stderr, `"msg":"serving"`) {
+			t.Errorf("serve --engine-cache %s: exit %d, %q", bad, code, stderr)
+		}
+	}
+	for size, capacity := range map[string]string{"0": "0", "7": "7"} {
+		t.Run(size, func(t *testing.T) {
+			out, errs := &syncBuffer{}, &syncBuffer{}
+			a := &app{stdout: out, stderr: errs}
+			root := a.rootCommand()
+			root.SetArgs([]string{"serve", "--demo", "--addr", "127.0.0.1:0", "--engine-cache", size})
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() { done <- root.ExecuteContext(ctx) }()
+			defer func() {
+				cancel()
+				if err := <-done; err != nil {
+					t.Error(err)
+				}
+			}()
+			var base string
+			for base == "" {
+				select {
+				case err := <-done:
+					done <- err
+					t.Fatalf("serve ended: %v\n%s", err, errs.String())
+				case <-time.After(20 * time.Millisecond): // wait for the demo's banner
+				}
+				for _, l := range strings.Split(out.String(), "\n") {
+					if u, ok := strings.CutPrefix(l, "Admin URL:  "); ok {
+						base = strings.TrimSuffix(u, "/v1/openapi.json")
+					}
+				}
+			}
+			code, body := get(t, base+"/metrics", "")
+			if code != 200 || !strings.Contains(body, "\nconnector_engine_cache_capacity "+capacity+"\n") {
+				t.Errorf("--engine-cache %s: /metrics (%d) does not report capacity %s:\n%s", size, code, capacity, body)
+			}
+		})
+	}
+}
