@@ -53,4 +53,9 @@ func TestEngineCacheBounded(t *testing.T) {
 	if d := newEngineCache(0); d.max != DefaultEngineCache {
 		t.Fatalf("default bound %d", d.max)
 	}
+	none := newEngineCache(NoEngineCache)
+	none.put("a", a)
+	if kept, evicted := none.stats(); kept != 0 || evicted != 1 || none.get("a") != nil {
+		t.Fatalf("NoEngineCache kept %d engines (evicted %d)", kept, evicted)
+	}
 }
