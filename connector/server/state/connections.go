@@ -207,11 +207,16 @@ func (d *DB) DeleteConnection(ctx context.Context, tenant, id string) error {
 	return tx.Commit()
 }
 
+// countConnectionsSQL is answered from the server_connections_status index
+// alone (migration 3), not by reading every connection with its sealed
+// fields: it runs at every scrape of every replica.
+const countConnectionsSQL = `SELECT status, count(*) FROM server_connections GROUP BY status`
+
 // CountConnections counts every tenant's connections by status (for metrics).
 func (d *DB) CountConnections(ctx context.Context) (map[string]int, error) {
 	ctx, cancel := bound(ctx)
 	defer cancel()
-	rows, err := d.db.QueryContext(ctx, `SELECT status, count(*) FROM server_connections GROUP BY status`)
+	rows, err := d.db.QueryContext(ctx, countConnectionsSQL)
 	if err != nil {
 		return nil, err
 	}

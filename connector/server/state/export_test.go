@@ -50,3 +50,9 @@ func Explain(ctx context.Context, d *DB, query string, args ...any) (string, err
 	}
 	return strings.Join(lines, "\n"), rows.Err()
 }
+
+// The scrape's counting queries, for the plan test.
+const (
+	CountConnectionsSQL = countConnectionsSQL
+	ScheduleCountsSQL   = scheduleCountsSQL
+)

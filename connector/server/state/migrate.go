@@ -99,6 +99,12 @@ var coreMigrations = []migration{
 )`,
 	}},
 	{2, "the change generation replicas check their caches against", generationSteps},
+	// connector_connections counts by status at every scrape: through this
+	// index the count reads the index's small entries, not every row with
+	// its sealed fields (see CountConnections).
+	{3, "connections by status, for metrics", []string{
+		`CREATE INDEX server_connections_status ON server_connections (status)`,
+	}},
 }
 
 // Both databases serialise migrations: PostgreSQL with a transaction-level

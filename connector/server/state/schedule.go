@@ -38,6 +38,12 @@ var schedulerMigrations = []migration{
 	{302, "a claim token on refresh schedule rows", []string{
 		`ALTER TABLE server_refresh_schedule ADD COLUMN claim BIGINT NOT NULL DEFAULT 0`,
 	}},
+	// The scheduler's gauges count rows by state, and the due ones, at
+	// every scrape: through this index from its entries alone (see
+	// ScheduleCounts).
+	{303, "the refresh schedule by state and due time, for metrics", []string{
+		`CREATE INDEX server_refresh_schedule_state_due ON server_refresh_schedule (state, due)`,
+	}},
 }
 
 // A connection's change_seq is stamped by triggers from one counter
@@ -283,12 +289,16 @@ func (d *DB) NextScheduleDue(ctx context.Context, now time.Time) (due time.Time,
 	return fromNanos(n), true, nil
 }
 
+// scheduleCountsSQL is answered from the server_refresh_schedule_state_due
+// index alone (migration 302): it runs at every scrape of every replica.
+const scheduleCountsSQL = `SELECT state, count(*), sum(CASE WHEN due <= ? THEN 1 ELSE 0 END) FROM server_refresh_schedule GROUP BY state`
+
 // ScheduleCounts counts the rows by state, and those due at now (the
 // backlog), for metrics.
 func (d *DB) ScheduleCounts(ctx context.Context, now time.Time) (byState map[string]int, due int, err error) {
 	ctx, cancel := bound(ctx)
 	defer cancel()
-	rows, err := d.db.QueryContext(ctx, d.q(`SELECT state, count(*), sum(CASE WHEN due <= ? THEN 1 ELSE 0 END) FROM server_refresh_schedule GROUP BY state`), nanos(now))
+	rows, err := d.db.QueryContext(ctx, d.q(scheduleCountsSQL), nanos(now))
 	if err != nil {
 		return nil, 0, fmt.Errorf("state: counting the refresh schedule: %w", err)
 	}
