@@ -28,6 +28,45 @@ func quantiles(b *testing.B, ds []time.Duration) {
 	b.ReportMetric(float64(ds[len(ds)*99/100].Microseconds()), "p99-µs")
 }
 
+// latency runs call b.N times and reports its p50 and p99.
+func latency(b *testing.B, call func()) {
+	ds := make([]time.Duration, 0, b.N)
+	for b.Loop() {
+		start := time.Now()
+		call()
+		ds = append(ds, time.Since(start))
+	}
+	quantiles(b, ds)
+}
+
+// benchBackends are the databases every benchmark runs on.
+func benchBackends(b *testing.B) []struct{ name, spec string } {
+	return []struct{ name, spec string }{{"sqlite", b.TempDir() + "/connector.db"}, {"postgres", pgtest.Shared(b)}}
+}
+
+// directAPI is the baseline: conn's connector.API on the server's token
+// store, with the API at base, made without the server.
+func directAPI(b *testing.B, e *env, conn, base string) *connector.API {
+	def, _ := definitions.Builtin().Get("procore")
+	api, err := connector.NewAPI(&connector.Connection{ID: conn, Tenant: "acme", Definition: def, ClientID: emuClientID, ClientSecret: emuSecret,
+		RedirectURI: e.replicas[0].srv.RedirectURI(), BaseURL: base, LoginURL: e.emuURL}, e.replicas[0].storage.Tokens, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return api
+}
+
+// callDirect is one call of the baseline, the body read to its end.
+func callDirect(b *testing.B, api *connector.API) {
+	resp, err := api.Do(context.Background(), connector.Request{Path: "/rest/v1.0/me"})
+	if err != nil {
+		b.Error(err) // not Fatal: it may run on a goroutine of its own
+		return
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+}
+
 func benchEnv(b *testing.B, spec string) (*env, string) {
 	e := newEnv(b, spec, envOptions{})
 	cl := e.oauthClient("acme")
@@ -61,28 +100,10 @@ func getBody(b *testing.B, url, key string) {
 // no state, no log), which is the floor of any proxy's cost: a second HTTP
 // round trip. Quote proxy/direct and proxy/hop at p50.
 func BenchmarkProxy(b *testing.B) {
-	for _, bk := range []struct{ name, spec string }{{"sqlite", b.TempDir() + "/connector.db"}, {"postgres", pgtest.Shared(b)}} {
+	for _, bk := range benchBackends(b) {
 		e, conn := benchEnv(b, bk.spec)
-		def, _ := definitions.Builtin().Get("procore")
-		api, err := connector.NewAPI(&connector.Connection{ID: conn, Tenant: "acme", Definition: def, ClientID: emuClientID, ClientSecret: emuSecret,
-			RedirectURI: e.replicas[0].srv.RedirectURI(), BaseURL: e.emuURL, LoginURL: e.emuURL}, e.replicas[0].storage.Tokens, nil)
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.Run("direct-"+bk.name, func(b *testing.B) {
-			ds := make([]time.Duration, 0, b.N)
-			for b.Loop() {
-				start := time.Now()
-				resp, err := api.Do(context.Background(), connector.Request{Path: "/rest/v1.0/me"})
-				if err != nil {
-					b.Fatal(err)
-				}
-				_, _ = io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				ds = append(ds, time.Since(start))
-			}
-			quantiles(b, ds)
-		})
+		api := directAPI(b, e, conn, e.emuURL)
+		b.Run("direct-"+bk.name, func(b *testing.B) { latency(b, func() { callDirect(b, api) }) })
 		hop := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			resp, err := api.Do(r.Context(), connector.Request{Path: "/rest/v1.0/me"})
 			if err != nil {
@@ -99,15 +120,7 @@ func BenchmarkProxy(b *testing.B) {
 			{"hop-" + bk.name, hop.URL, "none"},
 			{"proxy-" + bk.name, e.replicas[0].url + "/v1/connections/" + conn + "/proxy/rest/v1.0/me", e.keys["acme:proxy"]},
 		} {
-			b.Run(v.name, func(b *testing.B) {
-				ds := make([]time.Duration, 0, b.N)
-				for b.Loop() {
-					start := time.Now()
-					getBody(b, v.url, v.key)
-					ds = append(ds, time.Since(start))
-				}
-				quantiles(b, ds)
-			})
+			b.Run(v.name, func(b *testing.B) { latency(b, func() { getBody(b, v.url, v.key) }) })
 		}
 	}
 }
@@ -117,14 +130,12 @@ func BenchmarkProxy(b *testing.B) {
 // key and reads the connection from the database), and a bare read of the
 // token record from PostgreSQL as the baseline.
 func BenchmarkToken(b *testing.B) {
-	for _, bk := range []struct{ name, spec string }{{"sqlite", b.TempDir() + "/connector.db"}, {"postgres", pgtest.Shared(b)}} {
+	for _, bk := range benchBackends(b) {
 		e, conn := benchEnv(b, bk.spec)
 		b.Run("endpoint-warm-"+bk.name, func(b *testing.B) {
 			url := e.replicas[0].url + "/v1/connections/" + conn + "/token"
 			key := e.keys["acme:token"]
-			ds := make([]time.Duration, 0, b.N)
-			for b.Loop() {
-				start := time.Now()
+			latency(b, func() {
 				req, _ := http.NewRequest("POST", url, nil)
 				req.Header.Set("Authorization", "Bearer "+key)
 				resp, err := benchClient.Do(req)
@@ -133,21 +144,15 @@ func BenchmarkToken(b *testing.B) {
 				}
 				_, _ = io.Copy(io.Discard, resp.Body)
 				resp.Body.Close()
-				ds = append(ds, time.Since(start))
-			}
-			quantiles(b, ds)
+			})
 		})
 		b.Run("store-get-"+bk.name, func(b *testing.B) {
 			st := e.replicas[0].storage.Tokens
-			ds := make([]time.Duration, 0, b.N)
-			for b.Loop() {
-				start := time.Now()
+			latency(b, func() {
 				if _, err := st.Get(context.Background(), conn); err != nil {
 					b.Fatal(err)
 				}
-				ds = append(ds, time.Since(start))
-			}
-			quantiles(b, ds)
+			})
 		})
 	}
 }
@@ -156,29 +161,16 @@ func BenchmarkToken(b *testing.B) {
 // reports requests per second, with the same load sent directly with
 // connector.API as the baseline.
 func BenchmarkProxy64(b *testing.B) {
-	for _, bk := range []struct{ name, spec string }{{"sqlite", b.TempDir() + "/connector.db"}, {"postgres", pgtest.Shared(b)}} {
+	for _, bk := range benchBackends(b) {
 		e, conn := benchEnv(b, bk.spec)
-		def, _ := definitions.Builtin().Get("procore")
-		api, err := connector.NewAPI(&connector.Connection{ID: conn, Tenant: "acme", Definition: def, ClientID: emuClientID, ClientSecret: emuSecret,
-			RedirectURI: e.replicas[0].srv.RedirectURI(), BaseURL: e.emuURL, LoginURL: e.emuURL}, e.replicas[0].storage.Tokens, nil)
-		if err != nil {
-			b.Fatal(err)
-		}
+		api := directAPI(b, e, conn, e.emuURL)
 		url := e.replicas[0].url + "/v1/connections/" + conn + "/proxy/rest/v1.0/me"
 		key := e.keys["acme:proxy"]
 		for _, v := range []struct {
 			name string
 			call func()
 		}{
-			{"direct-" + bk.name, func() {
-				resp, err := api.Do(context.Background(), connector.Request{Path: "/rest/v1.0/me"})
-				if err != nil {
-					b.Error(err)
-					return
-				}
-				_, _ = io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-			}},
+			{"direct-" + bk.name, func() { callDirect(b, api) }},
 			{"proxy-" + bk.name, func() { getBody(b, url, key) }},
 		} {
 			b.Run(v.name, func(b *testing.B) {
@@ -208,7 +200,7 @@ func BenchmarkProxy64(b *testing.B) {
 // hop alone is a multiple. Quote proxy/direct at p50 and p99.
 func BenchmarkProxyLatency(b *testing.B) {
 	const delay = 30 * time.Millisecond
-	for _, bk := range []struct{ name, spec string }{{"sqlite", b.TempDir() + "/connector.db"}, {"postgres", pgtest.Shared(b)}} {
+	for _, bk := range benchBackends(b) {
 		e := newEnv(b, bk.spec, envOptions{})
 		emu, _ := neturl.Parse(e.emuURL)
 		rp := httputil.NewSingleHostReverseProxy(emu)
@@ -222,35 +214,9 @@ func BenchmarkProxyLatency(b *testing.B) {
 		})["id"].(string)
 		conn := e.connection("acme", cl)
 		e.authorize("acme", conn, 0, 0)
-		def, _ := definitions.Builtin().Get("procore")
-		api, err := connector.NewAPI(&connector.Connection{ID: conn, Tenant: "acme", Definition: def, ClientID: emuClientID, ClientSecret: emuSecret,
-			RedirectURI: e.replicas[0].srv.RedirectURI(), BaseURL: front.URL, LoginURL: e.emuURL}, e.replicas[0].storage.Tokens, nil)
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.Run("direct-"+bk.name, func(b *testing.B) {
-			ds := make([]time.Duration, 0, b.N)
-			for b.Loop() {
-				start := time.Now()
-				resp, err := api.Do(context.Background(), connector.Request{Path: "/rest/v1.0/me"})
-				if err != nil {
-					b.Fatal(err)
-				}
-				_, _ = io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				ds = append(ds, time.Since(start))
-			}
-			quantiles(b, ds)
-		})
-		b.Run("proxy-"+bk.name, func(b *testing.B) {
-			url := e.replicas[0].url + "/v1/connections/" + conn + "/proxy/rest/v1.0/me"
-			ds := make([]time.Duration, 0, b.N)
-			for b.Loop() {
-				start := time.Now()
-				getBody(b, url, e.keys["acme:proxy"])
-				ds = append(ds, time.Since(start))
-			}
-			quantiles(b, ds)
-		})
+		api := directAPI(b, e, conn, front.URL)
+		url := e.replicas[0].url + "/v1/connections/" + conn + "/proxy/rest/v1.0/me"
+		b.Run("direct-"+bk.name, func(b *testing.B) { latency(b, func() { callDirect(b, api) }) })
+		b.Run("proxy-"+bk.name, func(b *testing.B) { latency(b, func() { getBody(b, url, e.keys["acme:proxy"]) }) })
 	}
 }
