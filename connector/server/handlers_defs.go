@@ -105,29 +105,51 @@ func (s *Server) validateDefinition(w http.ResponseWriter, r *http.Request, _ st
 	if name == "" || len(name) > 200 || strings.ContainsAny(name, "/\\\x00") {
 		name = "definition.yaml"
 	}
-	diags := []definitions.Diagnostic{}
-	valid := true
+	diags, acked := []definitions.Diagnostic{}, []definitions.Diagnostic(nil)
 	set, err := definitions.Parse(s.cfg.Definitions, definitions.File{Path: name, Data: data})
 	var de *definitions.Error
 	switch {
 	case errors.As(err, &de):
-		valid = false
-		diags = append(diags, de.Diagnostics...)
+		diags, acked = append(diags, de.Diagnostics...), de.Acknowledged
 	case err != nil:
 		writeProblem(w, r, problem(http.StatusBadRequest, "invalid-definition", "", "%v", err))
 		return
 	default:
-		diags = append(diags, set.Warnings()...)
+		diags, acked = append(diags, set.Warnings()...), set.Acknowledged()
 	}
 	// Hosts the server would refuse to reach are errors here too: a
 	// definition from a tenant must not send the engine inside the network.
-	if hosts := s.definitionHosts(name, data); len(hosts) > 0 {
-		valid = false
-		diags = append(hosts, diags...)
+	diags = append(s.definitionHosts(name, data), diags...)
+	writeJSON(w, http.StatusOK, validationReport(diags, acked))
+}
+
+// validation is the answer of POST /v1/definitions/validate, the report of
+// connector validate -o json plus the diagnostics formatted as text.
+// Acknowledged warnings (the definition's ignore_warnings) come last, marked
+// and with their reason, as the CLI lists them: a tenant uploading a
+// definition sees what it waved through, and they do not count as warnings.
+type validation struct {
+	Valid        bool                     `json:"valid"`
+	Errors       int                      `json:"errors"`
+	Warnings     int                      `json:"warnings"`
+	Acknowledged int                      `json:"acknowledged"`
+	Diagnostics  []definitions.Diagnostic `json:"diagnostics"`
+	Messages     []string                 `json:"messages"`
+}
+
+func validationReport(diags, acked []definitions.Diagnostic) validation {
+	v := validation{Acknowledged: len(acked), Diagnostics: append(append([]definitions.Diagnostic{}, diags...), acked...)}
+	for _, d := range diags {
+		if d.Severity == definitions.SeverityError {
+			v.Errors++
+		} else {
+			v.Warnings++
+		}
 	}
-	lines := make([]string, len(diags))
-	for i, d := range diags {
-		lines[i] = d.String()
+	v.Valid = v.Errors == 0
+	v.Messages = make([]string, len(v.Diagnostics))
+	for i, d := range v.Diagnostics {
+		v.Messages[i] = d.String()
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"valid": valid, "diagnostics": diags, "messages": lines})
+	return v
 }
