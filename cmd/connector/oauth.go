@@ -467,19 +467,35 @@ type callback struct {
 // authorize runs one authorization attempt: it serves the callback on ln at
 // path, shows the authorization URL through show, exchanges the code and
 // hands the token to keep (which stores it). It closes ln.
-//
-// Only a redirect carrying this attempt's state reaches the flow: any web
-// page the user has open can make the browser GET the loopback URL, and if
-// such a stray request consumed the attempt the real redirect that follows
-// would be refused. Strays get 400 and the wait goes on. The page shown for
-// the real one says whether the connection was stored, the user denied
-// access or the CLI refused the answer.
 func authorize(ctx context.Context, flow *connector.Flow, ln net.Listener, path string, show func(string), keep func(context.Context, *token.Token) error) (*token.Token, error) {
 	attempt, err := flow.AuthCodeURLContext(ctx)
 	if err != nil {
 		ln.Close()
 		return nil, err
 	}
+	ours := func(q url.Values) bool { return stateMatches(q, attempt.State) }
+	return receiveCallback(ctx, ln, path, "its state does not match", ours, func() { show(attempt.URL) }, func(ctx context.Context, q url.Values) (*token.Token, error) {
+		t, err := flow.Exchange(ctx, attempt, q)
+		if err == nil {
+			err = keep(ctx, t)
+		}
+		return t, err
+	})
+}
+
+// receiveCallback serves the loopback redirect on ln at path until a
+// request that ours accepts arrives, hands its query to complete (exchange
+// and store) and answers the browser with what became of it. show (which
+// sends the user to the provider) runs once the callback is served. It
+// closes ln.
+//
+// Only the attempt's own redirect reaches complete: any web page the user
+// has open can make the browser GET the loopback URL, and if such a stray
+// request consumed the attempt the real redirect that follows would be
+// refused. Strays get 400 (stray says why) and the wait goes on. The page
+// shown for the real one says whether the connection was stored, the user
+// denied access or the CLI refused the answer.
+func receiveCallback(ctx context.Context, ln net.Listener, path, stray string, ours func(url.Values) bool, show func(), complete func(context.Context, url.Values) (*token.Token, error)) (*token.Token, error) {
 	callbacks := make(chan callback, 1) // answered lets one through
 	var answered atomic.Bool
 	srv := &http.Server{
@@ -489,8 +505,8 @@ func authorize(ctx context.Context, flow *connector.Flow, ln net.Listener, path 
 				http.NotFound(w, r)
 				return
 			}
-			if !stateMatches(r.URL.Query(), attempt.State) {
-				callbackPage(w, http.StatusBadRequest, "This request is not the answer to the authorization connector is waiting for (its state does not match), so it was ignored. connector is still waiting: finish the authorization in the window it opened.")
+			if !ours(r.URL.Query()) {
+				callbackPage(w, http.StatusBadRequest, "This request is not the answer to the authorization connector is waiting for ("+stray+"), so it was ignored. connector is still waiting: finish the authorization in the window it opened.")
 				return
 			}
 			if !answered.CompareAndSwap(false, true) {
@@ -530,13 +546,10 @@ func authorize(ctx context.Context, flow *connector.Flow, ln net.Listener, path 
 		}
 	}()
 
-	show(attempt.URL)
+	show()
 	select {
 	case cb := <-callbacks:
-		t, err := flow.Exchange(ctx, attempt, cb.query)
-		if err == nil {
-			err = keep(ctx, t)
-		}
+		t, err := complete(ctx, cb.query)
 		cb.outcome <- err
 		return t, err
 	case <-ctx.Done():

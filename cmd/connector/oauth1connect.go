@@ -5,9 +5,7 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
-	"net/http"
 	"net/url"
-	"sync/atomic"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -75,64 +73,17 @@ func (a *app) connectOAuth1(ctx context.Context, s *session, show func(string)) 
 		return nil, err
 	}
 	temp := au.Query().Get("oauth_token")
-	callbacks := make(chan callback, 1)
-	var answered atomic.Bool
-	srv := &http.Server{
-		ReadHeaderTimeout: 10 * time.Second,
-		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if r.URL.Path != path || r.Method != http.MethodGet {
-				http.NotFound(w, r)
-				return
-			}
-			got := r.URL.Query().Get("oauth_token")
-			if got == "" || subtle.ConstantTimeCompare([]byte(got), []byte(temp)) != 1 {
-				callbackPage(w, http.StatusBadRequest, "This request is not the answer to the authorization connector is waiting for (its oauth_token is another), so it was ignored. connector is still waiting: finish the authorization in the window it opened.")
-				return
-			}
-			if !answered.CompareAndSwap(false, true) {
-				callbackPage(w, http.StatusConflict, "This authorization was already answered. Look at the terminal for the outcome; you can close this window.")
-				return
-			}
-			cb := callback{query: r.URL.Query(), outcome: make(chan error, 1)}
-			callbacks <- cb
-			select {
-			case err := <-cb.outcome:
-				if err != nil {
-					callbackPage(w, http.StatusBadGateway, "connector could not complete the authorization, so nothing was stored: "+err.Error()+". Look at the terminal, then run connect again.")
-					return
-				}
-				callbackPage(w, http.StatusOK, "Authorization received and the connection is stored. You can close this window.")
-			case <-ctx.Done():
-				callbackPage(w, http.StatusServiceUnavailable, "connector stopped waiting for this authorization (it timed out or was interrupted); nothing was stored. Run connect again.")
-			case <-r.Context().Done():
-			}
-		}),
+	ours := func(q url.Values) bool {
+		got := q.Get("oauth_token")
+		return got != "" && subtle.ConstantTimeCompare([]byte(got), []byte(temp)) == 1
 	}
-	go func() { _ = srv.Serve(ln) }()
-	defer shutdown(srv)
-
-	show(attempt.URL)
-	select {
-	case cb := <-callbacks:
-		t, err := flow.Exchange(ctx, attempt, cb.query)
+	return receiveCallback(ctx, ln, path, "its oauth_token is another", ours, func() { show(attempt.URL) }, func(ctx context.Context, q url.Values) (*token.Token, error) {
+		t, err := flow.Exchange(ctx, attempt, q)
 		if err == nil {
 			err = s.source.Store(ctx, t)
 		}
-		cb.outcome <- err
 		return t, err
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-}
-
-// shutdown stops the callback server, letting the browser get the page
-// that says what became of its callback.
-func shutdown(srv *http.Server) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	if srv.Shutdown(ctx) != nil {
-		srv.Close()
-	}
+	})
 }
 
 // runConnectOAuth1 is connect for a three-legged OAuth 1.0a connection.
