@@ -42,17 +42,52 @@ func Path(t testing.TB) string {
 // its context, from which Tab opens tabs. Every host name but localhost
 // fails to resolve and no proxy is used, so nothing the browser does can
 // leave the machine.
+//
+// A launch that dies before DevTools answers is tried again, up to
+// launchAttempts times, each with a new profile: on a saturated CI machine
+// Chromium sometimes exits at start with nothing in its output (seen once,
+// while four other test binaries ran), and that says nothing about the
+// pages under test. Every failed attempt is logged; the last one fails the
+// test.
 func Start(t testing.TB, lifetime time.Duration) context.Context {
 	t.Helper()
 	bin := Path(t)
 	ctx, cancel := context.WithTimeout(context.Background(), lifetime)
 	t.Cleanup(cancel)
-	profile := t.TempDir() // removed after the browser has exited (cleanups run last-in first-out)
+	var err error
+	for attempt := 1; attempt <= launchAttempts; attempt++ {
+		var browser context.Context
+		var stop func()
+		browser, stop, err = launch(ctx, bin, t.TempDir())
+		if err == nil {
+			t.Cleanup(stop)
+			return browser
+		}
+		stop()
+		t.Logf("starting %s headless, attempt %d of %d: %v", bin, attempt, launchAttempts, err)
+		if ctx.Err() != nil {
+			break
+		}
+		time.Sleep(time.Duration(attempt) * time.Second)
+	}
+	t.Fatalf("starting %s headless: %v", bin, err)
+	return nil
+}
+
+const launchAttempts = 3
+
+// launch starts one browser with profile as its user data directory
+// (removed by t.TempDir's cleanup after stop has ended the browser).
+func launch(ctx context.Context, bin, profile string) (context.Context, func(), error) {
 	opts := append(slices.Clone(chromedp.DefaultExecAllocatorOptions[:]),
 		chromedp.ExecPath(bin),
 		chromedp.UserDataDir(profile),
 		chromedp.Flag("disable-gpu", true),
 		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-quic", true),
+		// Debian's launcher decides this from /dev/shm's free space with a
+		// shell test that breaks when findmnt prints two lines; say it here.
+		chromedp.Flag("disable-dev-shm-usage", true),
 		chromedp.Flag("no-proxy-server", true),
 		chromedp.Flag("host-resolver-rules", "MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1"),
 		chromedp.WindowSize(1100, 900),
@@ -62,13 +97,12 @@ func Start(t testing.TB, lifetime time.Duration) context.Context {
 		opts = append(opts, chromedp.NoSandbox)
 	}
 	actx, acancel := chromedp.NewExecAllocator(ctx, opts...)
-	t.Cleanup(acancel)
 	bctx, bcancel := chromedp.NewContext(actx)
-	t.Cleanup(bcancel)
+	stop := func() { bcancel(); acancel() }
 	if err := chromedp.Do(bctx); err != nil {
-		t.Fatalf("starting %s headless: %v", bin, err)
+		return nil, stop, err
 	}
-	return bctx
+	return bctx, stop, nil
 }
 
 // Tab opens a tab of browser whose steps must finish within timeout; it
