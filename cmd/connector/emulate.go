@@ -23,14 +23,18 @@ func (a *app) emulateCommand() *cobra.Command {
 		addr             string
 		lifetime         time.Duration
 		clientID, secret string
+		publicID         string
 		autoApprove      bool
 	)
 	c := &cobra.Command{
 		Use:   "emulate procore",
 		Short: "Run a local Procore emulator until interrupted",
 		Long: `emulate serves a stand-in for Procore's login and API hosts on a loopback
-address, with one registered application that accepts any loopback redirect
-URI. Point a connection's base and login URLs at the printed URL.`,
+address, with two registered applications that accept any loopback redirect
+URI: a confidential one (client id and secret; the code flow and client
+credentials) and a public one (client id alone; the device grant, and the
+code flow with PKCE). Point a connection's base and login URLs at the
+printed URL.`,
 		Args:      cobra.ExactArgs(1),
 		ValidArgs: []string{"procore"},
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -43,8 +47,17 @@ URI. Point a connection's base and login URLs at the printed URL.`,
 			if secret == "" {
 				secret = demoSecret()
 			}
+			if publicID == clientID {
+				return usageErrorf("emulate: --public-client-id and --client-id are both %q; the two applications need different ids", clientID)
+			}
+			clients := []emulator.Client{{ID: clientID, Secret: secret, Name: "connector CLI", ServiceAccount: true}}
+			if publicID != "" {
+				// No secret: the emulator then refuses client_credentials
+				// and any client_secret for it, and requires PKCE.
+				clients = append(clients, emulator.Client{ID: publicID, Name: "connector CLI (public client)"})
+			}
 			srv := emulator.New(emulator.Config{
-				Clients:       []emulator.Client{{ID: clientID, Secret: secret, Name: "connector CLI", ServiceAccount: true}},
+				Clients:       clients,
 				TokenLifetime: lifetime,
 				AutoApprove:   autoApprove,
 			})
@@ -59,9 +72,13 @@ URI. Point a connection's base and login URLs at the printed URL.`,
 			// needs it to configure a connection, so it is shown.
 			fmt.Fprintf(a.stdout, "Procore emulator at %s (login and API hosts)\n", base)
 			fmt.Fprintf(a.stdout, "client id:     %s\nclient secret: %s\n", clientID, secret)
+			if publicID != "" {
+				fmt.Fprintf(a.stdout, "public client: %s (no secret: the device grant, or the code flow with PKCE)\n", publicID)
+				fmt.Fprintf(a.stdout, "device grant:  codes from %s/oauth/device/code, entered at %s/oauth/device\n", base, base)
+			}
 			fmt.Fprintf(a.stdout, "redirect URIs: any http://127.0.0.1:PORT/... or http://localhost:PORT/...\n")
 			if autoApprove {
-				fmt.Fprintf(a.stdout, "consent:       approved automatically (no consent page)\n")
+				fmt.Fprintf(a.stdout, "consent:       approved automatically (no consent page; a device code when its verification URL is opened)\n")
 			}
 			fmt.Fprintf(a.stdout, "access tokens last %s. Press Ctrl-C to stop.\n", lifetime)
 			<-ctx.Done()
@@ -73,6 +90,7 @@ URI. Point a connection's base and login URLs at the printed URL.`,
 	c.Flags().DurationVar(&lifetime, "token-lifetime", 5400*time.Second, "access token lifetime")
 	c.Flags().StringVar(&clientID, "client-id", "connector-demo", "the client id of the registered application")
 	c.Flags().StringVar(&secret, "client-secret", "", "its client secret (default: a random one, printed)")
-	c.Flags().BoolVar(&autoApprove, "auto-approve", false, "approve every valid authorization request at once instead of showing the consent page")
+	c.Flags().StringVar(&publicID, "public-client-id", "connector-demo-public", "the client id of the public application, which has no secret (\"\": none)")
+	c.Flags().BoolVar(&autoApprove, "auto-approve", false, "approve every valid authorization request at once instead of showing the consent page, and a device code when its verification URL is opened")
 	return c
 }

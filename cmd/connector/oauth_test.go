@@ -409,14 +409,17 @@ func TestEmulate(t *testing.T) {
 		t.Fatal(err)
 	}
 	lines := bufio.NewScanner(stdout)
-	var base, secret string
-	for lines.Scan() && secret == "" {
+	var base, secret, public string
+	for lines.Scan() && public == "" {
 		l := lines.Text()
 		if rest, ok := strings.CutPrefix(l, "Procore emulator at "); ok {
 			base, _, _ = strings.Cut(rest, " ")
 		}
 		if rest, ok := strings.CutPrefix(l, "client secret: "); ok {
 			secret = rest
+		}
+		if rest, ok := strings.CutPrefix(l, "public client: "); ok {
+			public, _, _ = strings.Cut(rest, " ")
 		}
 	}
 	if base == "" || !strings.HasPrefix(secret, "demo-") {
@@ -431,6 +434,18 @@ func TestEmulate(t *testing.T) {
 	}
 	if err != nil || resp.StatusCode != http.StatusOK {
 		t.Errorf("client-credentials token from the emulator: %v %v", err, resp)
+	}
+	// The public client has no secret, so the emulator refuses it the
+	// grant that needs one, as a real provider would.
+	if public != "connector-demo-public" {
+		t.Errorf("emulate printed the public client %q, want connector-demo-public", public)
+	}
+	resp, err = http.PostForm(base+"/oauth/token", map[string][]string{"grant_type": {"client_credentials"}, "client_id": {public}})
+	if err == nil {
+		resp.Body.Close()
+	}
+	if err != nil || resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("client credentials for the public client: %v %v, want 400", err, resp)
 	}
 	if err := cmd.Process.Signal(os.Interrupt); err != nil {
 		t.Fatal(err)

@@ -236,6 +236,9 @@ var _ = template.Must(pages.New("device_done").Parse(`{{template "top" .}}
 
 // deviceForm handles GET /oauth/device: the code entry page, or with
 // user_code (typed, or from verification_uri_complete) the consent page.
+// With Config.AutoApprove, opening the page that names a live code is the
+// user's Allow, as at /oauth/authorize: `BROWSER='curl -sL -o /dev/null'
+// connector connect --device` then completes with no one at a browser.
 func (s *Server) deviceForm(w http.ResponseWriter, r *http.Request) {
 	typed := r.URL.Query().Get("user_code")
 	page := devicePage{Title: "Connect a device", User: demoUserName}
@@ -249,11 +252,20 @@ func (s *Server) deviceForm(w http.ResponseWriter, r *http.Request) {
 	var app string
 	if d != nil && !d.decided {
 		app = s.clients[d.clientID].Name
+		if s.cfg.AutoApprove {
+			d.decided, d.allowed = true, true
+		}
 	}
+	auto := s.cfg.AutoApprove
 	s.mu.Unlock()
 	if app == "" {
 		page.Message = "That code is unknown, expired or already used. Check the code on the device."
 		renderPage(w, http.StatusNotFound, "device", page)
+		return
+	}
+	if auto {
+		msg := "The device is connected"
+		renderPage(w, http.StatusOK, "device_done", devicePage{Title: msg, User: demoUserName, Message: msg})
 		return
 	}
 	page.Title, page.App, page.UserCode = "Authorize "+app, app, displayUserCode(user)

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/connector-engine/connector/connector/emulator"
 )
 
 const deviceGrant = "urn:ietf:params:oauth:grant-type:device_code"
@@ -107,5 +109,62 @@ func TestDeviceTokenPolling(t *testing.T) {
 	}
 	if code := e.deviceDecide(m["user_code"].(string), "allow"); code != http.StatusBadRequest {
 		t.Fatalf("allowing an expired code: %d", code)
+	}
+}
+
+// TestDeviceAutoApprove: with AutoApprove, opening the complete
+// verification URL allows that code (the next poll gets tokens); an
+// unknown code is still refused, and a code already approved is not
+// approved twice.
+func TestDeviceAutoApprove(t *testing.T) {
+	e := newEnv(t, autoApprove)
+	_, m := e.deviceCode(url.Values{"client_id": {pubID}})
+	dc, complete := m["device_code"].(string), m["verification_uri_complete"].(string)
+	if code, tb, _ := e.postToken(url.Values{"grant_type": {deviceGrant}, "client_id": {pubID}, "device_code": {dc}}); tb.Error != "authorization_pending" {
+		t.Fatalf("a poll before the page was opened: %d %+v", code, tb)
+	}
+	resp, body := e.get(strings.TrimPrefix(complete, e.base))
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "The device is connected") || strings.Contains(string(body), `value="allow"`) {
+		t.Fatalf("the complete verification URL: %d\n%s", resp.StatusCode, body)
+	}
+	if resp, _ := e.get(strings.TrimPrefix(complete, e.base)); resp.StatusCode != http.StatusNotFound {
+		t.Errorf("opening it again: %d, want 404 (already answered)", resp.StatusCode)
+	}
+	if resp, _ := e.get("/oauth/device?user_code=BBBB-BBBB"); resp.StatusCode != http.StatusNotFound {
+		t.Errorf("an unknown code: %d", resp.StatusCode)
+	}
+	e.clock.Advance(5 * time.Second)
+	if code, tb, _ := e.postToken(url.Values{"grant_type": {deviceGrant}, "client_id": {pubID}, "device_code": {dc}}); code != http.StatusOK || tb.AccessToken == "" {
+		t.Fatalf("the poll after the page was opened: %d %+v", code, tb)
+	}
+}
+
+// TestPublicClientGrants: a public client (no secret) gets the device
+// grant and the code flow with PKCE, and is refused what needs a client
+// that authenticates, as a real provider refuses it: client_credentials
+// (even when marked a service account), and any client_secret it sends.
+func TestPublicClientGrants(t *testing.T) {
+	const pubSvc = "public-service"
+	e := newEnv(t, func(c *emulator.Config) {
+		c.Clients = append(c.Clients, emulator.Client{ID: pubSvc, ServiceAccount: true})
+	})
+	for _, id := range []string{pubID, pubSvc} {
+		code, tb, _ := e.postToken(url.Values{"grant_type": {"client_credentials"}, "client_id": {id}})
+		if code != http.StatusBadRequest || tb.Error != "unauthorized_client" || !strings.Contains(tb.Description, "public") {
+			t.Errorf("client_credentials for public client %s: %d %+v", id, code, tb)
+		}
+	}
+	if code, tb, _ := e.postToken(url.Values{"grant_type": {"client_credentials"}, "client_id": {pubID}, "client_secret": {"guess"}}); code != http.StatusUnauthorized || tb.Error != "invalid_client" {
+		t.Errorf("a public client sending a secret: %d %+v", code, tb)
+	}
+	if code, m := e.deviceCode(url.Values{"client_id": {pubID}, "client_secret": {"guess"}}); code != http.StatusUnauthorized || m["error"] != "invalid_client" {
+		t.Errorf("device authorization with a secret for a public client: %d %v", code, m)
+	}
+	c := e.code(authQuery(pubID, redirect, "s", s256(verifier), "S256"))
+	form := exchangeForm(c, redirect, verifier)
+	form.Del("client_secret")
+	form.Set("client_id", pubID)
+	if code, tb, raw := e.postToken(form); code != http.StatusOK || tb.AccessToken == "" {
+		t.Errorf("the code flow with PKCE for a public client: %d %s", code, raw)
 	}
 }

@@ -71,7 +71,11 @@
 // enters the code at GET /oauth/device and allows or denies, and polls of
 // the token endpoint answer authorization_pending, slow_down (polled sooner
 // than the interval, which then grows by 5 s; SlowDownDevicePolls forces
-// it), access_denied or expired_token until then (device.go).
+// it), access_denied or expired_token until then (device.go). With
+// Config.AutoApprove, opening the verification URL that carries a code
+// allows it. A public client (a Client without Secret) has this grant and
+// the code flow with PKCE, and is refused client_credentials and any
+// client_secret, as a real provider refuses them.
 //
 // A refresh rotates the refresh token and also revokes the access token it
 // was issued with, the stricter of the readings Procore's documentation

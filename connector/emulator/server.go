@@ -29,7 +29,9 @@ type Client struct {
 	// and the out-of-band URI urn:ietf:wg:oauth:2.0:oob.
 	RedirectURIs []string
 	// ServiceAccount lets the client use the client_credentials grant, as a
-	// Procore Developer Managed Service Account does.
+	// Procore Developer Managed Service Account does. A public client (no
+	// Secret) never may, whatever this says: the grant needs a client that
+	// authenticates (RFC 6749 4.4).
 	ServiceAccount bool
 }
 
@@ -57,7 +59,9 @@ type Config struct {
 	// instead of showing the consent page. A Go test or an embedder's
 	// integration test can then follow the redirect with any HTTP client,
 	// without a browser or scraping the form. Invalid requests fail as
-	// without it.
+	// without it. The device grant's verification page is approved the
+	// same way: GET /oauth/device?user_code=... (verification_uri_complete)
+	// allows that code at once.
 	AutoApprove bool
 	// RefreshTokenIdleLifetime, when set, makes a refresh token that stayed
 	// unused for longer than this (counted from its issue) answer

@@ -251,6 +251,11 @@ func (s *Server) grantLocked(r *http.Request, params url.Values, now time.Time) 
 	case deviceGrantType:
 		return s.deviceTokenLocked(client, params, now) // device.go
 	case "client_credentials":
+		if client.Secret == "" {
+			// RFC 6749 4.4: only a client that can authenticate may use
+			// this grant; a public client's id alone proves nothing.
+			return oauthError(http.StatusBadRequest, "unauthorized_client", "client_credentials needs a confidential client (one with a client secret); this client is public")
+		}
 		if !client.ServiceAccount {
 			return oauthError(http.StatusBadRequest, "unauthorized_client", "client_credentials is allowed only for service-account clients")
 		}
