@@ -126,7 +126,7 @@ func (b *builder) compileWith(pointer, src string, kind templates.Kind, sc scope
 		if errors.As(err, &te) {
 			msg := te.Msg
 			if sc.action && strings.HasPrefix(msg, "unknown placeholder ") {
-				msg = unknownActionPlaceholder(te.Placeholder, vars, sc)
+				msg = b.unknownActionPlaceholder(te.Placeholder, vars, sc)
 			}
 			at(te.Offset, msg)
 			if strings.HasPrefix(te.Msg, "unknown placeholder ") {
@@ -191,25 +191,71 @@ func (b *builder) otherUnknowns(at func(int, string), src string, first int, var
 		}
 		msg := te.Msg
 		if sc.action {
-			msg = unknownActionPlaceholder(name, vars, sc)
+			msg = b.unknownActionPlaceholder(name, vars, sc)
 		}
 		at(m[0], msg)
 	}
 }
 
 // unknownActionPlaceholder words an unknown placeholder of an action,
-// suggesting only names that have a value there.
-func unknownActionPlaceholder(name string, vars *templates.Vars, sc scope) string {
-	var usable []string
+// suggesting only names that have a value there, and otherwise naming
+// what does: the action's inputs, the connection's fields, the values
+// learned when connecting, and the builtins the scope allows (${ClientId}).
+// A message that only said "fields" sent authors looking for a field when
+// what they meant was an input they had not declared yet.
+func (b *builder) unknownActionPlaceholder(name string, vars *templates.Vars, sc scope) string {
+	var usable, inputs, fields, learned, builtins []string
+	nDef := b.def.vars.Len() // an action's vars are the definition's, then its inputs
 	for i := range vars.Len() {
-		if i >= NumBuiltinVars || sc.allowed&(1<<i) != 0 {
-			usable = append(usable, vars.Name(i))
+		ph := "${" + vars.Name(i) + "}"
+		switch {
+		case i < NumBuiltinVars:
+			if sc.allowed&(1<<i) == 0 {
+				continue
+			}
+			builtins = append(builtins, ph)
+		case i >= nDef:
+			inputs = append(inputs, ph)
+		case b.learnedFrom[i] != "":
+			learned = append(learned, ph)
+		default:
+			fields = append(fields, ph)
 		}
+		usable = append(usable, vars.Name(i))
 	}
 	if s := suggest(name, usable); s != "" {
 		return fmt.Sprintf("unknown placeholder ${%s}; did you mean ${%s}?", name, s)
 	}
-	return fmt.Sprintf("unknown placeholder ${%s}: an action's placeholders are its inputs (declare %s under input.properties), the definition's fields and ${ClientId}", name, name)
+	in := fmt.Sprintf("its inputs (declare %s under input.properties; it has none yet)", name)
+	if len(inputs) > 0 {
+		in = fmt.Sprintf("its inputs (%s; declare %s under input.properties to add it)", listNames(inputs), name)
+	}
+	parts := []string{in}
+	if len(fields) > 0 {
+		parts = append(parts, "the connection's fields ("+listNames(fields)+")")
+	}
+	if len(learned) > 0 {
+		parts = append(parts, "the values learned when connecting ("+listNames(learned)+")")
+	}
+	parts = append(parts, builtins...)
+	return fmt.Sprintf("unknown placeholder ${%s}: an action may use %s", name, joinAnd(parts))
+}
+
+// listNames joins placeholder names with commas, at most eight of them.
+func listNames(names []string) string {
+	const max = 8
+	if len(names) > max {
+		return strings.Join(names[:max], ", ") + fmt.Sprintf(" and %d more", len(names)-max)
+	}
+	return strings.Join(names, ", ")
+}
+
+// joinAnd joins parts as an English list: "a", "a and b", "a, b and c".
+func joinAnd(parts []string) string {
+	if len(parts) <= 1 {
+		return strings.Join(parts, "")
+	}
+	return strings.Join(parts[:len(parts)-1], ", ") + " and " + parts[len(parts)-1]
 }
 
 // relativePathProblem checks an action's path: it is resolved against the
