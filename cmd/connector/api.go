@@ -221,9 +221,20 @@ func (a *app) apiSession(f *connFlags, o *output) (*connector.API, *connector.Co
 	// Three-legged OAuth 1.0a keeps its token credentials in the store, as OAuth does.
 	stored := conn.Definition.Auth.OAuth != nil || (conn.Definition.Auth.OAuth1 != nil && conn.Definition.Auth.OAuth1.ThreeLegged())
 	if !stored {
-		opts.Trace = a.apiTrace(a.verboseFor(conn, nil))
-		dry(nil)
-		api, err := connector.NewAPI(conn, store.NewMemory(), opts)
+		mem := store.NewMemory()
+		var src *connector.Source
+		if a.verbose && conn.Definition.Auth.Session != nil {
+			// The session's login is an exchange --verbose shows: build the
+			// source here, so that its login client is the logging one.
+			var err error
+			if src, err = connector.NewSource(conn, mem); err != nil {
+				return nil, nil, nil, &exitError{code: exitFailed, err: err}
+			}
+			opts.Source = src
+		}
+		opts.Trace = a.apiTrace(a.verboseFor(conn, src))
+		dry(src)
+		api, err := connector.NewAPI(conn, mem, opts)
 		if err != nil {
 			return nil, nil, nil, &exitError{code: exitFailed, err: err}
 		}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -17,8 +18,8 @@ import (
 // URL with every secret as ***, the status, how long it took; and what the
 // engine decided: retries, waits (what for, how long), token refreshes after
 // a 401. API requests are seen through the engine's connector.Trace (see
-// trace.go); token requests (exchange, refresh, revocation) through this
-// RoundTripper under the flow's HTTP client.
+// trace.go); token requests (exchange, refresh, revocation) and a session's
+// login through this RoundTripper under the flow's or the login's HTTP client.
 
 // verboseTransport logs exchanges through next.
 type verboseTransport struct {
@@ -108,6 +109,24 @@ func (v *verboseTransport) isCredential(name string) bool {
 }
 
 func (v *verboseTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	return v.exchange(req, "")
+}
+
+// labelled sends a kind of request the verbose line names, such as the
+// session login, through the same log (one numbering, one set of secrets).
+type labelled struct {
+	v     *verboseTransport
+	label string
+}
+
+func (l labelled) RoundTrip(req *http.Request) (*http.Response, error) {
+	return l.v.exchange(req, " ("+l.label+")")
+}
+
+// exchange sends req, learning the credentials it carries first, and logs
+// one line; what names the request ("" lets a token request name itself
+// by its grant_type).
+func (v *verboseTransport) exchange(req *http.Request, what string) (*http.Response, error) {
 	for name, vals := range req.Header {
 		for _, val := range vals {
 			if v.isCredential(name) {
@@ -118,23 +137,28 @@ func (v *verboseTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 			}
 		}
 	}
-	what := ""
-	if req.Method == http.MethodPost && req.GetBody != nil && strings.HasPrefix(req.Header.Get("Content-Type"), "application/x-www-form-urlencoded") {
-		if body, err := req.GetBody(); err == nil {
-			b, _ := io.ReadAll(io.LimitReader(body, 64<<10))
-			body.Close()
-			if form, err := url.ParseQuery(string(b)); err == nil {
-				for k, vals := range form {
-					if v.secretParams[strings.ToLower(k)] {
-						v.addSecret(vals...)
-					}
-				}
-				if g := form.Get("grant_type"); g != "" {
-					what = " (token request: " + g + ")"
-				} else if form.Has("token") {
-					what = " (token revocation or introspection)"
+	ct := req.Header.Get("Content-Type")
+	switch b := v.body(req); {
+	case b == nil:
+	case strings.HasPrefix(ct, "application/x-www-form-urlencoded"):
+		if form, err := url.ParseQuery(string(b)); err == nil {
+			for k, vals := range form {
+				if v.secretParams[strings.ToLower(k)] || secretName(k) {
+					v.addSecret(vals...)
 				}
 			}
+			if g := form.Get("grant_type"); g != "" && what == "" {
+				what = " (token request: " + g + ")"
+			} else if form.Has("token") && what == "" {
+				what = " (token revocation or introspection)"
+			}
+		}
+	case strings.HasPrefix(ct, "application/json"):
+		// A session login's JSON body: a password held in a field the
+		// definition forgot to mark secret is still one.
+		var doc any
+		if json.Unmarshal(b, &doc) == nil {
+			v.learnJSON(doc, false)
 		}
 	}
 	v.mu.Lock()
@@ -167,6 +191,60 @@ func (v *verboseTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 	}
 	fmt.Fprintln(v.log, safeText(v.redact(line)))
 	return resp, err
+}
+
+// body returns a copy of req's body (at most 64 KiB) when it can be read
+// again, nil otherwise; the request still sends the original.
+func (v *verboseTransport) body(req *http.Request) []byte {
+	if req.GetBody == nil || req.Method == http.MethodGet {
+		return nil
+	}
+	body, err := req.GetBody()
+	if err != nil {
+		return nil
+	}
+	defer body.Close()
+	b, _ := io.ReadAll(io.LimitReader(body, 64<<10))
+	return b
+}
+
+// learnJSON records the string values of secret-named members of a JSON
+// body (password, client_secret, api_key, token...), at any depth;
+// secret is whether the enclosing member's name was one.
+func (v *verboseTransport) learnJSON(doc any, secret bool) {
+	switch x := doc.(type) {
+	case map[string]any:
+		for k, e := range x {
+			v.learnJSON(e, secret || v.secretParams[strings.ToLower(k)] || secretName(k))
+		}
+	case []any:
+		for _, e := range x {
+			v.learnJSON(e, secret)
+		}
+	case string:
+		if secret {
+			v.addSecret(x)
+		}
+	}
+}
+
+// secretName reports whether a body member or form parameter's name says
+// it holds a credential.
+func secretName(name string) bool {
+	n := strings.ToLower(name)
+	// token_type_hint=refresh_token, subject_token_type, ...: names of
+	// kinds, whose values ("refresh_token") must not become secrets.
+	for _, kind := range []string{"_type", "_hint", "_method"} {
+		if strings.HasSuffix(n, kind) {
+			return false
+		}
+	}
+	for _, w := range []string{"password", "passwd", "secret", "token", "apikey", "api_key", "credential"} {
+		if strings.Contains(n, w) {
+			return true
+		}
+	}
+	return false
 }
 
 func cutFirst(h http.Header, names ...string) string {
@@ -231,6 +309,12 @@ func (a *app) verboseFor(c *connector.Connection, src *connector.Source) *verbos
 		client := *f.HTTPClient // keeps its timeout and redirect policy
 		client.Transport = v
 		f.HTTPClient = &client
+	}
+	if src != nil && src.Session() != nil { // auth.scheme: session: its login is an exchange too
+		l := src.Session()
+		client := *l.HTTPClient
+		client.Transport = labelled{v: v, label: "session login"}
+		l.HTTPClient = &client
 	}
 	return v
 }

@@ -102,3 +102,79 @@ auth:
 		t.Error("no login reached the server")
 	}
 }
+
+// TestVerboseSessionLogin: --verbose logs the session login like every
+// other exchange, named "(session login)", before the API request it
+// serves, with the password as *** in its URL. The password travels in the
+// login URL, a header and the JSON body; in the second definition its field
+// is not marked secret, and the body's member name (password) is what
+// tells the log it is one. The test fails if the login is not logged, or
+// if the password shows anywhere in the output.
+func TestVerboseSessionLogin(t *testing.T) {
+	const password, sessionToken = "pw-41c9e2aa", "sess-9d0c7e1f55"
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/login":
+			var body struct {
+				User        string
+				Credentials struct{ Password string }
+			}
+			q := r.URL.Query()
+			if json.NewDecoder(r.Body).Decode(&body) != nil || body.Credentials.Password != password ||
+				q.Get("password")+q.Get("pass") != password || r.Header.Get("X-Login-Pass") != password {
+				http.Error(w, "bad login", http.StatusUnauthorized)
+				return
+			}
+			w.Header().Set("Content-Type", "application/json")
+			w.Write([]byte(`{"data":{"sid":"` + sessionToken + `"}}`))
+		case "/items":
+			if r.Header.Get("X-Session-Auth") != sessionToken {
+				http.Error(w, "no session", http.StatusUnauthorized)
+				return
+			}
+			w.Header().Set("Content-Type", "application/json")
+			w.Write([]byte(`[{"id":1}]`))
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer srv.Close()
+	dir := t.TempDir()
+	def := func(name, secret, param string) {
+		writeFile(t, dir, name+".yaml", `name: `+name+`
+title: Session login in --verbose
+base_url: `+srv.URL+`
+fields:
+  User: {required: true}
+  Password: {required: true`+secret+`}
+ignore_warnings: {secret-in-url: the test sends the password in the URL on purpose}
+auth:
+  scheme: session
+  session:
+    login_uri: ${BaseUrl}/login?user=${User}&`+param+`=${Password}
+    headers: {X-Login-Pass: "${Password}"}
+    body: {user: "${User}", credentials: {password: "${Password}"}}
+    token_path: data.sid
+    send_token: {name: X-Session-Auth}
+`)
+		writeFile(t, dir, name+"-conn.yaml", "definition: "+name+".yaml\nfields:\n  User: ada\n  Password: "+password+"\n")
+	}
+	def("secret", ", secret: true", "password")
+	def("plain", "", "pass") // Password not marked secret; pass is no secret parameter name
+	for name, param := range map[string]string{"secret": "password", "plain": "pass"} {
+		code, out, errOut := runCLI(t, "request", "GET", "/items", "-v", "--connection", filepath.Join(dir, name+"-conn.yaml"),
+			"--store", filepath.Join(dir, name+"-store.json"))
+		if code != 0 {
+			t.Fatalf("%s: exit %d: %s", name, code, errOut)
+		}
+		login := "http 1: POST " + srv.URL + "/login?" + param + "=***&user=ada (session login) -> 200 OK in "
+		if !strings.Contains(errOut, login) || !strings.Contains(errOut, "http 2: GET "+srv.URL+"/items -> 200 OK") {
+			t.Errorf("%s: --verbose should log the login as %q, then the API request; stderr:\n%s", name, login, errOut)
+		}
+		for _, secret := range []string{password, sessionToken} {
+			if strings.Contains(out+errOut, secret) {
+				t.Errorf("%s: a secret (%s...) is printed:\n%s\n--- stderr\n%s", name, secret[:4], out, errOut)
+			}
+		}
+	}
+}
