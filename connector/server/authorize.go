@@ -31,6 +31,10 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request, p state.Princ
 	if e == nil {
 		return
 	}
+	if e.client.Implicit {
+		writeProblem(w, r, credentialsProblem(e, "authorization to run"))
+		return
+	}
 	f, err := e.flow()
 	if err != nil {
 		writeProblem(w, r, s.engineProblem(r, err))

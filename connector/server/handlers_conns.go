@@ -16,6 +16,7 @@ import (
 
 type connectionRequest struct {
 	OAuthClient string         `json:"oauth_client"`
+	Definition  string         `json:"definition"` // instead of oauth_client, for a definition without OAuth
 	Environment string         `json:"environment"`
 	Fields      map[string]any `json:"fields"`
 }
@@ -44,8 +45,9 @@ func fieldValues(in map[string]any) (map[string]string, []FieldProblem) {
 // shown as set or not, never by value.
 type connectionView struct {
 	ID          string            `json:"id"`
-	OAuthClient string            `json:"oauth_client"`
+	OAuthClient string            `json:"oauth_client,omitempty"` // none for a definition without OAuth
 	Definition  string            `json:"definition"`
+	Auth        string            `json:"auth"` // the definition's scheme: oauth, apikey, basic, session...
 	Environment string            `json:"environment"`
 	Fields      map[string]string `json:"fields"`
 	Status      string            `json:"status"`
@@ -58,7 +60,10 @@ type connectionView struct {
 
 func (s *Server) viewConnection(ctx context.Context, e *engine) connectionView {
 	c := e.conn
-	v := connectionView{ID: c.ID, OAuthClient: c.Client, Definition: e.def.Name, Environment: c.Environment, Fields: map[string]string{}, Status: c.Status, Reason: c.Reason, Created: c.Created, Updated: c.Updated}
+	v := connectionView{ID: c.ID, OAuthClient: c.Client, Definition: e.def.Name, Auth: string(e.def.Auth.Scheme), Environment: c.Environment, Fields: map[string]string{}, Status: c.Status, Reason: c.Reason, Created: c.Created, Updated: c.Updated}
+	if e.client.Implicit {
+		v.OAuthClient = ""
+	}
 	if v.Environment == "" {
 		v.Environment = e.def.DefaultEnvironment
 	}
@@ -125,29 +130,31 @@ func (s *Server) checkConnectionInput(def *definitions.Definition, cl state.Clie
 
 func (s *Server) createConnection(w http.ResponseWriter, r *http.Request, p state.Principal) {
 	var req connectionRequest
-	if !readJSON(w, r, &req) || !required(w, r, "oauth_client", req.OAuthClient, "oauth_client is required: the id of one of your OAuth clients (GET /v1/oauth-clients)") {
+	if !readJSON(w, r, &req) {
 		return
 	}
-	cl, err := s.cfg.State.Client(r.Context(), p.Tenant, req.OAuthClient)
-	if errors.Is(err, state.ErrNotFound) {
-		writeProblem(w, r, invalid([]FieldProblem{{Field: "oauth_client", Detail: "no OAuth client " + quote(req.OAuthClient)}}))
-		return
-	} else if err != nil {
-		writeProblem(w, r, s.stateProblem(r, err, "", ""))
-		return
-	}
-	def, err := s.cfg.Definitions.Lookup(cl.Definition)
-	if err != nil {
-		writeProblem(w, r, invalid([]FieldProblem{{Field: "oauth_client", Detail: err.Error()}}))
+	def, cl, prob := s.connectionTarget(r, p, req)
+	if prob != nil {
+		writeProblem(w, r, prob)
 		return
 	}
 	fields, errs := fieldValues(req.Fields)
 	errs = append(errs, s.checkConnectionInput(def, cl, req.Environment, fields)...)
+	if len(errs) == 0 && cl.Implicit {
+		errs = s.checkCredentials(def, cl, req.Environment, fields)
+	}
 	if len(errs) > 0 {
 		writeProblem(w, r, invalid(errs))
 		return
 	}
-	c, err := s.cfg.State.CreateConnection(r.Context(), state.Connection{Tenant: p.Tenant, Client: cl.ID, Environment: req.Environment, Fields: fields})
+	nc := state.Connection{Tenant: p.Tenant, Client: cl.ID, Environment: req.Environment, Fields: fields}
+	var c state.Connection
+	var err error
+	if cl.Implicit {
+		c, err = s.cfg.State.CreateCredentialsConnection(r.Context(), nc, def.Name)
+	} else {
+		c, err = s.cfg.State.CreateConnection(r.Context(), nc)
+	}
 	if err != nil {
 		writeProblem(w, r, s.stateProblem(r, err, "", "connection"))
 		return
@@ -157,6 +164,9 @@ func (s *Server) createConnection(w http.ResponseWriter, r *http.Request, p stat
 	if err != nil {
 		writeProblem(w, r, s.engineProblem(r, err))
 		return
+	}
+	if cl.Implicit {
+		s.nudge() // its connection.connected event
 	}
 	w.Header().Set("Location", "/v1/connections/"+c.ID)
 	writeJSON(w, http.StatusCreated, s.viewConnection(r.Context(), e))
@@ -214,13 +224,13 @@ func (s *Server) listConnections(w http.ResponseWriter, r *http.Request, p state
 	q := r.URL.Query()
 	for k := range q {
 		switch k {
-		case "oauth_client", "environment", "status", "cursor", "limit":
+		case "oauth_client", "definition", "environment", "status", "cursor", "limit":
 		default:
-			writeProblem(w, r, problem(http.StatusBadRequest, "unknown-parameter", k, "unknown query parameter %q (oauth_client, environment, status, cursor, limit)", k))
+			writeProblem(w, r, problem(http.StatusBadRequest, "unknown-parameter", k, "unknown query parameter %q (oauth_client, definition, environment, status, cursor, limit)", k))
 			return
 		}
 	}
-	f := state.Filter{Client: q.Get("oauth_client"), Environment: q.Get("environment"), Status: q.Get("status"), After: q.Get("cursor")}
+	f := state.Filter{Client: q.Get("oauth_client"), Definition: q.Get("definition"), Environment: q.Get("environment"), Status: q.Get("status"), After: q.Get("cursor")}
 	if l := q.Get("limit"); l != "" {
 		n, err := strconv.Atoi(l)
 		if err != nil || n < 1 || n > state.MaxLimit {
@@ -341,6 +351,10 @@ func (s *Server) refreshConnection(w http.ResponseWriter, r *http.Request, p sta
 	if e == nil {
 		return
 	}
+	if e.api.Source() == nil {
+		writeProblem(w, r, credentialsProblem(e, "token to refresh"))
+		return
+	}
 	if err := s.refreshNow(r.Context(), e); err != nil {
 		writeProblem(w, r, s.engineProblem(r, err))
 		return
@@ -379,8 +393,10 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request, p state.Principal
 		return
 	}
 	src := e.api.Source()
-	if src == nil {
-		writeProblem(w, r, s.engineProblem(r, errNoOAuth))
+	if src == nil || e.def.Auth.OAuth == nil {
+		// A session login's token is the server's own session with the
+		// provider, made from the connection's password: not handed out.
+		writeProblem(w, r, credentialsProblem(e, "access token to hand out"))
 		return
 	}
 	t, err := src.TokenContext(r.Context())

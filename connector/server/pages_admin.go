@@ -285,7 +285,10 @@ type adminConnPage struct {
 	Link              string
 	LinkExpires       time.Time
 	ForceDelete       bool
-	Events            []adminEvent
+	// Credentials: the connection authenticates with its own credentials
+	// (a definition without OAuth): nothing to refresh, revoke or authorize.
+	Credentials bool
+	Events      []adminEvent
 }
 
 // adminEngine loads the session tenant's connection named by the path, or
@@ -329,6 +332,7 @@ func (s *Server) connectionPage(w http.ResponseWriter, r *http.Request, a state.
 		e = fresh // after an action, show what it left
 	}
 	p.Conn = s.viewConnection(ctx, e)
+	p.Credentials = e.client.Implicit
 	if p.Conn.Expires != nil {
 		p.Expires = *p.Conn.Expires
 	}
@@ -353,7 +357,12 @@ func (s *Server) adminAction(w http.ResponseWriter, r *http.Request) {
 	fail := func(code int, msg string, force bool) {
 		s.connectionPage(w, r, a, e, code, adminConnPage{Error: msg, ForceDelete: force})
 	}
-	switch r.PathValue("action") {
+	action := r.PathValue("action")
+	if e.client.Implicit && action != "delete" {
+		fail(http.StatusConflict, credentialsProblem(e, "token to "+action).Detail, false)
+		return
+	}
+	switch action {
 	case "refresh":
 		if err := s.refreshNow(ctx, e); err != nil {
 			p := s.engineProblem(r, err)

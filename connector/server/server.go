@@ -216,6 +216,7 @@ func (s *Server) routes() {
 	s.handle("GET /v1/connections", read, s.listConnections)
 	s.handle("GET /v1/connections/{id}", read, s.getConnection)
 	s.handle("DELETE /v1/connections/{id}", write, s.deleteConnection)
+	s.handle("PATCH /v1/connections/{id}/fields", write, s.updateFields) // handlers_credentials.go
 	s.handle("POST /v1/connections/{id}/refresh", write, s.refreshConnection)
 	s.handle("POST /v1/connections/{id}/authorize", write, s.authorize)
 	s.handle("POST /v1/connections/{id}/token", access{state.ScopeToken}, s.token)

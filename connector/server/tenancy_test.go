@@ -28,6 +28,7 @@ func TestTenantIsolation(t *testing.T) {
 			{"DELETE", "/v1/oauth-clients/{client}/webhook-secret", ""},
 			{"DELETE", "/v1/oauth-clients/{client}", ""},
 			{"GET", "/v1/connections/{conn}", ""},
+			{"PATCH", "/v1/connections/{conn}/fields", `{"fields":{"CompanyId":"1"}}`},
 			{"POST", "/v1/connections/{conn}/refresh", ""},
 			{"POST", "/v1/connections/{conn}/authorize", ""},
 			{"POST", "/v1/connections/{conn}/token", ""},

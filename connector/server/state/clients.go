@@ -24,6 +24,11 @@ type Client struct {
 	// deployment, an emulator); "" keeps the definition's.
 	BaseURL  string
 	LoginURL string
+	// Implicit marks the tenant's registration of a definition without
+	// OAuth (credentials.go): it holds no client id or secret, is never
+	// listed or addressable as an OAuth client, and exists because every
+	// connection row names a client.
+	Implicit bool
 	Created  time.Time
 	Updated  time.Time
 	Version  int64
@@ -58,16 +63,17 @@ func (d *DB) CreateClient(ctx context.Context, c Client) (Client, error) {
 	return c, nil
 }
 
-const clientCols = `id, tenant, definition, client_id, secret_sealed, redirect_uri, scopes, base_url, login_url, created, updated, version`
+const clientCols = `id, tenant, definition, client_id, secret_sealed, redirect_uri, scopes, base_url, login_url, created, updated, version, implicit`
 
 func (d *DB) scanClient(sc interface{ Scan(...any) error }) (Client, error) {
 	var c Client
 	var sealed []byte
 	var scopes string
-	var created, updated int64
-	if err := sc.Scan(&c.ID, &c.Tenant, &c.Definition, &c.ClientID, &sealed, &c.RedirectURI, &scopes, &c.BaseURL, &c.LoginURL, &created, &updated, &c.Version); err != nil {
+	var created, updated, implicit int64
+	if err := sc.Scan(&c.ID, &c.Tenant, &c.Definition, &c.ClientID, &sealed, &c.RedirectURI, &scopes, &c.BaseURL, &c.LoginURL, &created, &updated, &c.Version, &implicit); err != nil {
 		return Client{}, err
 	}
+	c.Implicit = implicit != 0
 	secret, err := d.sealer.Open(sealed, clientAD(c.ID))
 	if err != nil {
 		return Client{}, fmt.Errorf("state: the secret of OAuth client %s cannot be decrypted (wrong key, or the row was altered): %w", c.ID, err)
@@ -82,7 +88,7 @@ func (d *DB) scanClient(sc interface{ Scan(...any) error }) (Client, error) {
 func (d *DB) Client(ctx context.Context, tenant, id string) (Client, error) {
 	ctx, cancel := bound(ctx)
 	defer cancel()
-	c, err := d.scanClient(d.db.QueryRowContext(ctx, d.q(`SELECT `+clientCols+` FROM server_oauth_clients WHERE tenant = ? AND id = ?`), tenant, id))
+	c, err := d.scanClient(d.db.QueryRowContext(ctx, d.q(`SELECT `+clientCols+` FROM server_oauth_clients WHERE tenant = ? AND id = ? AND implicit = 0`), tenant, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return Client{}, fmt.Errorf("OAuth client %s: %w", id, ErrNotFound)
 	}
@@ -93,7 +99,7 @@ func (d *DB) Client(ctx context.Context, tenant, id string) (Client, error) {
 func (d *DB) Clients(ctx context.Context, tenant string) ([]Client, error) {
 	ctx, cancel := bound(ctx)
 	defer cancel()
-	rows, err := d.db.QueryContext(ctx, d.q(`SELECT `+clientCols+` FROM server_oauth_clients WHERE tenant = ? ORDER BY id`), tenant)
+	rows, err := d.db.QueryContext(ctx, d.q(`SELECT `+clientCols+` FROM server_oauth_clients WHERE tenant = ? AND implicit = 0 ORDER BY id`), tenant)
 	if err != nil {
 		return nil, fmt.Errorf("state: listing OAuth clients: %w", err)
 	}
@@ -116,7 +122,7 @@ func (d *DB) RotateClientSecret(ctx context.Context, tenant, id, secret string) 
 	if err != nil {
 		return Client{}, err
 	}
-	res, err := d.exec(ctx, `UPDATE server_oauth_clients SET secret_sealed = ?, updated = ?, version = version + 1 WHERE tenant = ? AND id = ?`,
+	res, err := d.exec(ctx, `UPDATE server_oauth_clients SET secret_sealed = ?, updated = ?, version = version + 1 WHERE tenant = ? AND id = ? AND implicit = 0`,
 		sealed, nanos(d.Now()), tenant, id)
 	if err != nil {
 		return Client{}, fmt.Errorf("state: rotating the secret of OAuth client %s: %w", id, err)
@@ -141,7 +147,7 @@ func (d *DB) DeleteClient(ctx context.Context, tenant, id string) error {
 		return fmt.Errorf("state: deleting OAuth client %s: %w", id, err)
 	}
 	defer tx.Rollback()
-	res, err := tx.ExecContext(ctx, d.q(`DELETE FROM server_oauth_clients WHERE tenant = ? AND id = ?
+	res, err := tx.ExecContext(ctx, d.q(`DELETE FROM server_oauth_clients WHERE tenant = ? AND id = ? AND implicit = 0
 		AND NOT EXISTS (SELECT 1 FROM server_connections WHERE client = server_oauth_clients.id)`), tenant, id)
 	if err != nil {
 		return fmt.Errorf("state: deleting OAuth client %s: %w", id, err)

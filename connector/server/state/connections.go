@@ -118,6 +118,7 @@ func (d *DB) Connection(ctx context.Context, tenant, id string) (Connection, err
 // Filter narrows a listing; zero fields match everything.
 type Filter struct {
 	Client      string
+	Definition  string // the definition of the connection's client, implicit or not
 	Environment string
 	Status      string
 	After       string // a cursor from an earlier page
@@ -160,6 +161,10 @@ func (d *DB) Connections(ctx context.Context, tenant string, f Filter) (page []C
 			query += " AND " + c.col + " = ?"
 			args = append(args, c.val)
 		}
+	}
+	if f.Definition != "" {
+		query += " AND client IN (SELECT id FROM server_oauth_clients WHERE tenant = ? AND definition = ?)"
+		args = append(args, tenant, f.Definition)
 	}
 	query += " ORDER BY id"
 	return queryPage(ctx, d, "connections", query, args, pageLimit(f.Limit), d.scanConn, func(c Connection) string { return EncodeCursor(c.ID) })
@@ -279,7 +284,7 @@ func (r *rawRow) conn() []any {
 }
 
 func (r *rawRow) client() []any {
-	r.vals = []any{new(string), new(string), new(string), new(string), new([]byte), new(string), new(string), new(string), new(string), new(int64), new(int64), new(int64)}
+	r.vals = []any{new(string), new(string), new(string), new(string), new([]byte), new(string), new(string), new(string), new(string), new(int64), new(int64), new(int64), new(int64)}
 	return r.vals
 }
 

@@ -190,7 +190,7 @@ func (r Receiver) Format(f fmt.State, _ rune) { _, _ = f.Write([]byte(r.String()
 func (d *DB) WebhookReceiver(ctx context.Context, id string) (Receiver, error) {
 	ctx, cancel := bound(ctx)
 	defer cancel()
-	c, err := d.scanClient(d.db.QueryRowContext(ctx, d.q(`SELECT `+clientCols+` FROM server_oauth_clients WHERE id = ?`), id))
+	c, err := d.scanClient(d.db.QueryRowContext(ctx, d.q(`SELECT `+clientCols+` FROM server_oauth_clients WHERE id = ? AND implicit = 0`), id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return Receiver{}, fmt.Errorf("OAuth client %s: %w", id, ErrNotFound)
 	}

@@ -56,3 +56,7 @@ const (
 	CountConnectionsSQL = countConnectionsSQL
 	ScheduleCountsSQL   = scheduleCountsSQL
 )
+
+// Rebind rewrites a query written with ? for d's database, for tests that
+// read a table directly.
+func (d *DB) Rebind(query string) string { return d.q(query) }

@@ -13,7 +13,8 @@ import (
 // Each part of the server owns a range of versions, so that parts developed
 // side by side add steps without renumbering each other's: 1-99 the core
 // tables below, 100-199 events and jobs, 200-299 webhook deliveries, 300-399
-// the refresh scheduler, 400-499 browser sessions (connect and admin pages).
+// the refresh scheduler, 400-499 browser sessions (connect and admin pages:
+// 400-401) and connections without OAuth (credentials.go: 402 on).
 // A database applies every step it lacks in ascending version order; a
 // recorded version this build does not know means a newer build migrated it.
 type migration struct {
@@ -24,7 +25,7 @@ type migration struct {
 
 // migrations is every step, in ascending version order (allMigrations
 // sorts the parts' lists; init checks versions are unique).
-var migrations = allMigrations(coreMigrations, eventMigrations, retentionMigrations, webhookMigrations, schedulerMigrations, browserMigrations)
+var migrations = allMigrations(coreMigrations, eventMigrations, retentionMigrations, webhookMigrations, schedulerMigrations, browserMigrations, credentialsMigrations)
 
 func allMigrations(parts ...[]migration) []migration {
 	var all []migration

@@ -1,0 +1,86 @@
+package server_test
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/connector-engine/connector/definitions"
+)
+
+// TestCredentialsSessionLogin: a session-login connection logs in with its
+// password at its first proxied call; replacing the password drops that
+// session, and the next call logs in with the new one. The session token
+// is not handed out by the token endpoint.
+func TestCredentialsSessionLogin(t *testing.T) {
+	var mu sync.Mutex
+	logins := map[string]int{} // password -> logins
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		if r.URL.Path == "/login" {
+			var in struct{ User, Password string }
+			if err := json.NewDecoder(r.Body).Decode(&in); err != nil || in.User != "ann" {
+				w.WriteHeader(401)
+				return
+			}
+			mu.Lock()
+			logins[in.Password]++
+			mu.Unlock()
+			_, _ = w.Write([]byte(`{"token":"session-of-` + in.Password + `"}`))
+			return
+		}
+		_, _ = w.Write([]byte(`{"session":"` + strings.TrimPrefix(r.Header.Get("X-Session"), "session-of-") + `"}`))
+	}))
+	defer hs.Close()
+	def := `name: sessioned
+title: Session login
+base_url: ` + hs.URL + `
+fields:
+  User: {title: User, required: true}
+  Password: {title: Password, secret: true, required: true}
+auth:
+  scheme: session
+  session:
+    login_uri: ${BaseUrl}/login
+    body: {User: "${User}", Password: "${Password}"}
+    token_path: token
+    send_token: {name: X-Session}
+`
+	set, err := definitions.Parse(definitions.Builtin(), definitions.File{Path: "sessioned.yaml", Data: []byte(def)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t, t.TempDir()+"/connector.db", envOptions{definitions: set})
+	pw1, pw2 := credentialsSecretPrefix+"SessionPasswordOne", credentialsSecretPrefix+"SessionPasswordTwo"
+	remember(pw1, pw2, "session-of-"+pw1, "session-of-"+pw2)
+	w, proxy := e.keys["acme:connections:write"], e.keys["acme:proxy"]
+	c := e.must(201, 0, "POST", "/v1/connections", w, map[string]any{"definition": "sessioned", "fields": map[string]any{"User": "ann", "Password": pw1}})
+	id := c["id"].(string)
+	if c["auth"] != "session" || c["fields"].(map[string]any)["Password"] != "(set)" {
+		t.Fatalf("created: %v", c)
+	}
+	for range 2 {
+		if r := e.must(200, 0, "GET", "/v1/connections/"+id+"/proxy/me", proxy, nil); r["session"] != pw1 {
+			t.Fatalf("proxy: %v", r)
+		}
+	}
+	if tok := e.call(0, "POST", "/v1/connections/"+id+"/token", e.keys["acme:token"], nil); tok.status != 409 || strings.Contains(string(tok.body), "session-of-") {
+		t.Fatalf("token endpoint: %d %s", tok.status, tok.body)
+	}
+	e.must(200, 0, "PATCH", "/v1/connections/"+id+"/fields", w, map[string]any{"fields": map[string]any{"Password": pw2}})
+	if r := e.must(200, 0, "GET", "/v1/connections/"+id+"/proxy/me", proxy, nil); r["session"] != pw2 {
+		t.Fatalf("after the password changed, the proxy sent the session of %v", r["session"])
+	}
+	// Refreshing a session connection logs in again.
+	if r := e.must(200, 0, "POST", "/v1/connections/"+id+"/refresh", w, nil); r["status"] != "connected" {
+		t.Fatalf("refresh: %v", r)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if logins[pw1] != 1 || logins[pw2] != 2 {
+		t.Fatalf("logins: %d with the first password, %d with the second; want 1 and 2 (one for the refresh)", logins[pw1], logins[pw2])
+	}
+}
