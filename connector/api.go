@@ -148,6 +148,9 @@ func NewAPI(c *Connection, st store.Store, opts *APIOptions) (*API, error) {
 	case auth.OAuth != nil:
 		a.source = src
 		bt := &bearerTransport{src: a.source, next: rt}
+		if src.flow != nil {
+			bt.dpop = src.flow.dpopAPI() // nil without auth.oauth.dpop
+		}
 		switch st := auth.OAuth.SendToken; st.In {
 		case definitions.TokenInQuery:
 			bt.query = url.QueryEscape(st.Name)

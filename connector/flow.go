@@ -18,6 +18,7 @@ import (
 
 	"github.com/hashicorp/go-retryablehttp"
 
+	"github.com/connector-engine/connector/connector/dpop"
 	"github.com/connector-engine/connector/connector/token"
 	"github.com/connector-engine/connector/definitions"
 	"github.com/connector-engine/connector/templates"
@@ -48,6 +49,10 @@ type Flow struct {
 
 	jwt  *assertionSigner // RFC 7523 assertions (flow_assertion.go); shared by copies
 	mtls *clientTLS       // RFC 8705 client certificate (flow_mtls.go); shared by copies
+	dpop *dpopConn        // RFC 9449 nonces (flow_dpop.go); shared by copies, nil without dpop
+	// dpopKey signs this copy's token requests' DPoP proofs; nil: a fresh
+	// key for a grant that starts a connection (flow_dpop.go).
+	dpopKey *dpop.Key
 }
 
 // DefaultRequestTimeout bounds one token request attempt.
@@ -68,14 +73,16 @@ func NewFlow(c *Connection) (*Flow, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Flow{
+	f := &Flow{
 		conn: c, def: c.Definition, o: o, vals: vals,
 		HTTPClient:      &http.Client{Timeout: DefaultRequestTimeout},
 		Now:             time.Now,
 		AttemptLifetime: 10 * time.Minute,
 		jwt:             &assertionSigner{},
 		mtls:            &clientTLS{},
-	}, nil
+	}
+	f.dpop = newDPoPConn(f)
+	return f, nil
 }
 
 // Attempt is one authorization attempt: the URL to send the user to and what
@@ -408,6 +415,10 @@ func (f *Flow) Introspect(ctx context.Context, tok, hint string) (bool, error) {
 // parses the answer. extra is one more secret to redact from errors.
 func (f *Flow) tokenRequest(ctx context.Context, what string, t *templates.Template, vals []string, std [][2]string, idempotent bool, extra string) (*token.Token, error) {
 	start := f.Now()
+	f, key, err := f.withProofKey(what) // flow_dpop.go: the DPoP key of this request, if any
+	if err != nil {
+		return nil, err
+	}
 	auth := f.o.TokenRequest.ClientAuth
 	if what == "refresh" && f.o.TokenRequest.RefreshClientAuth != "" {
 		auth = f.o.TokenRequest.RefreshClientAuth
@@ -445,6 +456,9 @@ func (f *Flow) tokenRequest(ctx context.Context, what string, t *templates.Templ
 	}
 	if len(tok.Scopes) == 0 && vals[definitions.VarScope] != "" {
 		tok.Scopes = strings.Fields(strings.ReplaceAll(vals[definitions.VarScope], f.o.ScopeSeparator, " "))
+	}
+	if err := keepDPoPKey(tok, key, f.def.Name); err != nil { // flow_dpop.go: the token is bound to it: kept, and sealed, with it
+		return nil, fmt.Errorf("%s for connection %s: %w", what, f.conn.Key(), err)
 	}
 	return tok, nil
 }
@@ -538,6 +552,7 @@ func (f *Flow) send(ctx context.Context, t *templates.Template, vals []string, s
 	if err != nil {
 		return nil, nil, err
 	}
+	hc = f.proofClient(hc, formPost) // flow_dpop.go: a DPoP proof per attempt, if any
 	resp, err := newTokenClient(noRedirects(hc), idempotent).Do(req)
 	if err != nil {
 		return nil, nil, f.tlsRefusal(netError(tr.Method, u, err)) // the shape of every request error: "POST https://host/path: ..."

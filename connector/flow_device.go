@@ -194,6 +194,10 @@ func (f *Flow) PollDevice(ctx context.Context, da *DeviceAuthorization) (*token.
 		interval = DefaultDeviceInterval
 	}
 	std := [][2]string{{"grant_type", string(definitions.GrantDeviceCode)}, {"device_code", da.deviceCode}}
+	f, err := f.withNewDPoPKey() // flow_dpop.go: one DPoP key for every poll, the one the token is bound to
+	if err != nil {
+		return nil, err
+	}
 	for {
 		if err := wait(ctx, interval); err != nil {
 			return nil, fmt.Errorf("waiting for the user to approve the device: %w", err)

@@ -216,6 +216,9 @@ func (f *Flow) learnByRequest(ctx context.Context, fd *definitions.Field, tok *t
 	}
 	where := "GET " + redactedPath(u)
 	hc, err := f.tokenClient() // a certificate-bound token needs the certificate (flow_mtls.go)
+	if err == nil {
+		hc, err = f.resourceClient(hc, tok) // a DPoP-bound one a proof (flow_dpop.go)
+	}
 	if err != nil {
 		return fmt.Errorf("learning %s: %w", fd.Name, err)
 	}

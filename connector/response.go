@@ -57,7 +57,8 @@ func parseTokenResponse(contentType string, body []byte, m *definitions.TokenRes
 	if v, ok := lookupPath(fields, m.TokenType).(string); ok {
 		tok.TokenType = v
 	}
-	if tok.TokenType != "" && !strings.EqualFold(tok.TokenType, "bearer") {
+	// DPoP (RFC 9449 5): the caller checks that it sent a proof.
+	if tok.TokenType != "" && !strings.EqualFold(tok.TokenType, "bearer") && !strings.EqualFold(tok.TokenType, "DPoP") {
 		return nil, fmt.Errorf("the token response has token_type %q; only bearer tokens are supported", tok.TokenType)
 	}
 	if v, ok := lookupPath(fields, m.RefreshToken).(string); ok {

@@ -311,6 +311,7 @@ func (s *Source) renewLocked(ctx context.Context, stale string, force bool, keep
 
 	var grant func(context.Context) (*token.Token, error)
 	learned := rec.Token.Values // refresh_uri may use them
+	bound := rec.Token.DPoPKey  // RFC 9449: the refresh is signed with the key the grant is bound to
 	switch {
 	case s.fetch != nil:
 		grant = s.fetch // consumes nothing: an interrupted one is simply asked again
@@ -336,7 +337,7 @@ func (s *Source) renewLocked(ctx context.Context, stale string, force bool, keep
 			}
 			if active {
 				rt := rec.Token.RefreshToken // never reached the provider: safe to send
-				grant = func(ctx context.Context) (*token.Token, error) { return s.refresh(ctx, rt, learned) }
+				grant = func(ctx context.Context) (*token.Token, error) { return s.refresh(ctx, rt, learned, bound) }
 				break
 			}
 			reason = ReasonRefreshConsumed
@@ -350,7 +351,7 @@ func (s *Source) renewLocked(ctx context.Context, stale string, force bool, keep
 		return token.Token{}, &NeedsReauthError{Reason: "OAuth 1.0a token credentials are not refreshed; authorize the connection again (connector connect)"}
 	default:
 		rt := rec.Token.RefreshToken
-		grant = func(ctx context.Context) (*token.Token, error) { return s.refresh(ctx, rt, learned) }
+		grant = func(ctx context.Context) (*token.Token, error) { return s.refresh(ctx, rt, learned, bound) }
 	}
 
 	// Mark the refresh in flight, durably, before the provider can act on
@@ -522,10 +523,14 @@ func (s *Source) Revoke(ctx context.Context) error {
 }
 
 // refresh refreshes with the values the connection learned when
-// connecting, which refresh_uri may use.
-func (s *Source) refresh(ctx context.Context, rt string, learned map[string]string) (*token.Token, error) {
+// connecting, which refresh_uri may use, and the DPoP key its token is
+// bound to, if any.
+func (s *Source) refresh(ctx context.Context, rt string, learned map[string]string, dpopKey string) (*token.Token, error) {
 	f, err := s.flow.WithLearned(learned)
 	if err != nil {
+		return nil, err
+	}
+	if f, err = f.withDPoPKey(dpopKey); err != nil { // flow_dpop.go
 		return nil, err
 	}
 	return f.Refresh(ctx, rt)

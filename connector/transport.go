@@ -354,6 +354,7 @@ type bearerTransport struct {
 	query      string                 // the query parameter carrying the token, escaped; "" for a header
 	body       string                 // the body field carrying the token (send_token.in: body); see bodytoken.go
 	last       atomic.Pointer[bearer] // the header value of the last token, so a hit costs nothing
+	dpop       *dpopAPI               // auth.oauth.dpop: DPoP-bound tokens go through it (flow_dpop.go); nil without
 	next       http.RoundTripper
 }
 
@@ -408,7 +409,7 @@ func (t *bearerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 		closeBody(r)
 		return nil, &credentialError{err}
 	}
-	resp, err := t.next.RoundTrip(r)
+	resp, err := t.send(r, tok)
 	if err != nil || resp.StatusCode != http.StatusUnauthorized {
 		return resp, err
 	}
@@ -436,6 +437,15 @@ func (t *bearerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	if err := t.place(r, orig, renewed); err != nil {
 		closeBody(r)
 		return nil, &credentialError{err}
+	}
+	return t.send(r, renewed)
+}
+
+// send sends r, placed with tok: a DPoP-bound token with a proof of its key
+// (RFC 9449 7.1), any other as it is placed.
+func (t *bearerTransport) send(r *http.Request, tok token.Token) (*http.Response, error) {
+	if t.dpop != nil && t.typePrefix && dpopBound(&tok) {
+		return t.dpop.roundTrip(r, tok, t.next)
 	}
 	return t.next.RoundTrip(r)
 }

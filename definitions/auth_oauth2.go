@@ -122,6 +122,7 @@ func (b *builder) buildOAuth(r *raw) {
 	o.Public = ro.Client == "public" // before the assertion and certificate, whose rules depend on it
 	b.buildAssertion(o, ro.Assertion)
 	b.buildClientCertificate(o, ro.ClientCertificate)
+	b.buildDPoP(o, ro.DPoP) // after send_token, which it checks
 	b.buildKeepAlive(o, ro.KeepAlive)
 	if o.TokenRequest.Method == "GET" && o.TokenRequest.Params != ParamsQuery {
 		b.errorf(p+"/token_request/method", "a GET token request has no body to carry %s parameters; use params: query or method: POST", o.TokenRequest.Params)

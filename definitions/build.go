@@ -66,6 +66,7 @@ type raw struct {
 			Client            string                `yaml:"client"`
 			Assertion         *rawAssertion         `yaml:"assertion"`          // auth_assertion.go
 			ClientCertificate *rawClientCertificate `yaml:"client_certificate"` // auth_mtls.go
+			DPoP              *rawDPoP              `yaml:"dpop"`               // auth_dpop.go
 			KeepAlive         *rawKeepAlive         `yaml:"keep_alive"`
 			SendToken         struct {
 				In     string  `yaml:"in"`

@@ -140,6 +140,10 @@ type OAuth struct {
 	// ClientCertificate is the certificate presented in the TLS handshake
 	// (RFC 8705 mutual TLS); nil for none.
 	ClientCertificate *ClientCertificate
+	// DPoP sender-constrains the tokens (RFC 9449): a proof signed with the
+	// connection's own key on every token request and API call; nil for
+	// none (auth_dpop.go).
+	DPoP *DPoP
 	// Parameters renames standard parameters the engine adds (TikTok's
 	// client_key for client_id), by standard name; "" turns one off.
 	// Absent names keep their standard name. See Param.

@@ -127,6 +127,8 @@ func schemaDiagnostic(root *yaml.Node, origin map[*yaml.Node]string, ve *jsonsch
 		at(key, field, fmt.Sprintf("%q is not a valid HTTP header name: use letters, digits and - (no spaces or colons)", lastToken(ve.InstanceLocation)))
 	case strings.Contains(ve.KeywordLocation, "/propertyNames/"):
 		at(key, field, fmt.Sprintf("%q is not a valid name here: %s", lastToken(ve.InstanceLocation), friendly(kw, ve.Message)))
+	case field == "auth.oauth.dpop" && kw == "type": // dpop: true is what people write first
+		at(val, field, friendly(kw, ve.Message)+"; dpop: {} turns DPoP on with ES256, dpop: {algorithm: RS256} picks the algorithm")
 	case strings.HasPrefix(field, "ignore_warnings.") && kw == "minLength":
 		at(val, field, "the reason must not be empty: say why this warning is acceptable here")
 	default:

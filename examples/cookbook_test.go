@@ -180,8 +180,8 @@ func TestRenderEveryExample(t *testing.T) {
 		"ApiKey": "k", "ApplicationKey": "a", "PartnerApiKey": "pk", "SiteUrl": "https://acme.atlassian.net", "Email": "a@acme.example", "ApiToken": "tok",
 		"BaseUriHost": "na3.docusign.net", "AccountId": "00000000-0000-0000-0000-000000000000", "CompanyDomain": "acme",
 		"CloudId": "00000000-0000-0000-0000-000000000000", "RealmId": "9130350000000000",
-		"ApplicationId": "amzn1.sp.solution.00000000-0000-0000-0000-000000000000",
-		"ClientId":      "cid", "ClientSecret": "SECRET-VALUE", "RedirectUri": "https://platform.example/cb",
+		"ApplicationId": "amzn1.sp.solution.00000000-0000-0000-0000-000000000000", "ApiUrl": "https://api.acme.example",
+		"ClientId": "cid", "ClientSecret": "SECRET-VALUE", "RedirectUri": "https://platform.example/cb",
 		"code": "CODE-VALUE", "refreshToken": "REFRESH-VALUE", "PrivateKey": "PEM-VALUE", "PrivateKeyId": "kid-1",
 		"ClientCertificate": "CERT-PEM", "ClientKey": "KEY-PEM",
 		// Session logins and OAuth 1.0a.

@@ -18,7 +18,7 @@ import (
 )
 
 var exampleNames = []string{
-	"adp", "amazon-sp-api", "atlassian-jira-oauth", "box", "business-central-onprem", "datadog", "docusign", "dropbox", "fitbit", "github", "github-device", "github-enterprise-server", "google-drive", "google-service-account", "gusto", "hubspot", "jira-cloud", "keap", "lark", "microsoft-graph", "microsoft-graph-device", "monday", "netsuite", "okta", "paypal", "pipedrive", "quickbooks", "ryvit-v1", "sage-accounting", "salesforce", "shopify", "slack", "stripe", "strava", "tableau", "tiktok", "trello", "twilio", "xero", "zabbix", "zendesk", "zoho-crm",
+	"adp", "amazon-sp-api", "atlassian-jira-oauth", "box", "business-central-onprem", "datadog", "docusign", "dropbox", "fitbit", "github", "github-device", "github-enterprise-server", "google-drive", "google-service-account", "gusto", "hubspot", "jira-cloud", "keap", "lark", "microsoft-graph", "microsoft-graph-device", "monday", "netsuite", "okta", "okta-dpop", "paypal", "pipedrive", "quickbooks", "ryvit-v1", "sage-accounting", "salesforce", "shopify", "slack", "stripe", "strava", "tableau", "tiktok", "trello", "twilio", "xero", "zabbix", "zendesk", "zoho-crm",
 }
 
 func load(t *testing.T) *definitions.Set {

@@ -53,6 +53,41 @@ func GenerateKey() (*Key, error) {
 	return NewKey(priv)
 }
 
+// GenerateKeyFor makes a fresh key for the JWS algorithm alg: ES256 (""
+// too), ES384 and ES512 on their curves, RS256 and PS256 with RSA 2048.
+func GenerateKeyFor(alg string) (*Key, error) {
+	var priv crypto.Signer
+	var err error
+	switch alg {
+	case "", "ES256":
+		return GenerateKey()
+	case "ES384":
+		priv, err = ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	case "ES512":
+		priv, err = ecdsa.GenerateKey(elliptic.P521(), rand.Reader)
+	case "RS256", "PS256":
+		priv, err = rsa.GenerateKey(rand.Reader, 2048)
+	default:
+		return nil, fmt.Errorf("DPoP proofs are not signed with %q here; use ES256, ES384, ES512, RS256 or PS256", alg)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("generating a DPoP key: %w", err)
+	}
+	return NewKeyFor(priv, alg)
+}
+
+// ParseKeyFor is ParseKey for a connection whose proofs use alg: it
+// decides between RS256 and PS256 for an RSA key (the key is the same, and
+// a token is bound to the key, not to the algorithm). An EC key's curve
+// decides its algorithm.
+func ParseKeyFor(pemData, alg string) (*Key, error) {
+	k, err := ParseKey(pemData)
+	if err != nil || alg != "PS256" {
+		return k, err
+	}
+	return NewKeyFor(k.priv, alg)
+}
+
 // ParseKey reads a DPoP private key from PEM (PKCS #1, SEC 1 or PKCS #8; RSA
 // or EC). Errors never quote the key.
 func ParseKey(pemData string) (*Key, error) {
@@ -70,35 +105,43 @@ func ParseKey(pemData string) (*Key, error) {
 // NewKey wraps a private key: ES256, ES384 or ES512 by an EC key's curve,
 // RS256 for RSA (RFC 9449 asks for an asymmetric algorithm; these are the
 // ones providers list in dpop_signing_alg_values_supported).
-func NewKey(priv crypto.Signer) (*Key, error) {
-	var alg jose.SignatureAlgorithm
+func NewKey(priv crypto.Signer) (*Key, error) { return NewKeyFor(priv, "") }
+
+// NewKeyFor is NewKey signing RSA keys with PS256 when alg says so (RSASSA-
+// PSS, which some providers prefer); any other alg is the key's default.
+func NewKeyFor(priv crypto.Signer, alg string) (*Key, error) {
+	pss := alg == "PS256"
+	var jalg jose.SignatureAlgorithm
 	switch k := priv.(type) {
 	case *ecdsa.PrivateKey:
-		alg = map[elliptic.Curve]jose.SignatureAlgorithm{elliptic.P256(): jose.ES256, elliptic.P384(): jose.ES384, elliptic.P521(): jose.ES512}[k.Curve]
-		if alg == "" {
+		jalg = map[elliptic.Curve]jose.SignatureAlgorithm{elliptic.P256(): jose.ES256, elliptic.P384(): jose.ES384, elliptic.P521(): jose.ES512}[k.Curve]
+		if jalg == "" {
 			return nil, errors.New("the DPoP key's curve is not one JWS uses; use P-256")
 		}
 	case *rsa.PrivateKey:
 		if k.N.BitLen() < 2048 {
 			return nil, fmt.Errorf("the DPoP key is RSA with %d bits; use at least 2048, or an EC P-256 key", k.N.BitLen())
 		}
-		alg = jose.RS256
+		jalg = jose.RS256
+		if pss {
+			jalg = jose.PS256
+		}
 	default:
 		return nil, fmt.Errorf("a %T key cannot sign DPoP proofs here; use an EC (P-256) or RSA key", priv)
 	}
 	// EmbedJWK puts the public key in the header (4.2: jwk), which is
 	// how the server learns what to verify and bind to.
 	opts := (&jose.SignerOptions{EmbedJWK: true}).WithType("dpop+jwt")
-	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: alg, Key: priv}, opts)
+	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jalg, Key: priv}, opts)
 	if err != nil {
-		return nil, fmt.Errorf("the DPoP key cannot sign %s: %w", alg, err)
+		return nil, fmt.Errorf("the DPoP key cannot sign %s: %w", jalg, err)
 	}
 	pub := jose.JSONWebKey{Key: priv.Public()}
 	jkt, err := Thumbprint(pub)
 	if err != nil {
 		return nil, err
 	}
-	return &Key{priv: priv, alg: alg, signer: signer, jkt: jkt}, nil
+	return &Key{priv: priv, alg: jalg, signer: signer, jkt: jkt}, nil
 }
 
 // Algorithm is the JWS algorithm of the proofs.

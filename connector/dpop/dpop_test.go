@@ -15,6 +15,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 
 	"github.com/connector-engine/connector/connector/dpop"
+	"github.com/connector-engine/connector/connector/internal/dpopserver"
 )
 
 // The RFCs' own examples: RFC 9449 6.1's jkt of the 4.1 proof's key, RFC
@@ -134,52 +135,37 @@ func TestNonces(t *testing.T) {
 	}
 }
 
-// tokenRequest is a token request with a proof, retried once when the
-// server answers 400 use_dpop_nonce (8), as the engine does.
+// tokenRequest is a token request through dpop.TokenTransport: a proof,
+// and one more attempt when the server answers 400 use_dpop_nonce (8).
 func tokenRequest(t *testing.T, k *dpop.Key, nonces *dpop.Nonces, base string, form url.Values) (map[string]any, int) {
 	t.Helper()
-	u, _ := url.Parse(base + "/token")
-	var out map[string]any
-	for attempt := 0; attempt < 2; attempt++ {
-		proof, err := k.Proof("POST", u, "", nonces.Get(u), time.Now())
-		if err != nil {
-			t.Fatal(err)
-		}
-		req, _ := http.NewRequest("POST", u.String(), strings.NewReader(form.Encode()))
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		req.Header.Set("DPoP", proof)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		out = nil
-		_ = json.Unmarshal(body, &out)
-		fresh := nonces.Remember(u, resp.Header.Get("DPoP-Nonce"))
-		if resp.StatusCode == http.StatusBadRequest && out["error"] == "use_dpop_nonce" && fresh && attempt == 0 {
-			continue
-		}
-		return out, resp.StatusCode
+	hc := &http.Client{Transport: &dpop.TokenTransport{Key: k, Nonces: nonces}, Timeout: 10 * time.Second}
+	resp, err := hc.PostForm(base+"/token", form) // strings.Reader body: GetBody is set
+	if err != nil {
+		t.Fatal(err)
 	}
-	return out, 0
+	defer resp.Body.Close()
+	var out map[string]any
+	body, _ := io.ReadAll(resp.Body)
+	_ = json.Unmarshal(body, &out)
+	return out, resp.StatusCode
 }
 
 func TestAgainstProofCheckingServer(t *testing.T) {
 	for _, nonce := range []string{"", "first-nonce"} {
 		t.Run("nonce="+nonce, func(t *testing.T) {
-			srv := startAuthServer(t, nonce)
+			srv := dpopserver.Start(t, dpopserver.Options{TokenNonce: nonce, ResourceNonce: nonce})
 			k, err := dpop.GenerateKey()
 			if err != nil {
 				t.Fatal(err)
 			}
 			nonces := &dpop.Nonces{}
-			tok, status := tokenRequest(t, k, nonces, srv.URL, url.Values{"grant_type": {"client_credentials"}})
+			tok, status := tokenRequest(t, k, nonces, srv.AS, url.Values{"grant_type": {"client_credentials"}})
 			if status != 200 || tok["token_type"] != "DPoP" {
-				t.Fatalf("token: %d %v (refused: %v)", status, tok, srv.refusals())
+				t.Fatalf("token: %d %v (refused: %v)", status, tok, srv.Refusals())
 			}
 			at := tok["access_token"].(string)
-			if srv.boundTo(at) != k.Thumbprint() {
+			if srv.BoundTo(at) != k.Thumbprint() {
 				t.Fatalf("the token is not bound to the key (cnf.jkt)")
 			}
 			var sent []string
@@ -187,7 +173,7 @@ func TestAgainstProofCheckingServer(t *testing.T) {
 				Base: recordProofs(&sent)}
 			hc := &http.Client{Transport: tr, Timeout: 10 * time.Second}
 			get := func(c *http.Client) int {
-				req, _ := http.NewRequestWithContext(context.Background(), "GET", srv.URL+"/api?q=1", nil)
+				req, _ := http.NewRequestWithContext(context.Background(), "GET", srv.RS+"/api?q=1", nil)
 				resp, err := c.Do(req)
 				if err != nil {
 					t.Fatal(err)
@@ -196,17 +182,17 @@ func TestAgainstProofCheckingServer(t *testing.T) {
 				return resp.StatusCode
 			}
 			if s := get(hc); s != 200 {
-				t.Fatalf("API call: %d (refused: %v)", s, srv.refusals())
+				t.Fatalf("API call: %d (refused: %v)", s, srv.Refusals())
 			}
 			// The resource server changes its nonce: one 401
 			// use_dpop_nonce, retried with the new one.
-			srv.rotateNonce()
+			srv.RotateNonces()
 			before := len(sent)
 			if s := get(hc); s != 200 || (nonce != "" && len(sent)-before != 2) {
 				t.Fatalf("after a new nonce: %d, %d proofs sent", s, len(sent)-before)
 			}
 			// A replayed proof is refused.
-			replay, _ := http.NewRequest("GET", srv.URL+"/api", nil)
+			replay, _ := http.NewRequest("GET", srv.RS+"/api", nil)
 			replay.Header.Set("Authorization", "DPoP "+at)
 			replay.Header.Set("DPoP", sent[len(sent)-1])
 			resp, err := http.DefaultClient.Do(replay)
@@ -214,8 +200,8 @@ func TestAgainstProofCheckingServer(t *testing.T) {
 				t.Fatal(err)
 			}
 			resp.Body.Close()
-			if resp.StatusCode != 401 || !strings.Contains(strings.Join(srv.refusals(), ";"), "replayed") {
-				t.Errorf("a replayed proof: %d, refused %v", resp.StatusCode, srv.refusals())
+			if resp.StatusCode != 401 || !strings.Contains(strings.Join(srv.Refusals(), ";"), "replayed") {
+				t.Errorf("a replayed proof: %d, refused %v", resp.StatusCode, srv.Refusals())
 			}
 			// The token with another key's proofs is refused.
 			other, _ := dpop.GenerateKey()
@@ -226,14 +212,14 @@ func TestAgainstProofCheckingServer(t *testing.T) {
 			// keeps it) is accepted; with another key it is not.
 			pemKey, _ := k.PEM()
 			same, _ := dpop.ParseKey(pemKey)
-			srv.rotateNonce() // and the token endpoint's nonce round trip once more
+			srv.RotateNonces() // and the token endpoint's nonce round trip once more
 			rt := tok["refresh_token"].(string)
-			if _, status := tokenRequest(t, other, nonces, srv.URL, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}}); status != 400 {
+			if _, status := tokenRequest(t, other, nonces, srv.AS, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}}); status != 400 {
 				t.Errorf("refresh with another key: %d", status)
 			}
-			tok2, status := tokenRequest(t, same, nonces, srv.URL, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}})
-			if status != 200 || srv.boundTo(tok2["access_token"].(string)) != k.Thumbprint() {
-				t.Errorf("refresh with the same key: %d %v (refused %v)", status, tok2, srv.refusals())
+			tok2, status := tokenRequest(t, same, nonces, srv.AS, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}})
+			if status != 200 || srv.BoundTo(tok2["access_token"].(string)) != k.Thumbprint() {
+				t.Errorf("refresh with the same key: %d %v (refused %v)", status, tok2, srv.Refusals())
 			}
 		})
 	}
@@ -242,18 +228,18 @@ func TestAgainstProofCheckingServer(t *testing.T) {
 // A request with a body is retried on use_dpop_nonce only when it can be
 // sent again (GetBody), and then with the same body.
 func TestTransportRetriesBodies(t *testing.T) {
-	srv := startAuthServer(t, "n0")
+	srv := dpopserver.Start(t, dpopserver.Options{TokenNonce: "n0", ResourceNonce: "n0"})
 	k, _ := dpop.GenerateKey()
 	nonces := &dpop.Nonces{}
-	tok, status := tokenRequest(t, k, nonces, srv.URL, url.Values{"grant_type": {"client_credentials"}})
+	tok, status := tokenRequest(t, k, nonces, srv.AS, url.Values{"grant_type": {"client_credentials"}})
 	if status != 200 {
 		t.Fatal(status)
 	}
 	at := tok["access_token"].(string)
-	srv.rotateNonce()
+	srv.RotateNonces()
 	var sent []string
 	hc := &http.Client{Transport: &dpop.Transport{Key: k, Nonces: nonces, Base: recordProofs(&sent), Token: func(*http.Request) (string, error) { return at, nil }}}
-	resp, err := hc.Post(srv.URL+"/api", "application/json", strings.NewReader(`{"a":1}`)) // strings.Reader: GetBody is set
+	resp, err := hc.Post(srv.RS+"/api", "application/json", strings.NewReader(`{"a":1}`)) // strings.Reader: GetBody is set
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -261,9 +247,9 @@ func TestTransportRetriesBodies(t *testing.T) {
 	if resp.StatusCode != 200 || len(sent) != 2 {
 		t.Errorf("POST with a replayable body: %d after %d proofs", resp.StatusCode, len(sent))
 	}
-	srv.rotateNonce()
+	srv.RotateNonces()
 	sent = nil
-	req, _ := http.NewRequest("POST", srv.URL+"/api", io.NopCloser(strings.NewReader(`{}`))) // no GetBody
+	req, _ := http.NewRequest("POST", srv.RS+"/api", io.NopCloser(strings.NewReader(`{}`))) // no GetBody
 	resp, err = hc.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -288,16 +274,16 @@ func recordProofs(sent *[]string) http.RoundTripper { return proofRecorder{sent}
 // The test server's check refuses what 4.3 says to refuse, so the tests
 // above cannot pass by it accepting anything.
 func TestServerRefusesBadProofs(t *testing.T) {
-	srv := startAuthServer(t, "")
+	srv := dpopserver.Start(t, dpopserver.Options{})
 	k, _ := dpop.GenerateKey()
 	nonces := &dpop.Nonces{}
-	tok, status := tokenRequest(t, k, nonces, srv.URL, url.Values{"grant_type": {"client_credentials"}})
+	tok, status := tokenRequest(t, k, nonces, srv.AS, url.Values{"grant_type": {"client_credentials"}})
 	if status != 200 {
 		t.Fatal(status)
 	}
 	at := tok["access_token"].(string)
-	api, _ := url.Parse(srv.URL + "/api")
-	other, _ := url.Parse(srv.URL + "/other")
+	api, _ := url.Parse(srv.RS + "/api")
+	other, _ := url.Parse(srv.RS + "/other")
 	for _, c := range []struct {
 		name, method string
 		u            *url.URL
@@ -323,7 +309,7 @@ func TestServerRefusesBadProofs(t *testing.T) {
 			t.Fatal(err)
 		}
 		resp.Body.Close()
-		r := srv.refusals()
+		r := srv.Refusals()
 		if resp.StatusCode != 401 || len(r) == 0 || !strings.Contains(r[len(r)-1], c.want) {
 			t.Errorf("%s: %d, refusals %v", c.name, resp.StatusCode, r)
 		}
@@ -344,5 +330,78 @@ func TestServerRefusesBadProofs(t *testing.T) {
 		if resp.StatusCode != 401 {
 			t.Errorf("proof %q accepted", proof)
 		}
+	}
+}
+
+// The token endpoint's nonce dance (8): one 400 use_dpop_nonce, answered
+// with a second proof carrying the nonce; the nonce is then kept, so the
+// next request needs no second attempt. Any other 400 comes back whole.
+func TestTokenTransportNonce(t *testing.T) {
+	srv := dpopserver.Start(t, dpopserver.Options{TokenNonce: "as-nonce-1"})
+	k, _ := dpop.GenerateKey()
+	nonces := &dpop.Nonces{}
+	tok, status := tokenRequest(t, k, nonces, srv.AS, url.Values{"grant_type": {"client_credentials"}})
+	if status != 200 || tok["token_type"] != "DPoP" || srv.Stats().TokenChallenges != 1 {
+		t.Fatalf("first request: %d %v, %+v, refused %v", status, tok, srv.Stats(), srv.Refusals())
+	}
+	as, _ := url.Parse(srv.AS)
+	if nonces.Get(as) != "as-nonce-1" {
+		t.Errorf("the nonce is not kept for the server's origin")
+	}
+	if _, status := tokenRequest(t, k, nonces, srv.AS, url.Values{"grant_type": {"client_credentials"}}); status != 200 || srv.Stats().TokenChallenges != 1 {
+		t.Errorf("second request: %d, %+v: the kept nonce was not used", status, srv.Stats())
+	}
+	_, status = tokenRequest(t, k, nonces, srv.AS, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {"unknown"}})
+	if status != 400 {
+		t.Errorf("an invalid_grant: %d", status)
+	}
+	// The answer's body is the server's, read through the peek.
+	hc := &http.Client{Transport: &dpop.TokenTransport{Key: k, Nonces: nonces}}
+	srv.RotateNonces()
+	resp, err := hc.PostForm(srv.AS+"/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {"unknown"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 400 || !strings.Contains(string(body), "invalid_grant") {
+		t.Errorf("after a nonce challenge, the answer is %d %s", resp.StatusCode, body)
+	}
+	// A body that cannot be sent again is not: the challenge is handed back.
+	srv.RotateNonces()
+	req, _ := http.NewRequest("POST", srv.AS+"/token", io.NopCloser(strings.NewReader("grant_type=client_credentials")))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err = hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 400 || !strings.Contains(string(body), "use_dpop_nonce") {
+		t.Errorf("a one-shot body: %d %s", resp.StatusCode, body)
+	}
+}
+
+// Every algorithm a definition may name makes a key whose proofs the
+// server verifies, and PS256 survives the PEM round trip.
+func TestAlgorithms(t *testing.T) {
+	srv := dpopserver.Start(t, dpopserver.Options{})
+	for _, alg := range []string{"ES256", "ES384", "ES512", "RS256", "PS256"} {
+		k, err := dpop.GenerateKeyFor(alg)
+		if err != nil || k.Algorithm() != alg {
+			t.Fatalf("%s: %v, %v", alg, k, err)
+		}
+		pemKey, _ := k.PEM()
+		again, err := dpop.ParseKeyFor(pemKey, alg)
+		if err != nil || again.Algorithm() != alg || again.Thumbprint() != k.Thumbprint() {
+			t.Errorf("%s: read back as %v, %v", alg, again, err)
+		}
+		tok, status := tokenRequest(t, again, &dpop.Nonces{}, srv.AS, url.Values{"grant_type": {"client_credentials"}})
+		if status != 200 || srv.BoundTo(tok["access_token"].(string)) != k.Thumbprint() {
+			t.Errorf("%s: %d %v, refused %v", alg, status, tok, srv.Refusals())
+		}
+	}
+	if _, err := dpop.GenerateKeyFor("HS256"); err == nil {
+		t.Error("HS256 accepted")
 	}
 }

@@ -31,6 +31,11 @@ type Token struct {
 	// so they are kept, and sealed, with its token; a refresh carrying one
 	// again renews it.
 	Values map[string]string `json:"values,omitempty"`
+	// DPoPKey is the private key, PKCS #8 PEM, that the token is bound to
+	// (RFC 9449: its proofs sign every refresh and API call). It is made
+	// for the grant and kept, and sealed, with its token: a secret like
+	// the tokens, never printed. "" for a token without DPoP.
+	DPoPKey string `json:"dpop_key,omitempty"`
 }
 
 // UTC returns t with its times in UTC and without monotonic readings, as a
@@ -91,6 +96,9 @@ func (t Token) String() string {
 	}
 	if t.RefreshToken != "" {
 		b.WriteString(" refresh=***")
+	}
+	if t.DPoPKey != "" {
+		b.WriteString(" dpop-key=***")
 	}
 	if !t.Expiry.IsZero() {
 		b.WriteString(" expiry=")

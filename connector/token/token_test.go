@@ -1,6 +1,8 @@
 package token
 
 import (
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 )
@@ -38,5 +40,20 @@ func TestValidWithLifetimeMargin(t *testing.T) {
 	}
 	if tok.Valid(now.Add(1900*time.Millisecond), tok.RefreshMargin(2*time.Minute)) {
 		t.Error("a 2s token with 100ms left is still spent; want it renewed")
+	}
+}
+
+// The DPoP key is as secret as the tokens: no verb prints it (a Token in
+// a slice or a struct is printed through Format too).
+func TestDPoPKeyNeverPrinted(t *testing.T) {
+	tok := Token{AccessToken: "at-secret", RefreshToken: "rt-secret", TokenType: "DPoP",
+		DPoPKey: "-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg\n-----END PRIVATE KEY-----\n"}
+	for _, s := range []string{fmt.Sprint(tok), fmt.Sprintf("%+v", tok), fmt.Sprintf("%#v", tok), fmt.Sprintf("%s", &tok), fmt.Sprintf("%q", tok), fmt.Sprintf("%v", []Token{tok}), fmt.Sprintf("%+v", struct{ T Token }{tok})} {
+		if strings.Contains(s, "PRIVATE") || strings.Contains(s, "MIGHAgEA") || strings.Contains(s, "secret") {
+			t.Errorf("the token prints as %q", s)
+		}
+		if !strings.Contains(s, "dpop-key=***") || !strings.Contains(s, "type=DPoP") {
+			t.Errorf("%q does not say the token is DPoP-bound", s)
+		}
 	}
 }

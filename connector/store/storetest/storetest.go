@@ -128,6 +128,9 @@ func Record(id string) store.Record {
 			// Values learned when connecting, one of them a secret (a
 			// nested bot token): kept, and sealed, with the token.
 			Values: map[string]string{"RealmId": "9130-" + id, "BotToken": "BOT-" + id + "-9a8b7c6d"},
+			// A DPoP key (RFC 9449) kept with the token it is bound to:
+			// as secret as the tokens.
+			DPoPKey: "-----BEGIN PRIVATE KEY-----\nDPOPKEY" + id + "5e4d3c2b1a\n-----END PRIVATE KEY-----\n",
 		},
 		Status: store.StatusConnected,
 	}
@@ -135,7 +138,7 @@ func Record(id string) store.Record {
 
 // Secrets returns the secrets of r, which must never be seen in clear.
 func Secrets(r store.Record) []string {
-	return []string{r.Token.AccessToken, r.Token.RefreshToken, r.Token.Secret, r.Token.Values["BotToken"]}
+	return []string{r.Token.AccessToken, r.Token.RefreshToken, r.Token.Secret, r.Token.Values["BotToken"], r.Token.DPoPKey, "DPOPKEY" + r.ID}
 }
 
 // The helper processes are the test binary run again, up to the test that
