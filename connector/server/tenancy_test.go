@@ -19,6 +19,9 @@ func TestTenantIsolation(t *testing.T) {
 		webhookSecret := "acme-webhook-secret-for-tenancy-01"
 		remember(webhookSecret)
 		e.must(200, 0, "PUT", "/v1/oauth-clients/"+cl+"/webhook-secret", e.keys["acme:admin"], map[string]any{"secret": webhookSecret})
+		connWebhookSecret := "acme-connection-webhook-secret-02"
+		remember(connWebhookSecret)
+		e.must(200, 0, "PUT", "/v1/connections/"+conn+"/webhook-secret", e.keys["acme:connections:write"], map[string]any{"secret": connWebhookSecret})
 		const unknownClient, unknownConn = "cli_00000000000000000000000000000000", "con_00000000000000000000000000000000"
 		routes := []struct{ method, path, body string }{
 			{"GET", "/v1/oauth-clients/{client}", ""},
@@ -29,6 +32,9 @@ func TestTenantIsolation(t *testing.T) {
 			{"DELETE", "/v1/oauth-clients/{client}", ""},
 			{"GET", "/v1/connections/{conn}", ""},
 			{"PATCH", "/v1/connections/{conn}/fields", `{"fields":{"CompanyId":"1"}}`},
+			{"PUT", "/v1/connections/{conn}/webhook-secret", `{"secret":"stolen-webhook-secret-0123"}`},
+			{"GET", "/v1/connections/{conn}/webhook-secret", ""},
+			{"DELETE", "/v1/connections/{conn}/webhook-secret", ""},
 			{"POST", "/v1/connections/{conn}/refresh", ""},
 			{"POST", "/v1/connections/{conn}/authorize", ""},
 			{"POST", "/v1/connections/{conn}/token", ""},
@@ -80,6 +86,12 @@ func TestTenantIsolation(t *testing.T) {
 		}
 		if r := e.deliver(0, "/v1/webhooks/procore/"+cl, bearer(webhookSecret), []byte(`{"id":1}`)); r.status != 200 {
 			t.Errorf("acme's webhook secret no longer verifies after globex's attempts: %d %s", r.status, r.body)
+		}
+		if r := e.deliver(0, "/v1/webhooks/procore/connections/"+conn, bearer(connWebhookSecret), []byte(`{"id":2}`)); r.status != 200 {
+			t.Errorf("acme's connection's webhook secret no longer verifies after globex's attempts: %d %s", r.status, r.body)
+		}
+		if r := e.deliver(0, "/v1/webhooks/procore/connections/"+conn, bearer(webhookSecret), []byte(`{"id":3}`)); r.status != 401 {
+			t.Errorf("the client's webhook secret verified a delivery to the connection's own receiver: %d %s", r.status, r.body)
 		}
 		after := e.emu.Stats()
 		if after.Refreshes != stats.Refreshes || after.Revocations != stats.Revocations || after.APIRequests != stats.APIRequests {

@@ -61,13 +61,14 @@ func (s *Server) webhookRoutes() {
 	s.handle("PUT /v1/oauth-clients/{id}/webhook-secret", admin, s.setWebhookSecret)
 	s.handle("GET /v1/oauth-clients/{id}/webhook-secret", admin, s.getWebhookSecret)
 	s.handle("DELETE /v1/oauth-clients/{id}/webhook-secret", admin, s.deleteWebhookSecret)
+	s.connectionWebhookRoutes() // webhooks_connections.go
 }
 
 // deliveryData is a webhook.delivery event's payload: the provider's body
 // as it was sent (compacted), and what the receiver read from it.
 type deliveryData struct {
 	Definition  string          `json:"definition"`
-	OAuthClient string          `json:"oauth_client"`
+	OAuthClient string          `json:"oauth_client,omitempty"` // none for a connection without OAuth
 	DeliveryID  string          `json:"delivery_id"`
 	EventType   string          `json:"event_type,omitempty"`
 	Attributed  *attribution    `json:"attributed_by,omitempty"`
@@ -104,6 +105,28 @@ func (s *Server) receiveWebhook(w http.ResponseWriter, r *http.Request, _ state.
 		return
 	}
 	cl := rcv.Client
+	secrets := rcv.Secrets
+	if sig := def.Webhooks.Signature; sig != nil && sig.Secret == definitions.SecretClient {
+		secrets = [][]byte{[]byte(cl.Secret)}
+	}
+	s.acceptDelivery(w, r, def, deliveryTarget{client: cl, secrets: secrets, scope: cl.ID}, count)
+}
+
+// deliveryTarget is whom a verified delivery is for: an OAuth client's
+// receiver (connection "": attributed by the definition's attribute) or a
+// connection's own (attributed to it).
+type deliveryTarget struct {
+	client     state.Client // the tenant's OAuth client, or a connection's implicit one
+	connection string
+	secrets    [][]byte
+	scope      string // what the de-duplication key is unique within: the client or the connection
+}
+
+// acceptDelivery reads, verifies, parses, attributes and stores one
+// delivery for t, then answers: nothing is stored before verification,
+// and nothing is answered 2xx before it is stored.
+func (s *Server) acceptDelivery(w http.ResponseWriter, r *http.Request, def *definitions.Definition, t deliveryTarget, count func(string)) {
+	cl := t.client
 	setTenant(r, cl.Tenant)
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxDeliveryBody))
 	var mbe *http.MaxBytesError
@@ -117,11 +140,7 @@ func (s *Server) receiveWebhook(w http.ResponseWriter, r *http.Request, _ state.
 		return
 	}
 
-	secrets := rcv.Secrets
-	if sig := def.Webhooks.Signature; sig != nil && sig.Secret == definitions.SecretClient {
-		secrets = [][]byte{[]byte(cl.Secret)}
-	}
-	if err := webhooks.Verify(def.Webhooks, r.Header, body, secrets, s.cfg.State.Now()); err != nil {
+	if err := webhooks.Verify(def.Webhooks, r.Header, body, t.secrets, s.cfg.State.Now()); err != nil {
 		count("unverified")
 		var ve *webhooks.VerifyError
 		reason := "unverified"
@@ -129,7 +148,11 @@ func (s *Server) receiveWebhook(w http.ResponseWriter, r *http.Request, _ state.
 			reason = ve.Reason
 		}
 		// Nothing is stored: a delivery that does not verify may be anyone's.
-		s.log.WarnContext(r.Context(), "webhook delivery refused", "definition", def.Name, "oauth_client", cl.ID, "reason", reason)
+		if t.connection != "" {
+			s.log.WarnContext(r.Context(), "webhook delivery refused", "definition", def.Name, "connection", t.connection, "reason", reason)
+		} else {
+			s.log.WarnContext(r.Context(), "webhook delivery refused", "definition", def.Name, "oauth_client", cl.ID, "reason", reason)
+		}
 		p := problem(http.StatusUnauthorized, "unverified-delivery", "", "%v", err)
 		if ve != nil {
 			p.Field = ve.Header
@@ -143,11 +166,14 @@ func (s *Server) receiveWebhook(w http.ResponseWriter, r *http.Request, _ state.
 		writeProblem(w, r, problem(http.StatusBadRequest, "invalid-delivery", "", "%v", err))
 		return
 	}
-	data := deliveryData{Definition: def.Name, OAuthClient: cl.ID, DeliveryID: d.ID, EventType: d.EventType, Received: s.cfg.State.Now().UTC(), Body: body}
+	data := deliveryData{Definition: def.Name, DeliveryID: d.ID, EventType: d.EventType, Received: s.cfg.State.Now().UTC(), Body: body}
+	if !cl.Implicit {
+		data.OAuthClient = cl.ID
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), storeTimeout)
 	defer cancel()
-	conn := ""
-	if a := def.Webhooks.Attribute; a != nil && d.Attribute != "" {
+	conn := t.connection
+	if a := def.Webhooks.Attribute; conn == "" && a != nil && d.Attribute != "" {
 		if conn, err = s.attribute(ctx, def, cl, a.Field, d.Attribute); err != nil {
 			count("unavailable")
 			writeProblem(w, r, s.unavailable(r, err))
@@ -162,12 +188,13 @@ func (s *Server) receiveWebhook(w http.ResponseWriter, r *http.Request, _ state.
 		writeProblem(w, r, problem(http.StatusBadRequest, "invalid-delivery", "", "the delivery cannot be stored: %v", err))
 		return
 	}
-	// The delivery id is the provider's, unique per client: the key names
-	// the client, so two clients (or two providers) of one tenant never
-	// take each other's deliveries for redeliveries.
+	// The delivery id is the provider's, unique per client (or per
+	// connection, for its own receiver): the key names the scope, so two
+	// clients, connections or providers of one tenant never take each
+	// other's deliveries for redeliveries.
 	stored, dup, err := s.cfg.State.AppendEvent(ctx, state.Event{
 		Tenant: cl.Tenant, Connection: conn, Type: state.TypeWebhookDelivery,
-		Key: "webhook:" + cl.ID + ":" + d.ID, Data: payload,
+		Key: "webhook:" + t.scope + ":" + d.ID, Data: payload,
 	})
 	if err != nil {
 		count("unavailable")
@@ -269,18 +296,28 @@ func (s *Server) viewWebhookSecret(cl state.Client, ws state.WebhookSecret) webh
 	if !ws.PreviousUntil.IsZero() {
 		v.PreviousUntil = &ws.PreviousUntil
 	}
-	v.Verification = "none: definition " + cl.Definition + " declares no webhooks"
-	if d, ok := s.cfg.Definitions.Get(cl.Definition); ok && d.Webhooks != nil {
-		switch w := d.Webhooks; {
-		case w.SharedSecret != nil:
-			v.Verification = "shared secret in the " + w.SharedSecret.Header + " header"
-		case w.Signature.Secret == definitions.SecretClient:
-			v.Verification = w.Signature.Algorithm + " signature in " + w.Signature.Header + ", keyed with the OAuth client's secret (this webhook secret is not used)"
-		default:
-			v.Verification = w.Signature.Algorithm + " signature in " + w.Signature.Header
-		}
-	}
+	v.Verification = s.verification(cl.Definition, true)
 	return v
+}
+
+// verification says how the receiver verifies a definition's deliveries;
+// clientSecret: whether the OAuth client's secret may key them (not for a
+// connection of a definition without OAuth, which has none).
+func (s *Server) verification(definition string, clientSecret bool) string {
+	d, ok := s.cfg.Definitions.Get(definition)
+	if !ok || d.Webhooks == nil {
+		return "none: definition " + definition + " declares no webhooks"
+	}
+	switch w := d.Webhooks; {
+	case w.SharedSecret != nil:
+		return "shared secret in the " + w.SharedSecret.Header + " header"
+	case w.Signature.Secret == definitions.SecretClient && clientSecret:
+		return w.Signature.Algorithm + " signature in " + w.Signature.Header + ", keyed with the OAuth client's secret (this webhook secret is not used)"
+	case w.Signature.Secret == definitions.SecretClient:
+		return "none: definition " + definition + " keys its signatures with an OAuth client's secret, and this connection has none"
+	default:
+		return w.Signature.Algorithm + " signature in " + w.Signature.Header
+	}
 }
 
 // webhookClient loads the OAuth client named by the path for p.
@@ -293,11 +330,15 @@ func (s *Server) webhookClient(w http.ResponseWriter, r *http.Request, p state.P
 	return cl, true
 }
 
-func (s *Server) setWebhookSecret(w http.ResponseWriter, r *http.Request, p state.Principal) {
+// webhookSecretInput reads a PUT of a webhook secret: the secret given, or
+// one generated (generated true: the answer shows it, once), and how long
+// the replaced one keeps verifying. It writes the problem when the
+// request is wrong.
+func webhookSecretInput(w http.ResponseWriter, r *http.Request) (secret string, keep time.Duration, generated, ok bool) {
 	var req webhookSecretRequest
 	if prob := decodeJSON(w, r, maxJSONBody, &req); prob != nil {
 		writeProblem(w, r, prob)
-		return
+		return "", 0, false, false
 	}
 	var errs []FieldProblem
 	switch {
@@ -308,7 +349,6 @@ func (s *Server) setWebhookSecret(w http.ResponseWriter, r *http.Request, p stat
 	case strings.ContainsAny(req.Secret, "\r\n\x00"):
 		errs = append(errs, FieldProblem{Field: "secret", Detail: "secret must not hold line breaks or NUL bytes: it may travel in a header"})
 	}
-	var keep time.Duration
 	if req.KeepPreviousFor != "" {
 		d, err := time.ParseDuration(req.KeepPreviousFor)
 		if err != nil || d <= 0 || d > maxKeepPrevious {
@@ -318,17 +358,25 @@ func (s *Server) setWebhookSecret(w http.ResponseWriter, r *http.Request, p stat
 	}
 	if len(errs) > 0 {
 		writeProblem(w, r, invalid(errs))
+		return "", 0, false, false
+	}
+	secret = req.Secret
+	if req.Generate {
+		b := make([]byte, 32)
+		_, _ = rand.Read(b)
+		secret = "whsec_" + base64.RawURLEncoding.EncodeToString(b)
+	}
+	return secret, keep, req.Generate, true
+}
+
+func (s *Server) setWebhookSecret(w http.ResponseWriter, r *http.Request, p state.Principal) {
+	secret, keep, generated, ok := webhookSecretInput(w, r)
+	if !ok {
 		return
 	}
 	cl, ok := s.webhookClient(w, r, p)
 	if !ok {
 		return
-	}
-	secret := req.Secret
-	if req.Generate {
-		b := make([]byte, 32)
-		_, _ = rand.Read(b)
-		secret = "whsec_" + base64.RawURLEncoding.EncodeToString(b)
 	}
 	ws, err := s.cfg.State.SetWebhookSecret(r.Context(), p.Tenant, cl.ID, secret, keep)
 	if err != nil {
@@ -336,7 +384,7 @@ func (s *Server) setWebhookSecret(w http.ResponseWriter, r *http.Request, p stat
 		return
 	}
 	v := s.viewWebhookSecret(cl, ws)
-	if req.Generate {
+	if generated {
 		v.Secret = secret
 	}
 	writeJSON(w, http.StatusOK, v)

@@ -201,6 +201,9 @@ func (d *DB) DeleteConnection(ctx context.Context, tenant, id string) error {
 	if _, err := tx.ExecContext(ctx, d.q(`DELETE FROM server_webhook_index WHERE tenant = ? AND connection = ?`), tenant, id); err != nil {
 		return fmt.Errorf("state: deleting connection %s: %w", id, err)
 	}
+	if _, err := tx.ExecContext(ctx, d.q(`DELETE FROM server_connection_webhook_secrets WHERE tenant = ? AND connection = ?`), tenant, id); err != nil {
+		return fmt.Errorf("state: deleting connection %s: %w", id, err)
+	}
 	res, err := tx.ExecContext(ctx, d.q(`DELETE FROM server_connections WHERE tenant = ? AND id = ?`), tenant, id)
 	if err != nil {
 		return fmt.Errorf("state: deleting connection %s: %w", id, err)

@@ -31,6 +31,19 @@ var credentialsMigrations = []migration{
 		// to make the first agree on the row that won.
 		`CREATE UNIQUE INDEX server_oauth_clients_implicit ON server_oauth_clients (tenant, definition) WHERE implicit = 1`,
 	}},
+	// A connection's own webhook receiver (webhooksecrets.go): its signing
+	// secret, sealed, with the previous one during a rotation.
+	{403, "connection webhook secrets", []string{
+		`CREATE TABLE server_connection_webhook_secrets (
+	connection      TEXT PRIMARY KEY REFERENCES server_connections (id) ON DELETE CASCADE,
+	tenant          TEXT NOT NULL,
+	secret_sealed   {bytes} NOT NULL,
+	previous_sealed {bytes} NOT NULL,
+	previous_until  BIGINT NOT NULL,
+	created         BIGINT NOT NULL,
+	updated         BIGINT NOT NULL
+)`,
+	}},
 }
 
 // implicitClient returns the id of the tenant's implicit client of

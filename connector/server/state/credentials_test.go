@@ -5,8 +5,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/connector-engine/connector/connector/server/state"
 )
@@ -129,6 +131,72 @@ func TestCredentialsConnections(t *testing.T) {
 		}
 		if err := db.DeleteConnection(ctx, "acme", conns[0].ID); err != nil {
 			t.Fatal(err)
+		}
+	})
+}
+
+// TestConnectionWebhookSecrets: a connection's webhook secret is sealed,
+// the previous one verifies during a rotation's grace only, another
+// tenant can neither set, read nor delete it, and it goes with the
+// connection.
+func TestConnectionWebhookSecrets(t *testing.T) {
+	backends(t, func(t *testing.T, open func() *state.DB) {
+		ctx := context.Background()
+		db := open()
+		for _, id := range []string{"acme", "globex"} {
+			if _, err := db.EnsureTenant(ctx, id, ""); err != nil {
+				t.Fatal(err)
+			}
+		}
+		c, err := db.CreateCredentialsConnection(ctx, state.Connection{Tenant: "acme", Fields: map[string]string{"SecretKey": "sk_test_x"}}, "stripe")
+		if err != nil {
+			t.Fatal(err)
+		}
+		const first, second = "whsec_connection-secret-first-0123", "whsec_connection-secret-second-456"
+		if _, err := db.SetConnectionWebhookSecret(ctx, "globex", c.ID, first, 0); !errors.Is(err, state.ErrNotFound) {
+			t.Fatalf("globex set acme's connection's secret: %v", err)
+		}
+		if r, err := db.ConnectionWebhookReceiver(ctx, c.ID); err != nil || len(r.Secrets) != 0 || r.Connection.Tenant != "acme" || !r.Client.Implicit {
+			t.Fatalf("receiver without a secret: %v %v", r, err)
+		}
+		ws, err := db.SetConnectionWebhookSecret(ctx, "acme", c.ID, first, 0)
+		if err != nil || ws.Connection != c.ID || ws.Client != "" || !ws.PreviousUntil.IsZero() {
+			t.Fatalf("set: %+v %v", ws, err)
+		}
+		var raw []byte
+		if err := db.SQL().QueryRowContext(ctx, db.Rebind(`SELECT secret_sealed FROM server_connection_webhook_secrets WHERE connection = ?`), c.ID).Scan(&raw); err != nil || bytes.Contains(raw, []byte(first)) {
+			t.Fatalf("stored in the clear, or not stored: %v", err)
+		}
+		if ws, err = db.SetConnectionWebhookSecret(ctx, "acme", c.ID, second, time.Hour); err != nil || ws.PreviousUntil.IsZero() {
+			t.Fatalf("rotate: %+v %v", ws, err)
+		}
+		r, err := db.ConnectionWebhookReceiver(ctx, c.ID)
+		if err != nil || len(r.Secrets) != 2 || string(r.Secrets[0]) != second || string(r.Secrets[1]) != first {
+			t.Fatalf("during the grace: %d secrets, %v", len(r.Secrets), err)
+		}
+		if s := fmt.Sprint(r); strings.Contains(s, first) || strings.Contains(s, second) || strings.Contains(s, "sk_test_x") {
+			t.Fatalf("a receiver prints a secret: %s", s)
+		}
+		db.Now = func() time.Time { return time.Now().Add(2 * time.Hour) }
+		if r, _ := db.ConnectionWebhookReceiver(ctx, c.ID); len(r.Secrets) != 1 || string(r.Secrets[0]) != second {
+			t.Fatalf("after the grace: %d secrets", len(r.Secrets))
+		}
+		db.Now = time.Now
+		if _, err := db.ConnectionWebhookSecretOf(ctx, "globex", c.ID); !errors.Is(err, state.ErrNotFound) {
+			t.Fatalf("globex read it: %v", err)
+		}
+		if err := db.DeleteConnectionWebhookSecret(ctx, "globex", c.ID); !errors.Is(err, state.ErrNotFound) {
+			t.Fatalf("globex deleted it: %v", err)
+		}
+		if err := db.DeleteConnection(ctx, "acme", c.ID); err != nil {
+			t.Fatal(err)
+		}
+		var n int
+		if err := db.SQL().QueryRowContext(ctx, db.Rebind(`SELECT count(*) FROM server_connection_webhook_secrets WHERE connection = ?`), c.ID).Scan(&n); err != nil || n != 0 {
+			t.Fatalf("the secret outlived its connection: %d %v", n, err)
+		}
+		if _, err := db.ConnectionWebhookReceiver(ctx, c.ID); !errors.Is(err, state.ErrNotFound) {
+			t.Fatalf("receiver of a deleted connection: %v", err)
 		}
 	})
 }

@@ -60,20 +60,17 @@ var webhookMigrations = []migration{
 // indexed (even when it learned none). No field name holds a "+".
 const learnedMarker = "+learned"
 
-// WebhookSecret describes an OAuth client's webhook secret, never its value.
+// WebhookSecret describes a webhook secret (an OAuth client's or a
+// connection's), never its value.
 type WebhookSecret struct {
-	Client  string
-	Tenant  string
-	Created time.Time
-	Updated time.Time
+	Client     string // the OAuth client's; "" for a connection's
+	Connection string // the connection's; "" for an OAuth client's
+	Tenant     string
+	Created    time.Time
+	Updated    time.Time
 	// PreviousUntil is when the secret replaced by the last rotation stops
 	// verifying deliveries; zero when none does.
 	PreviousUntil time.Time
-}
-
-func webhookSecretAD(client string) []byte { return []byte("server_webhook_secrets\x00" + client) }
-func webhookPreviousAD(client string) []byte {
-	return []byte("server_webhook_secrets.previous\x00" + client)
 }
 
 // SetWebhookSecret sets the webhook secret of the tenant's OAuth client.
@@ -83,49 +80,8 @@ func (d *DB) SetWebhookSecret(ctx context.Context, tenant, client, secret string
 	if _, err := d.Client(ctx, tenant, client); err != nil {
 		return WebhookSecret{}, err
 	}
-	sealed, err := d.sealer.Seal([]byte(secret), webhookSecretAD(client))
-	if err != nil {
+	if err := clientSecrets.set(ctx, d, tenant, client, secret, keepPrevious); err != nil {
 		return WebhookSecret{}, err
-	}
-	ctx, cancel := bound(ctx)
-	defer cancel()
-	tx, err := d.db.BeginTx(ctx, nil)
-	if err != nil {
-		return WebhookSecret{}, fmt.Errorf("state: setting the webhook secret of %s: %w", client, err)
-	}
-	defer tx.Rollback()
-	now := d.Now().UTC()
-	var oldSealed []byte
-	var created int64
-	err = tx.QueryRowContext(ctx, d.q(`SELECT secret_sealed, created FROM server_webhook_secrets WHERE client = ? AND tenant = ?`), client, tenant).Scan(&oldSealed, &created)
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-		if _, err := tx.ExecContext(ctx, d.q(`INSERT INTO server_webhook_secrets (client, tenant, secret_sealed, previous_sealed, previous_until, created, updated) VALUES (?, ?, ?, ?, 0, ?, ?)`),
-			client, tenant, sealed, []byte{}, nanos(now), nanos(now)); err != nil {
-			return WebhookSecret{}, fmt.Errorf("state: setting the webhook secret of %s: %w", client, err)
-		}
-		created = nanos(now)
-	case err != nil:
-		return WebhookSecret{}, fmt.Errorf("state: setting the webhook secret of %s: %w", client, err)
-	default:
-		prev, until := []byte{}, int64(0)
-		if keepPrevious > 0 {
-			old, err := d.sealer.Open(oldSealed, webhookSecretAD(client))
-			if err != nil {
-				return WebhookSecret{}, fmt.Errorf("state: the webhook secret of %s cannot be decrypted (wrong key, or the row was altered): %w", client, err)
-			}
-			if prev, err = d.sealer.Seal(old, webhookPreviousAD(client)); err != nil {
-				return WebhookSecret{}, err
-			}
-			until = nanos(now.Add(keepPrevious))
-		}
-		if _, err := tx.ExecContext(ctx, d.q(`UPDATE server_webhook_secrets SET secret_sealed = ?, previous_sealed = ?, previous_until = ?, updated = ? WHERE client = ? AND tenant = ?`),
-			sealed, prev, until, nanos(now), client, tenant); err != nil {
-			return WebhookSecret{}, fmt.Errorf("state: setting the webhook secret of %s: %w", client, err)
-		}
-	}
-	if err := tx.Commit(); err != nil {
-		return WebhookSecret{}, fmt.Errorf("state: setting the webhook secret of %s: %w", client, err)
 	}
 	return d.WebhookSecretOf(ctx, tenant, client)
 }
@@ -133,37 +89,13 @@ func (d *DB) SetWebhookSecret(ctx context.Context, tenant, client, secret string
 // WebhookSecretOf describes the webhook secret of the tenant's client;
 // ErrNotFound when the client has none (or is not the tenant's).
 func (d *DB) WebhookSecretOf(ctx context.Context, tenant, client string) (WebhookSecret, error) {
-	ctx, cancel := bound(ctx)
-	defer cancel()
-	var w WebhookSecret
-	var created, updated, until int64
-	err := d.db.QueryRowContext(ctx, d.q(`SELECT s.client, s.tenant, s.created, s.updated, s.previous_until FROM server_webhook_secrets s
-		JOIN server_oauth_clients c ON c.id = s.client AND c.tenant = s.tenant WHERE s.client = ? AND s.tenant = ?`), client, tenant).
-		Scan(&w.Client, &w.Tenant, &created, &updated, &until)
-	if errors.Is(err, sql.ErrNoRows) {
-		return WebhookSecret{}, fmt.Errorf("webhook secret of OAuth client %s: %w", client, ErrNotFound)
-	}
-	if err != nil {
-		return WebhookSecret{}, fmt.Errorf("state: reading the webhook secret of %s: %w", client, err)
-	}
-	w.Created, w.Updated = fromNanos(created), fromNanos(updated)
-	if until > nanos(d.Now()) {
-		w.PreviousUntil = fromNanos(until)
-	}
-	return w, nil
+	return clientSecrets.describe(ctx, d, tenant, client, "server_oauth_clients")
 }
 
 // DeleteWebhookSecret removes the client's webhook secret: its receiver
 // refuses every delivery from then on.
 func (d *DB) DeleteWebhookSecret(ctx context.Context, tenant, client string) error {
-	res, err := d.exec(ctx, `DELETE FROM server_webhook_secrets WHERE client = ? AND tenant = ?`, client, tenant)
-	if err != nil {
-		return fmt.Errorf("state: deleting the webhook secret of %s: %w", client, err)
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return fmt.Errorf("webhook secret of OAuth client %s: %w", client, ErrNotFound)
-	}
-	return nil
+	return clientSecrets.delete(ctx, d, tenant, client)
 }
 
 // Receiver is what the webhook receiver needs of an OAuth client, found by
@@ -197,30 +129,11 @@ func (d *DB) WebhookReceiver(ctx context.Context, id string) (Receiver, error) {
 	if err != nil {
 		return Receiver{}, err
 	}
-	r := Receiver{Client: c}
-	var sealed, prev []byte
-	var until int64
-	err = d.db.QueryRowContext(ctx, d.q(`SELECT secret_sealed, previous_sealed, previous_until FROM server_webhook_secrets WHERE client = ? AND tenant = ?`), c.ID, c.Tenant).
-		Scan(&sealed, &prev, &until)
-	if errors.Is(err, sql.ErrNoRows) {
-		return r, nil
-	}
+	secrets, err := clientSecrets.open(ctx, d, c.Tenant, c.ID)
 	if err != nil {
-		return Receiver{}, fmt.Errorf("state: reading the webhook secret of %s: %w", id, err)
+		return Receiver{}, err
 	}
-	s, err := d.sealer.Open(sealed, webhookSecretAD(c.ID))
-	if err != nil {
-		return Receiver{}, fmt.Errorf("state: the webhook secret of %s cannot be decrypted (wrong key, or the row was altered): %w", c.ID, err)
-	}
-	r.Secrets = append(r.Secrets, s)
-	if len(prev) > 0 && until > nanos(d.Now()) {
-		p, err := d.sealer.Open(prev, webhookPreviousAD(c.ID))
-		if err != nil {
-			return Receiver{}, fmt.Errorf("state: the previous webhook secret of %s cannot be decrypted: %w", c.ID, err)
-		}
-		r.Secrets = append(r.Secrets, p)
-	}
-	return r, nil
+	return Receiver{Client: c, Secrets: secrets}, nil
 }
 
 // indexKeys caches each DB's index key (it never changes once made).
