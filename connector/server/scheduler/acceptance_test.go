@@ -2,6 +2,7 @@ package scheduler_test
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"encoding/base64"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"os/exec"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -55,7 +57,7 @@ func TestAcceptanceTwoReplicas(t *testing.T) {
 	t.Logf("seeded %d connections in %s", n, time.Since(begin).Round(time.Millisecond))
 
 	db := f.first.storage.State
-	before := pgStats(t, db)
+	before, tablesBefore := pgStats(t, db), pgTableStats(t, db)
 	second := f.replica()
 	start := time.Now()
 	a, b := f.start(f.first, scheduler.Config{Poll: time.Second, Discover: 5 * time.Second}), f.start(second, scheduler.Config{Poll: time.Second, Discover: 5 * time.Second})
@@ -73,7 +75,7 @@ func TestAcceptanceTwoReplicas(t *testing.T) {
 	a.stop()
 	b.stop()
 	time.Sleep(1500 * time.Millisecond) // PostgreSQL flushes its statistics about once a second
-	after := pgStats(t, db)
+	after, tablesAfter := pgStats(t, db), pgTableStats(t, db)
 
 	st := f.emu.Stats()
 	if st.Refreshes != n || st.TokenRequests["refresh_token"] != n || st.GrantRevocations != 0 {
@@ -102,6 +104,59 @@ func TestAcceptanceTwoReplicas(t *testing.T) {
 	for _, k := range pgStatColumns {
 		d := after.v[k] - before.v[k]
 		t.Logf("PostgreSQL %s: %d (%.1f/s, %.2f per refresh)", k, d, float64(d)/secs, float64(d)/float64(n))
+	}
+	logTableLoad(t, tablesBefore, tablesAfter, n)
+}
+
+// pgTableStats reads, per table, how often it was scanned and how many
+// rows the scans read: where the database load of a run goes.
+func pgTableStats(t *testing.T, db *state.DB) map[string][4]int64 {
+	t.Helper()
+	if _, err := db.SQL().Exec(`SELECT pg_stat_clear_snapshot()`); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := db.SQL().Query(`SELECT relname, seq_scan, seq_tup_read, COALESCE(idx_scan, 0), COALESCE(idx_tup_fetch, 0) FROM pg_stat_user_tables`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	m := map[string][4]int64{}
+	for rows.Next() {
+		var name string
+		var v [4]int64
+		if err := rows.Scan(&name, &v[0], &v[1], &v[2], &v[3]); err != nil {
+			t.Fatal(err)
+		}
+		m[name] = v
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// logTableLoad logs the tables that read the most rows between two
+// pgTableStats, per refresh.
+func logTableLoad(t *testing.T, before, after map[string][4]int64, n int) {
+	type load struct {
+		name string
+		d    [4]int64
+	}
+	var loads []load
+	for name, a := range after {
+		b := before[name]
+		l := load{name: name}
+		for i := range a {
+			l.d[i] = a[i] - b[i]
+		}
+		if l.d[1]+l.d[3] > 0 {
+			loads = append(loads, l)
+		}
+	}
+	slices.SortFunc(loads, func(x, y load) int { return cmp.Compare(y.d[1]+y.d[3], x.d[1]+x.d[3]) })
+	for _, l := range loads[:min(len(loads), 6)] {
+		t.Logf("PostgreSQL table %s: %d sequential scans reading %d rows, %d index scans fetching %d rows (%.1f rows read per refresh)",
+			l.name, l.d[0], l.d[1], l.d[2], l.d[3], float64(l.d[1]+l.d[3])/float64(n))
 	}
 }
 
