@@ -92,8 +92,14 @@ type Attempt struct {
 	State       string
 	RedirectURI string
 	Expires     time.Time
-	verifier    string
-	used        bool
+	// URLExpires is when URL stops working by itself: with par_uri, the
+	// pushed request's expires_in (RFC 9126 2.2) counted from the push,
+	// after which the provider refuses the link, often on an error page
+	// that never reaches the redirect URI. Zero when URL does not expire
+	// (no par_uri, or the provider gave no lifetime). See flow_par.go.
+	URLExpires time.Time
+	verifier   string
+	used       bool
 }
 
 // String keeps the state and verifier out of logs.
@@ -173,7 +179,7 @@ func (f *Flow) AuthCodeURLContext(ctx context.Context) (*Attempt, error) {
 	if f.o.PARURI != nil {
 		// RFC 9126 4: the browser carries only client_id and the
 		// reference to what was pushed (flow_par.go).
-		if q, err = f.push(ctx, vals, q); err != nil {
+		if q, a.URLExpires, err = f.push(ctx, vals, q); err != nil {
 			return nil, err
 		}
 	}
@@ -207,6 +213,10 @@ func (f *Flow) setStd(q url.Values, std, v string) {
 type CallbackError struct {
 	Code        string
 	Description string
+	// URLExpired, when set, is when the attempt's authorization link
+	// expired (Attempt.URLExpires), before this error came back: the
+	// likely cause, which Error then names.
+	URLExpired time.Time
 }
 
 func (e *CallbackError) Error() string {
@@ -217,6 +227,9 @@ func (e *CallbackError) Error() string {
 	// Providers often repeat the code in words; say it once.
 	if d := strings.TrimSpace(e.Description); d != "" && !strings.Contains(strings.ToLower(msg), strings.ToLower(strings.TrimSuffix(d, "."))) {
 		msg += ": " + d
+	}
+	if !e.URLExpired.IsZero() {
+		msg += "; the authorization link had expired at " + e.URLExpired.Format(time.TimeOnly) + " (the provider keeps a pushed authorization request only briefly), so open the new link sooner"
 	}
 	return msg + "; nothing was stored, run the authorization again to connect"
 }
@@ -252,7 +265,11 @@ func (f *Flow) CheckCallback(a *Attempt, q url.Values) (string, error) {
 		}
 	}
 	if e := q.Get("error"); e != "" {
-		return "", &CallbackError{Code: e, Description: q.Get("error_description")}
+		ce := &CallbackError{Code: e, Description: q.Get("error_description")}
+		if e != "access_denied" && !a.URLExpires.IsZero() && !f.Now().Before(a.URLExpires) {
+			ce.URLExpired = a.URLExpires // flow_par.go: the likely reason
+		}
+		return "", ce
 	}
 	code := q.Get(f.o.CallbackCode)
 	if f.o.CallbackCode == "" { // a Definition built by hand
@@ -494,7 +511,7 @@ func (f *Flow) send(ctx context.Context, t *templates.Template, vals []string, s
 	secretName, _ := f.o.Param("client_secret")
 	basic := clientAuth == definitions.ClientAuthBasic || clientAuth == definitions.ClientAuthBoth
 	if clientAuth == definitions.ClientAuthPrivateKeyJWT {
-		if err := f.clientAssertion(params, u); err != nil { // flow_assertion.go
+		if err := f.clientAssertion(params, assertionAudience(ctx, u)); err != nil { // flow_assertion.go; the audience: flow_par.go
 			return nil, nil, err
 		}
 	} else if definitions.IsTLSClientAuth(clientAuth) {

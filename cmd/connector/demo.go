@@ -142,7 +142,7 @@ func (a *app) demo(ctx context.Context) error {
 	tok, err := authorize(ctx, src.Flow(), ln, "/callback", func(authURL string) {
 		say("Authorization URL (state and PKCE S256 challenge): %s", redactQuery(authURL, "state", "code_challenge"))
 		go func() { approved <- approve(ctx, client, authURL) }()
-	}, src.Store)
+	}, src.Store, nil)
 	if err != nil {
 		select {
 		case approveErr := <-approved:

@@ -11,6 +11,10 @@ import (
 	"github.com/connector-engine/connector/connector/emulator"
 )
 
+// parLifetime is how long the emulator's pushed authorization requests
+// last: a minute, as at many providers (RFC 9126 2.2 suggests 5 to 600 s).
+const parLifetime = time.Minute
+
 // demoSecret returns a random client secret for an emulator client.
 func demoSecret() string {
 	b := make([]byte, 24)
@@ -60,6 +64,7 @@ printed URL.`,
 				Clients:       clients,
 				TokenLifetime: lifetime,
 				AutoApprove:   autoApprove,
+				PARLifetime:   parLifetime,
 			})
 			ctx, cancel := interruptible(cmd.Context())
 			defer cancel()
@@ -76,6 +81,7 @@ printed URL.`,
 				fmt.Fprintf(a.stdout, "public client: %s (no secret: the device grant, or the code flow with PKCE)\n", publicID)
 				fmt.Fprintf(a.stdout, "device grant:  codes from %s/oauth/device/code, entered at %s/oauth/device\n", base, base)
 			}
+			fmt.Fprintf(a.stdout, "pushed auth:   POST %s/oauth/par (RFC 9126, for a definition with par_uri; links last %s)\n", base, parLifetime)
 			fmt.Fprintf(a.stdout, "redirect URIs: any http://127.0.0.1:PORT/... or http://localhost:PORT/...\n")
 			if autoApprove {
 				fmt.Fprintf(a.stdout, "consent:       approved automatically (no consent page; a device code when its verification URL is opened)\n")

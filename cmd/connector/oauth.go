@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"html"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -405,7 +406,7 @@ waits until the code is approved.`,
 					a.openAuthorization(s.conn.Definition.Name, u) // browser.go
 				}
 				s.source.Flow().Choose = a.chooser(cmd.InOrStdin()) // learn requests with choose: ask
-				t, err := authorize(ctx, s.source.Flow(), ln, path, show, s.source.Store)
+				t, err := authorize(ctx, s.source.Flow(), ln, path, show, s.source.Store, a.stderr)
 				if err != nil {
 					if errors.Is(err, context.DeadlineExceeded) {
 						err = fmt.Errorf("no authorization arrived within %s; run connect again (and approve within --timeout)", timeout)
@@ -466,15 +467,25 @@ type callback struct {
 
 // authorize runs one authorization attempt: it serves the callback on ln at
 // path, shows the authorization URL through show, exchanges the code and
-// hands the token to keep (which stores it). It closes ln.
-func authorize(ctx context.Context, flow *connector.Flow, ln net.Listener, path string, show func(string), keep func(context.Context, *token.Token) error) (*token.Token, error) {
+// hands the token to keep (which stores it). It closes ln. When the URL
+// expires by itself (a pushed authorization request's request_uri), notes
+// (nil: none) is told when, and told again if that passes before the
+// callback: the provider then refuses the link on a page of its own,
+// which the CLI never sees.
+func authorize(ctx context.Context, flow *connector.Flow, ln net.Listener, path string, show func(string), keep func(context.Context, *token.Token) error, notes io.Writer) (*token.Token, error) {
 	attempt, err := flow.AuthCodeURLContext(ctx)
 	if err != nil {
 		ln.Close()
 		return nil, err
 	}
+	stop := func() {}
+	if until := attempt.URLExpires; notes != nil && !until.IsZero() {
+		show, stop = linkExpiryNotes(show, until, notes)
+		defer stop()
+	}
 	ours := func(q url.Values) bool { return stateMatches(q, attempt.State) }
 	return receiveCallback(ctx, ln, path, "its state does not match", ours, func() { show(attempt.URL) }, func(ctx context.Context, q url.Values) (*token.Token, error) {
+		stop() // the link did its job
 		t, err := flow.Exchange(ctx, attempt, q)
 		if err == nil {
 			err = keep(ctx, t)

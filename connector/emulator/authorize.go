@@ -51,6 +51,15 @@ func (s *Server) authorizeForm(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	s.mu.Lock()
+	if q.Has("request_uri") { // a pushed request (par.go)
+		pushed, msg := s.takePushedLocked(q, s.now())
+		if msg != "" {
+			s.mu.Unlock()
+			renderError(w, msg)
+			return
+		}
+		q = pushed
+	}
 	client := s.clients[q.Get("client_id")]
 	s.mu.Unlock()
 	// Until client and redirect URI are known good, errors stay on this
@@ -68,30 +77,13 @@ func (s *Server) authorizeForm(w http.ResponseWriter, r *http.Request) {
 	fail := func(code, description string) {
 		s.finishAuthorization(w, redirectURI, authorizationResult{errCode: code, errDescription: description, state: state})
 	}
-	if rt := q.Get("response_type"); rt != "code" {
-		fail("unsupported_response_type", "response_type must be code")
+	if code, msg := checkAuthorizationParams(client, q); code != "" {
+		fail(code, msg)
 		return
 	}
 	challenge, method := q.Get("code_challenge"), q.Get("code_challenge_method")
-	switch {
-	case challenge == "" && method != "":
-		fail("invalid_request", "code_challenge_method was sent without code_challenge")
-		return
-	case challenge == "" && client.Secret == "":
-		fail("invalid_request", "a public client must send a PKCE code_challenge")
-		return
-	case challenge != "":
-		if method == "" {
-			method = pkcePlain // RFC 7636 4.3
-		}
-		if method != pkceS256 && method != pkcePlain {
-			fail("invalid_request", "code_challenge_method must be S256 or plain")
-			return
-		}
-		if !validPKCEString(challenge) {
-			fail("invalid_request", "code_challenge must be 43 to 128 characters from A-Z a-z 0-9 - . _ ~")
-			return
-		}
+	if challenge != "" && method == "" {
+		method = pkcePlain // RFC 7636 4.3
 	}
 
 	now := s.now()
@@ -120,6 +112,31 @@ func (s *Server) authorizeForm(w http.ResponseWriter, r *http.Request) {
 		Title: "Authorize " + client.Name, App: client.Name, User: demoUserName,
 		Destination: redirectURI, RequestID: id,
 	})
+}
+
+// checkAuthorizationParams checks an authorization request's
+// response_type and PKCE parameters for client, at the authorization
+// endpoint or when pushed (par.go); it returns the OAuth error code and
+// description, or "" when they are fine.
+func checkAuthorizationParams(client *Client, q url.Values) (code, description string) {
+	if rt := q.Get("response_type"); rt != "code" {
+		return "unsupported_response_type", "response_type must be code"
+	}
+	challenge, method := q.Get("code_challenge"), q.Get("code_challenge_method")
+	switch {
+	case challenge == "" && method != "":
+		return "invalid_request", "code_challenge_method was sent without code_challenge"
+	case challenge == "" && client.Secret == "":
+		return "invalid_request", "a public client must send a PKCE code_challenge"
+	case challenge != "":
+		if method != "" && method != pkceS256 && method != pkcePlain {
+			return "invalid_request", "code_challenge_method must be S256 or plain"
+		}
+		if !validPKCEString(challenge) {
+			return "invalid_request", "code_challenge must be 43 to 128 characters from A-Z a-z 0-9 - . _ ~"
+		}
+	}
+	return "", ""
 }
 
 // authorizeDecision handles POST /oauth/authorize, the consent form.

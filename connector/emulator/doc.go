@@ -77,6 +77,13 @@
 // the code flow with PKCE, and is refused client_credentials and any
 // client_secret, as a real provider refuses them.
 //
+// Pushed authorization requests (RFC 9126, which Procore does not have
+// either): POST /oauth/par takes the authorization parameters with the
+// client's authentication and answers a single-use request_uri that lasts
+// Config.PARLifetime; GET /oauth/authorize?client_id=...&request_uri=...
+// stands for them, and an expired or used one is refused on the
+// emulator's own page (par.go).
+//
 // A refresh rotates the refresh token and also revokes the access token it
 // was issued with, the stricter of the readings Procore's documentation
 // allows. Rate-limit budgets belong to a grant, so a refreshed token keeps the

@@ -74,6 +74,10 @@ type Config struct {
 	// interval; default 5s, the RFC's default. See device.go.
 	DeviceCodeLifetime time.Duration
 	DeviceInterval     time.Duration
+	// PARLifetime is how long a pushed authorization request's
+	// request_uri works (RFC 9126 2.2, POST /oauth/par); default 1 minute.
+	// See par.go.
+	PARLifetime time.Duration
 }
 
 // Stats counts what the emulator has seen since New.
@@ -124,6 +128,11 @@ type Stats struct {
 	DevicePolls          int
 	DeviceSlowDowns      int
 	DeviceGrants         int
+	// PushedRequests counts POST /oauth/par requests, and PushedExpired
+	// the authorization requests refused because their request_uri had
+	// expired.
+	PushedRequests int
+	PushedExpired  int
 }
 
 // Server is a Procore emulator. It is an http.Handler and is safe for
@@ -148,9 +157,10 @@ type Server struct {
 	apiFail  apiFault
 	expireN  int // API requests still to find their token expired (ExpireAccessTokens)
 	idem     map[idemKey]*idemEntry
-	hooks    *http.Client           // sends webhook deliveries, to loopback addresses only
-	devices  map[string]*deviceAuth // device code → its authorization (device.go)
-	slowN    int                    // device polls still to answer slow_down (SlowDownDevicePolls)
+	hooks    *http.Client              // sends webhook deliveries, to loopback addresses only
+	devices  map[string]*deviceAuth    // device code → its authorization (device.go)
+	slowN    int                       // device polls still to answer slow_down (SlowDownDevicePolls)
+	pushed   map[string]*pushedRequest // request_uri → pushed authorization request (par.go)
 
 	lifeMu  sync.Mutex // guards the fields below, which Start and Close use
 	httpSrv *http.Server
@@ -185,6 +195,9 @@ func New(cfg Config) *Server {
 	if cfg.DeviceInterval <= 0 {
 		cfg.DeviceInterval = defaultDeviceInterval
 	}
+	if cfg.PARLifetime <= 0 {
+		cfg.PARLifetime = defaultPARLifetime
+	}
 	s := &Server{
 		clients:  make(map[string]*Client, len(cfg.Clients)),
 		consents: make(map[string]*consent),
@@ -196,6 +209,7 @@ func New(cfg Config) *Server {
 		idem:     make(map[idemKey]*idemEntry),
 		hooks:    newHookClient(),
 		devices:  make(map[string]*deviceAuth),
+		pushed:   make(map[string]*pushedRequest),
 	}
 	for _, c := range cfg.Clients {
 		if c.ID == "" {
@@ -217,6 +231,7 @@ func New(cfg Config) *Server {
 	mux.HandleFunc("GET /oauth/authorize", s.authorizeForm)
 	mux.HandleFunc("POST /oauth/authorize", s.authorizeDecision)
 	mux.HandleFunc("POST /oauth/token", s.token)
+	mux.HandleFunc("POST /oauth/par", s.pushAuthorization)
 	mux.HandleFunc("POST /oauth/revoke", s.revoke)
 	mux.HandleFunc("GET /oauth/token/info", s.tokenInfo)
 	mux.HandleFunc("POST /oauth/device/code", s.deviceAuthorization)

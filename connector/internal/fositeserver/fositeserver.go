@@ -114,6 +114,11 @@ type Options struct {
 	// /oauth/par first (RFC 9126 5, require_pushed_authorization_requests).
 	// The PAR endpoint is served either way.
 	RequirePAR bool
+	// PARLifetime is how long a pushed request's request_uri works (the
+	// expires_in of the answer); default 1 minute. fosite's example store
+	// does not check it, so this package does (parStore), as a production
+	// store does.
+	PARLifetime time.Duration
 
 	tokenURL string // the token endpoint's URL, set by Start: assertions' aud must name it
 }
@@ -135,8 +140,9 @@ type Stats struct {
 	// is bound to a client certificate the request did not present.
 	BoundTokenRefusals int
 	// PushedRequests counts every request to /oauth/par, PushedAccepted
-	// those answered with a request_uri.
-	PushedRequests, PushedAccepted int
+	// those answered with a request_uri, and PushedExpired the
+	// authorization requests refused because their request_uri had expired.
+	PushedRequests, PushedAccepted, PushedExpired int
 }
 
 // Server is a running fosite server. Its endpoints, relative to URL:
@@ -170,6 +176,7 @@ type Server struct {
 	stats      Stats
 	dropsLeft  int
 	rotatedOut map[[sha256.Size]byte]bool // hashes of refresh tokens replaced by a refresh
+	parAge     time.Duration              // AgePushedRequests: how much older pushed requests are
 }
 
 // Start runs a server on 127.0.0.1 until the test ends.
@@ -214,6 +221,9 @@ func newServer(opts Options) (*Server, error) {
 	if opts.RefreshTokenLifetime == 0 {
 		opts.RefreshTokenLifetime = 24 * time.Hour
 	}
+	if opts.PARLifetime == 0 {
+		opts.PARLifetime = time.Minute
+	}
 	secret := make([]byte, 32) // fosite's HMAC strategy requires at least 32 bytes
 	if _, err := rand.Read(secret); err != nil {
 		return nil, fmt.Errorf("generating the HMAC secret: %w", err)
@@ -239,7 +249,7 @@ func newServer(opts Options) (*Server, error) {
 		GrantTypeJWTBearerCanSkipClientAuth: true,
 		// RFC 9126: fosite's defaults (a urn:ietf:params:oauth:request_uri:
 		// prefix); a short context keeps the single-use reference short-lived.
-		PushedAuthorizeContextLifespan: time.Minute,
+		PushedAuthorizeContextLifespan: opts.PARLifetime,
 		IsPushedAuthorizeEnforced:      opts.RequirePAR,
 	}
 	config.ClientSecretsHasher = &fosite.BCrypt{Config: config}
@@ -273,7 +283,8 @@ func newServer(opts Options) (*Server, error) {
 		}}
 	}
 
-	provider := compose.Compose(config, store, compose.NewOAuth2HMACStrategy(config),
+	ps := &parStore{MemoryStore: store}
+	provider := compose.Compose(config, ps, compose.NewOAuth2HMACStrategy(config),
 		compose.OAuth2AuthorizeExplicitFactory,
 		compose.OAuth2ClientCredentialsGrantFactory,
 		compose.OAuth2RefreshTokenGrantFactory,
@@ -294,6 +305,7 @@ func newServer(opts Options) (*Server, error) {
 		acceptQueryParams: opts.AcceptQueryParams,
 		rotatedOut:        make(map[[sha256.Size]byte]bool),
 	}
+	ps.srv = s
 	// Set before the server starts; fosite reads it on every request.
 	config.ClientAuthenticationStrategy = s.authenticateClient
 	return s, nil
@@ -338,6 +350,38 @@ func (c Client) fositeClient(hasher fosite.Hasher) (fosite.Client, error) {
 		fc.Secret = hash
 	}
 	return fc, nil
+}
+
+// AgePushedRequests makes every pushed request d older, as if d had
+// passed (only for them: codes and tokens keep their age), so that a test
+// can see a request_uri expire without waiting for it.
+func (s *Server) AgePushedRequests(d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.parAge += d
+}
+
+// parStore is fosite's MemoryStore with the expiry of pushed requests
+// (RFC 9126 2.2) enforced: its GetPARSession returns a request whatever
+// its age. It runs under Server.mu, as every request does.
+type parStore struct {
+	*storage.MemoryStore
+	srv *Server
+}
+
+func (p *parStore) GetPARSession(ctx context.Context, requestURI string) (fosite.AuthorizeRequester, error) {
+	r, err := p.MemoryStore.GetPARSession(ctx, requestURI)
+	if err != nil {
+		return nil, err
+	}
+	if sess := r.GetSession(); sess != nil {
+		if exp := sess.GetExpiresAt(fosite.PushedAuthorizeRequestContext); !exp.IsZero() && !time.Now().Add(p.srv.parAge).Before(exp) {
+			p.srv.stats.PushedExpired++
+			_ = p.MemoryStore.DeletePARSession(ctx, requestURI)
+			return nil, fmt.Errorf("the pushed authorization request expired at %s: %w", exp.Format(time.RFC3339), fosite.ErrNotFound)
+		}
+	}
+	return r, nil
 }
 
 // String names the server without its state (token signatures, secret
