@@ -56,7 +56,10 @@ auth:
 
 func newDeviceRig(t *testing.T, cfg emulator.Config) *deviceRig {
 	t.Helper()
-	r := &deviceRig{clock: &fakeClock{now: time.Date(2026, 12, 3, 7, 0, 0, 0, time.UTC)}}
+	// The clock starts at the real time: the Source judges a stored
+	// token's expiry on its own clock, so a fixed date would make every
+	// token expired once the real day passed it (as 2026-12-03 08:30 did).
+	r := &deviceRig{clock: &fakeClock{now: time.Now().UTC().Truncate(time.Second)}}
 	cfg.Clients = append(cfg.Clients, emulator.Client{ID: "cli-app", Name: "Connector CLI"})
 	cfg.Now = r.clock.Now
 	r.emu = emulator.New(cfg)
