@@ -11,9 +11,11 @@
 //
 //	AS  GET  /authorize  auto-approves: redirects to redirect_uri with a code
 //	                     (S256 PKCE checked at the exchange)
+//	    POST /device     RFC 8628 device authorization; the first poll is
+//	                     answered authorization_pending, the next approved
 //	    POST /token      grant_type authorization_code, refresh_token,
-//	                     client_credentials; a proof binds the tokens to its
-//	                     key (cnf.jkt) and makes them token_type DPoP
+//	                     client_credentials, device_code; a proof binds the
+//	                     tokens to its key (cnf.jkt), token_type DPoP
 //	RS  *    /api        Authorization: DPoP <token> with a proof (ath), or
 //	                     Bearer for a token issued without one
 //
@@ -73,6 +75,8 @@ type Server struct {
 	access  map[string]string // access token → jkt it is bound to; "" for a bearer token
 	refresh map[string]string // refresh token → jkt; "" for an unbound one
 	codes   map[string]grant  // authorization code → what it was issued for
+	devices map[string]int    // device code → polls still to answer authorization_pending
+	polls   []string          // the proof key's thumbprint of every device poll
 	refused []string          // why each refused request was refused
 	stats   Stats
 }
@@ -93,10 +97,11 @@ type Stats struct {
 // Start starts both servers; they stop when the test ends.
 func Start(t testing.TB, o Options) *Server {
 	t.Helper()
-	s := &Server{opts: o, seen: map[string]bool{}, access: map[string]string{}, refresh: map[string]string{}, codes: map[string]grant{}}
+	s := &Server{opts: o, seen: map[string]bool{}, access: map[string]string{}, refresh: map[string]string{}, codes: map[string]grant{}, devices: map[string]int{}}
 	as := http.NewServeMux()
 	as.HandleFunc("GET /authorize", s.authorize)
 	as.HandleFunc("POST /token", s.token)
+	as.HandleFunc("POST /device", s.device)
 	rs := http.NewServeMux()
 	rs.HandleFunc("/api", s.api)
 	s.AS = serve(t, as)
@@ -284,6 +289,19 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 			tokenError(w, http.StatusBadRequest, "invalid_grant")
 			return
 		}
+	case "urn:ietf:params:oauth:grant-type:device_code":
+		pending, ok := s.devices[f.Get("device_code")]
+		s.polls = append(s.polls, jkt)
+		switch {
+		case !ok:
+			tokenError(w, http.StatusBadRequest, "expired_token")
+			return
+		case pending > 0:
+			s.devices[f.Get("device_code")]--
+			tokenError(w, http.StatusBadRequest, "authorization_pending")
+			return
+		}
+		delete(s.devices, f.Get("device_code"))
 	case "refresh_token":
 		rt := f.Get("refresh_token")
 		bound, ok := s.refresh[rt]
@@ -318,6 +336,25 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	_ = json.NewEncoder(w).Encode(map[string]any{"access_token": at, "refresh_token": rt, "token_type": typ, "expires_in": 3600})
+}
+
+// device starts a device grant (RFC 8628 3.1): no proof here, as RFC 9449
+// defines none for this endpoint.
+func (s *Server) device(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	code := Random()
+	s.devices[code] = 1
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(map[string]any{"device_code": code, "user_code": "WDJB-MJHT", "verification_uri": s.AS + "/activate", "expires_in": 600, "interval": 5})
+}
+
+// DevicePolls are the thumbprints of the keys that signed each device poll
+// ("" for a poll without a proof).
+func (s *Server) DevicePolls() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.polls...)
 }
 
 func tokenError(w http.ResponseWriter, status int, code string) {
