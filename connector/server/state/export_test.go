@@ -13,6 +13,9 @@ const (
 	NextDueSQL        = nextDueSQL
 )
 
+// ClaimSQL is the claim statement as ClaimSchedules runs it on d.
+func ClaimSQL(d *DB) string { return claimSQL(d.kind) }
+
 // Explain returns the database's plan of query (written with ?), one line
 // per plan node: EXPLAIN on PostgreSQL, EXPLAIN QUERY PLAN's details on
 // SQLite. Nothing is executed.

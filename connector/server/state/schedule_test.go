@@ -204,6 +204,66 @@ func TestDiscoverSchedulesSkipsNothingUnderConcurrentWrites(t *testing.T) {
 // database's plan (EXPLAIN), over enough rows, with statistics, that a
 // scan of the table would be the planner's choice if the index did not
 // serve.
+// TestClaimWithBacklogUsesIndexes: with every row due (a backlog, as after
+// an outage or while 10,000 tokens expire at once), the claim statement as
+// ClaimSchedules runs it picks through the due index and updates through
+// the primary key; no step reads the schedule in full. The plan of the
+// statement is asserted, not its inner pick alone: the UPDATE around an IN
+// (subquery) was a hash join over a sequential scan on PostgreSQL.
+func TestClaimWithBacklogUsesIndexes(t *testing.T) {
+	backends(t, func(t *testing.T, open func() *state.DB) {
+		ctx := context.Background()
+		db := open()
+		cl := setup(t, db)
+		batch := make([]state.Connection, 5000)
+		for i := range batch {
+			batch[i] = state.Connection{Tenant: "acme", Client: cl.ID}
+		}
+		if _, err := db.ImportConnections(ctx, batch); err != nil {
+			t.Fatal(err)
+		}
+		discoverAll(t, db, -1)
+		past := time.Now().Add(-time.Hour).UnixNano()
+		if _, err := db.SQL().ExecContext(ctx, fmt.Sprintf(`UPDATE server_refresh_schedule SET due = %d + length(connection), state = 'scheduled'`, past)); err != nil {
+			t.Fatal(err)
+		}
+		analyze := "ANALYZE"
+		if db.Kind() == state.Postgres {
+			analyze = "VACUUM ANALYZE"
+		}
+		if _, err := db.SQL().ExecContext(ctx, analyze); err != nil {
+			t.Fatal(err)
+		}
+		now := time.Now().UnixNano()
+		for _, limit := range []int{32, 1000} {
+			plan, err := state.Explain(ctx, db, state.ClaimSQL(db), "replica-a", now+1, now, now, limit)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("claim of %d:\n%s", limit, plan)
+			if !strings.Contains(plan, "server_refresh_schedule_due") {
+				t.Errorf("the claim of %d does not pick through server_refresh_schedule_due:\n%s", limit, plan)
+			}
+			for _, line := range strings.Split(plan, "\n") {
+				f := strings.Fields(line)
+				if strings.Contains(line, "Seq Scan on server_refresh_schedule") ||
+					(len(f) >= 2 && f[0] == "SCAN" && f[1] == "server_refresh_schedule" && !strings.Contains(line, "INDEX")) {
+					t.Errorf("the claim of %d reads the schedule in full: %q", limit, line)
+				}
+			}
+		}
+		// And it claims what it says: limit rows, once.
+		rows, err := db.ClaimSchedules(ctx, "replica-a", time.Now(), time.Minute, 32)
+		if err != nil || len(rows) != 32 {
+			t.Fatalf("claimed %d rows (%v); want 32", len(rows), err)
+		}
+		again, err := db.ClaimSchedules(ctx, "replica-b", time.Now(), time.Minute, 5000)
+		if err != nil || len(again) != len(batch)-32 {
+			t.Fatalf("the second claim took %d rows (%v); want the %d not leased", len(again), err, len(batch)-32)
+		}
+	})
+}
+
 func TestSchedulerQueriesUseIndexes(t *testing.T) {
 	backends(t, func(t *testing.T, open func() *state.DB) {
 		ctx := context.Background()
