@@ -3,8 +3,10 @@ package server_test
 import (
 	"context"
 	"encoding/base64"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -332,4 +334,60 @@ func stripeFile(t testing.TB) definitions.File {
 		t.Fatal(err)
 	}
 	return definitions.File{Path: path, Data: data}
+}
+
+// TestConnectPageCredentials: a connect link offering a definition without
+// OAuth shows its fields, the secret one as a password input; a refused
+// key is answered with the engine's message and never echoed; a good form
+// connects at once, lands on the result page with the link back, and uses
+// the link up.
+func TestConnectPageCredentials(t *testing.T) {
+	up := newUpstream(t)
+	e := newEnv(t, t.TempDir()+"/connector.db", envOptions{definitions: credentialsDefs(t, up.url)})
+	cs := e.must(201, 0, "POST", "/v1/connect-sessions", e.keys["acme:connections:write"], map[string]any{
+		"definitions": []string{"keyed"}, "end_user": "user-7", "return_to": "https://platform.example.com/connected",
+	})
+	link := cs["url"].(string)
+	remember(strings.TrimPrefix(link, e.replicas[0].url+"/connect/"))
+	if cl := cs["oauth_clients"].([]any); len(cl) != 0 || fmt.Sprint(cs["credentials_definitions"]) != "[keyed]" {
+		t.Fatalf("connect session: %v", cs)
+	}
+	form := page(t, link)
+	contains(t, "the form", form, `type="password" id="field-SecretKey"`, `name="field.Account"`, "Connect</button>")
+	if strings.Contains(string(form.body), "sign in") {
+		t.Fatalf("a credentials form says the user signs in elsewhere:\n%s", form.body)
+	}
+	refused := "pk_live_" + credentialsSecretPrefix[8:] + "ConnectPage"
+	remember(refused)
+	bad := submit(t, link, url.Values{"field.SecretKey": {refused}})
+	if bad.status != 422 || strings.Contains(string(bad.body), refused) {
+		t.Fatalf("a refused key: %d (echoed: %v)", bad.status, strings.Contains(string(bad.body), refused))
+	}
+	contains(t, "the refused form", bad, "does not match the pattern")
+	key := credentialsSecretPrefix + "ConnectPage0123456789"
+	remember(key)
+	done := submit(t, link, url.Values{"field.SecretKey": {key}, "field.Account": {"acct_9"}})
+	contains(t, "the result page", done, "Connected", "https://platform.example.com/connected?connection=con_")
+	if done.status != 200 || strings.Contains(string(done.body), key) {
+		t.Fatalf("result: %d %s", done.status, done.body)
+	}
+	list := e.must(200, 0, "GET", "/v1/connections?definition=keyed", e.keys["acme:connections:read"], nil)["connections"].([]any)
+	if len(list) != 1 || list[0].(map[string]any)["status"] != "connected" {
+		t.Fatalf("connections: %v", list)
+	}
+	id := list[0].(map[string]any)["id"].(string)
+	e.must(200, 0, "GET", "/v1/connections/"+id+"/proxy/x", e.keys["acme:proxy"], nil)
+	if up.last() != "Bearer "+key {
+		t.Fatal("the connection made on the connect page does not send its key")
+	}
+	if again := submit(t, link, url.Values{"field.SecretKey": {key}}); again.status != 410 {
+		t.Fatalf("the link used again: %d", again.status)
+	}
+	if l := e.must(200, 0, "GET", "/v1/connections", e.keys["acme:connections:read"], nil)["connections"].([]any); len(l) != 1 {
+		t.Fatalf("the used link made another connection: %d", len(l))
+	}
+	// A re-authorization link for it is refused: there is nothing to authorize.
+	if r := e.call(0, "POST", "/v1/connect-sessions", e.keys["acme:connections:write"], map[string]any{"connection": id}); r.status != 422 || problemField(t, r) != "connection" {
+		t.Fatalf("re-authorization link: %d %s", r.status, r.body)
+	}
 }

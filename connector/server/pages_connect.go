@@ -59,8 +59,21 @@ func (s *Server) createConnectSession(w http.ResponseWriter, r *http.Request, p 
 		writeProblem(w, r, s.stateProblem(r, err, "", "connect session"))
 		return
 	}
+	// A definition without OAuth is offered through its implicit client,
+	// which the API never shows: the answer names the definition instead.
+	clients, creds := []string{}, []string{}
+	for _, id := range cs.Clients {
+		if cl, err := s.cfg.State.OfferedClient(r.Context(), p.Tenant, id); err == nil && cl.Implicit {
+			creds = append(creds, cl.Definition)
+		} else {
+			clients = append(clients, id)
+		}
+	}
 	out := map[string]any{
-		"id": cs.ID, "url": s.connectURL(token), "expires_at": cs.Expires.UTC(), "oauth_clients": cs.Clients,
+		"id": cs.ID, "url": s.connectURL(token), "expires_at": cs.Expires.UTC(), "oauth_clients": clients,
+	}
+	if len(creds) > 0 {
+		out["credentials_definitions"] = creds
 	}
 	if cs.Connection != "" {
 		out["connection"] = cs.Connection
@@ -95,7 +108,7 @@ func (s *Server) checkConnectRequest(ctx context.Context, tenant string, req con
 		switch {
 		case err != nil:
 			add(field, "OAuth client "+cl.ID+": "+err.Error())
-		case def.GrantType() != definitions.GrantAuthorizationCode:
+		case def.GrantType() != definitions.GrantAuthorizationCode && !cl.Implicit:
 			add(field, "OAuth client "+cl.ID+" uses definition "+def.Name+", whose "+string(def.GrantType())+" grant has no user to send to a connect page")
 		case !slices.Contains(cs.Clients, cl.ID):
 			cs.Clients = append(cs.Clients, cl.ID)
@@ -111,6 +124,10 @@ func (s *Server) checkConnectRequest(ctx context.Context, tenant string, req con
 		c, cl, err := s.cfg.State.ConnectionAndClient(ctx, tenant, req.Connection)
 		if err != nil {
 			add("connection", "no connection "+quote(req.Connection))
+			break
+		}
+		if cl.Implicit {
+			add("connection", "connection "+c.ID+" authenticates with its own credentials: there is nothing to authorize again; replace them with PATCH /v1/connections/"+c.ID+"/fields")
 			break
 		}
 		cs.Connection = c.ID
@@ -141,6 +158,12 @@ func (s *Server) checkConnectRequest(ctx context.Context, tenant string, req con
 			add("definitions", "the OAuth clients could not be read; try again")
 		}
 		for i, name := range req.Definitions {
+			if done, msg := s.offerCredentials(ctx, tenant, name, addClient); done { // pages_connect_credentials.go
+				if msg != "" {
+					add("definitions", "definitions["+strconv.Itoa(i)+"]: "+msg)
+				}
+				continue
+			}
 			found := false
 			for _, cl := range all {
 				if cl.Definition == name {
@@ -242,6 +265,7 @@ type connectFormPage struct {
 	pageBase
 	Action, Client, Service, Description, SignInHost string
 	Reconnect                                        bool
+	Credentials                                      bool // a definition without OAuth: the form takes its credentials
 	Fields                                           []connectField
 	Environments                                     []connectEnv
 	FixedEnvironment, EnvError                       string
@@ -258,7 +282,7 @@ type connectOffer struct {
 func (s *Server) offers(ctx context.Context, cs state.ConnectSession) []connectOffer {
 	var out []connectOffer
 	for _, id := range cs.Clients {
-		cl, err := s.cfg.State.Client(ctx, cs.Tenant, id)
+		cl, err := s.cfg.State.OfferedClient(ctx, cs.Tenant, id) // an OAuth client, or a definition without OAuth's implicit one
 		if err != nil {
 			continue
 		}
@@ -323,7 +347,7 @@ func (s *Server) connectForm(w http.ResponseWriter, r *http.Request, code int, c
 	p := connectFormPage{
 		pageBase: pageBase{Title: "Connect your account: " + def.Title, Asset: assetPath},
 		Action:   ConnectPath + r.PathValue("token"), Client: o.client.ID, Service: def.Title, Description: def.Description,
-		Reconnect: cs.Connection != "",
+		Reconnect: cs.Connection != "", Credentials: o.client.Implicit,
 	}
 	if len(probs) > 0 {
 		p.Title = "Error: " + p.Title
@@ -391,7 +415,10 @@ func (s *Server) connectForm(w http.ResponseWriter, r *http.Request, code int, c
 	for _, msg := range byField["fields"] {
 		p.Errors = append(p.Errors, connectProblem{Message: msg})
 	}
-	origins := s.authOrigins(def, o.client, envNames)
+	var origins []string // a credentials form posts here and goes nowhere else
+	if !o.client.Implicit {
+		origins = s.authOrigins(def, o.client, envNames)
+	}
 	if len(origins) == 1 {
 		p.SignInHost = strings.TrimPrefix(strings.TrimPrefix(origins[0], "https://"), "http://")
 	}
@@ -547,6 +574,10 @@ func (s *Server) connectSubmit(w http.ResponseWriter, r *http.Request) {
 		}
 		if e2, _ := o.def.Environment(env); e2 != nil {
 			env = e2.Name
+		}
+		if o.client.Implicit {
+			s.connectCredentials(w, r, cs, o, env, typed, fields) // pages_connect_credentials.go
+			return
 		}
 		c, err := s.cfg.State.CreateConnection(ctx, state.Connection{Tenant: cs.Tenant, Client: o.client.ID, Environment: env, Fields: fields})
 		if err != nil {

@@ -112,8 +112,8 @@ func (d *DB) CreateConnectSession(ctx context.Context, cs ConnectSession) (Conne
 			return ConnectSession{}, "", err
 		}
 	}
-	for _, c := range cs.Clients {
-		if _, err := d.Client(ctx, cs.Tenant, c); err != nil {
+	for _, c := range cs.Clients { // an OAuth client, or the implicit client of a definition without OAuth
+		if _, err := d.OfferedClient(ctx, cs.Tenant, c); err != nil {
 			return ConnectSession{}, "", err
 		}
 	}

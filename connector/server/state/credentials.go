@@ -160,3 +160,28 @@ func (d *DB) SetConnectionFields(ctx context.Context, tenant, id string, fields 
 	}
 	return c, nil
 }
+
+// ImplicitClient returns the tenant's implicit client of definition (a
+// definition without OAuth), making it when missing: a connect link that
+// offers the definition names it.
+func (d *DB) ImplicitClient(ctx context.Context, tenant, definition string) (Client, error) {
+	id, err := d.implicitClient(ctx, tenant, definition)
+	if err != nil {
+		return Client{}, err
+	}
+	return d.OfferedClient(ctx, tenant, id)
+}
+
+// OfferedClient returns the tenant's client id, an OAuth client or an
+// implicit one: for the connect page, whose links may offer definitions
+// without OAuth. The API's OAuth-client routes use Client, which never
+// returns an implicit client.
+func (d *DB) OfferedClient(ctx context.Context, tenant, id string) (Client, error) {
+	ctx, cancel := bound(ctx)
+	defer cancel()
+	c, err := d.scanClient(d.db.QueryRowContext(ctx, d.q(`SELECT `+clientCols+` FROM server_oauth_clients WHERE tenant = ? AND id = ?`), tenant, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Client{}, fmt.Errorf("client %s: %w", id, ErrNotFound)
+	}
+	return c, err
+}
