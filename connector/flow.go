@@ -356,7 +356,8 @@ func (f *Flow) ClientCredentials(ctx context.Context) (*token.Token, error) {
 
 // Refresh exchanges a refresh token at the Refresh URI (or the token
 // endpoint when the definition has none). A response without a refresh
-// token keeps the old one. Never retried once sent: see retry.go.
+// token keeps the old one. Never retried once sent: see retry.go. A
+// DPoP-bound token is refreshed through WithDPoPKey (Source does it).
 func (f *Flow) Refresh(ctx context.Context, refreshToken string) (*token.Token, error) {
 	if f.o.Version == definitions.V1 {
 		return nil, &NeedsReauthError{Reason: "OAuth V1 tokens cannot be refreshed; authorize the connection again (connector connect)"}

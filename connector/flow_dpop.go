@@ -59,9 +59,12 @@ func (f *Flow) withNewDPoPKey() (*Flow, error) {
 	return &g, nil
 }
 
-// withDPoPKey is a copy of f signing with the key kept with a token (its
-// PEM); f itself when either the key or the definition's dpop is missing.
-func (f *Flow) withDPoPKey(pemKey string) (*Flow, error) {
+// WithDPoPKey returns a copy of f whose token requests are signed with the
+// DPoP key kept with a token (token.Token.DPoPKey), for a refresh of that
+// token outside a Source: Flow.Refresh alone sends no proof, and a
+// provider refuses a bound refresh token without one. It is f itself when
+// the key or the definition's dpop is missing. Source.Refresh does this.
+func (f *Flow) WithDPoPKey(pemKey string) (*Flow, error) {
 	if f.dpop == nil || pemKey == "" {
 		return f, nil
 	}

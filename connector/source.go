@@ -530,7 +530,7 @@ func (s *Source) refresh(ctx context.Context, rt string, learned map[string]stri
 	if err != nil {
 		return nil, err
 	}
-	if f, err = f.withDPoPKey(dpopKey); err != nil { // flow_dpop.go
+	if f, err = f.WithDPoPKey(dpopKey); err != nil { // flow_dpop.go
 		return nil, err
 	}
 	return f.Refresh(ctx, rt)

@@ -55,6 +55,10 @@ const (
 	// PreviewRequestURI stands for the request_uri a pushed authorization
 	// request (par_uri) returns.
 	PreviewRequestURI = "urn:ietf:params:oauth:request_uri:FROM-PAR-RESPONSE"
+	// PreviewDPoPProof stands for the DPoP proof (RFC 9449 4.2) the engine
+	// signs for each token request of a dpop definition, with the key it
+	// makes when connecting: no key exists before that.
+	PreviewDPoPProof = "GENERATED-DPOP-PROOF"
 )
 
 // clientAssertionType is the client_assertion_type of private_key_jwt
@@ -255,6 +259,9 @@ func (d *Definition) Preview(env, key string, vals []string, showSecrets bool) (
 			cred = base64.StdEncoding.EncodeToString([]byte(url.QueryEscape(vs[VarClientID]) + ":" + url.QueryEscape(vs[VarClientSecret])))
 		}
 		p.Headers = append(p.Headers, [2]string{"Authorization", "Basic " + cred})
+	}
+	if o.DPoP != nil && (key == "token_request_uri" || key == "refresh_uri") { // auth_dpop.go: a proof per token request
+		p.Headers = append(p.Headers, [2]string{"DPoP", PreviewDPoPProof})
 	}
 	p.URL = u.String()
 	if !showSecrets { // *** reads better than its escaped form
