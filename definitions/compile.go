@@ -125,8 +125,8 @@ func (b *builder) compileWith(pointer, src string, kind templates.Kind, sc scope
 		var te *templates.Error
 		if errors.As(err, &te) {
 			msg := te.Msg
-			if sc.action && strings.HasPrefix(msg, "unknown placeholder ") {
-				msg = b.unknownActionPlaceholder(te.Placeholder, vars, sc)
+			if strings.HasPrefix(msg, "unknown placeholder ") {
+				msg = b.unknownPlaceholder(te.Placeholder, vars, sc)
 			}
 			at(te.Offset, msg)
 			if strings.HasPrefix(te.Msg, "unknown placeholder ") {
@@ -183,27 +183,19 @@ func (b *builder) otherUnknowns(at func(int, string), src string, first int, var
 		if _, known := vars.Lookup(name); known {
 			continue
 		}
-		// Compiled alone, the name gets the same wording (suggestions, the known list).
-		_, err := templates.Compile("${"+name+"}", templates.Text, vars)
-		var te *templates.Error
-		if !errors.As(err, &te) {
-			continue
-		}
-		msg := te.Msg
-		if sc.action {
-			msg = b.unknownActionPlaceholder(name, vars, sc)
-		}
-		at(m[0], msg)
+		at(m[0], b.unknownPlaceholder(name, vars, sc))
 	}
 }
 
-// unknownActionPlaceholder words an unknown placeholder of an action,
-// suggesting only names that have a value there, and otherwise naming
-// what does: the action's inputs, the connection's fields, the values
-// learned when connecting, and the builtins the scope allows (${ClientId}).
-// A message that only said "fields" sent authors looking for a field when
-// what they meant was an input they had not declared yet.
-func (b *builder) unknownActionPlaceholder(name string, vars *templates.Vars, sc scope) string {
+// unknownPlaceholder words an unknown placeholder of a template used in
+// scope sc, suggesting only names that have a value there, and otherwise
+// naming what does: the builtins the scope allows, the definition's
+// fields (less those learned when connecting where they have no value
+// yet) and, in an action, its inputs. The templates package's own message
+// suggests and lists every name, such as ${code} for a typo in base_url,
+// where no builtin has a value; and for an action, "fields" sent authors
+// looking for a field when they meant an input they had not declared.
+func (b *builder) unknownPlaceholder(name string, vars *templates.Vars, sc scope) string {
 	var usable, inputs, fields, learned, builtins []string
 	nDef := b.def.vars.Len() // an action's vars are the definition's, then its inputs
 	for i := range vars.Len() {
@@ -217,6 +209,9 @@ func (b *builder) unknownActionPlaceholder(name string, vars *templates.Vars, sc
 		case i >= nDef:
 			inputs = append(inputs, ph)
 		case b.learnedFrom[i] != "":
+			if sc.noLearned {
+				continue
+			}
 			learned = append(learned, ph)
 		default:
 			fields = append(fields, ph)
@@ -226,19 +221,27 @@ func (b *builder) unknownActionPlaceholder(name string, vars *templates.Vars, sc
 	if s := suggest(name, usable); s != "" {
 		return fmt.Sprintf("unknown placeholder ${%s}; did you mean ${%s}?", name, s)
 	}
-	in := fmt.Sprintf("its inputs (declare %s under input.properties; it has none yet)", name)
-	if len(inputs) > 0 {
-		in = fmt.Sprintf("its inputs (%s; declare %s under input.properties to add it)", listNames(inputs), name)
+	var parts []string
+	if sc.action {
+		in := fmt.Sprintf("its inputs (declare %s under input.properties; it has none yet)", name)
+		if len(inputs) > 0 {
+			in = fmt.Sprintf("its inputs (%s; declare %s under input.properties to add it)", listNames(inputs), name)
+		}
+		parts = append(parts, in)
 	}
-	parts := []string{in}
 	if len(fields) > 0 {
 		parts = append(parts, "the connection's fields ("+listNames(fields)+")")
 	}
 	if len(learned) > 0 {
 		parts = append(parts, "the values learned when connecting ("+listNames(learned)+")")
 	}
-	parts = append(parts, builtins...)
-	return fmt.Sprintf("unknown placeholder ${%s}: an action may use %s", name, joinAnd(parts))
+	if sc.action {
+		return fmt.Sprintf("unknown placeholder ${%s}: an action may use %s", name, joinAnd(append(parts, builtins...)))
+	}
+	if len(parts)+len(builtins) == 0 {
+		return fmt.Sprintf("unknown placeholder ${%s}: %s may use only the connection's fields, and the definition declares none; declare %s under fields", name, sc.name, name)
+	}
+	return fmt.Sprintf("unknown placeholder ${%s}: %s may use %s; to take it from the connection, declare %s under fields", name, sc.name, joinAnd(append(builtins, parts...)), name)
 }
 
 // listNames joins placeholder names with commas, at most eight of them.

@@ -126,7 +126,11 @@ func (d *Definition) Compile(src string) (*templates.Template, error) {
 			}
 		}
 		if len(unknown) > 1 {
-			return nil, fmt.Errorf("%d unknown placeholders: %s; known placeholders are %s", len(unknown), strings.Join(unknown, ", "), strings.Join(d.vars.Names(), ", "))
+			known := make([]string, 0, d.vars.Len())
+			for _, n := range d.vars.Names() {
+				known = append(known, "${"+n+"}") // written as the template writes them, as the one-name message does
+			}
+			return nil, fmt.Errorf("%d unknown placeholders: %s; known placeholders are %s", len(unknown), strings.Join(unknown, ", "), strings.Join(known, ", "))
 		}
 	}
 	return t, err

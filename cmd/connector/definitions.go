@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -122,11 +123,10 @@ unless --show-secrets is given.`,
 				}
 				assign[k] = v
 			}
-			vals, err := d.Values(env, assign)
+			e, err := d.Environment(env)
 			if err != nil {
 				return &exitError{code: exitFailed, err: err}
 			}
-			e, _ := d.Environment(env)
 			var t = e.BaseURL
 			switch args[1] {
 			case "base_url":
@@ -138,22 +138,33 @@ unless --show-secrets is given.`,
 				var ok bool
 				if t, ok = d.URI(args[1]); !ok {
 					if !strings.Contains(args[1], "/") && !strings.Contains(args[1], "$") {
-						keys := []string{"base_url", "login_url"}
-						switch { // the keys of this definition's scheme
-						case d.Auth.Session != nil:
-							keys = append(keys, "login_uri")
-						case d.Auth.OAuth1 != nil:
-							keys = append(keys, "request_token_uri", "authorize_uri", "access_token_uri")
-						default:
-							keys = append(keys, definitions.URIKeys...)
+						// Only the URIs this definition has: listing every
+						// key the format knows offered ones that then fail.
+						keys := []string{"base_url"}
+						if e.LoginURL != nil {
+							keys = append(keys, "login_url")
+						}
+						for _, k := range append(slices.Clone(definitions.URIKeys), "login_uri", "request_token_uri", "access_token_uri") {
+							if _, has := d.URI(k); has && !slices.Contains(keys, k) {
+								keys = append(keys, k)
+							}
 						}
 						sort.Strings(keys)
-						return usageErrorf("definition %s has no %s; choose one of %s, or give a template", d.Name, args[1], strings.Join(keys, ", "))
+						if _, err := d.Action(args[1]); err == nil {
+							return usageErrorf("%s is an action of %s, not a URI; render expands the definition's URIs (%s) or a template. To see the request the action sends, run connector call %s --dry-run with a connection", args[1], d.Name, strings.Join(keys, ", "), args[1])
+						}
+						return usageErrorf("definition %s has no %s; choose one of %s, or give a template such as '${BaseUrl}/path'", d.Name, args[1], strings.Join(keys, ", "))
 					}
 					if t, err = d.Compile(args[1]); err != nil {
 						return &exitError{code: exitFailed, err: err}
 					}
 				}
+			}
+			// The values after the key: a wrong key is a usage error,
+			// whatever the fields (a missing required one would hide it).
+			vals, err := d.Values(env, assign)
+			if err != nil {
+				return &exitError{code: exitFailed, err: err}
 			}
 			for _, p := range t.Placeholders() {
 				if vals[p.Var] == "" {

@@ -144,7 +144,7 @@ func TestRenderErrors(t *testing.T) {
 	}{
 		{[]string{"render", "procore"}, 2, "accepts 2 arg(s), received 1"},
 		{[]string{"render", "procor", "initiate_uri"}, 2, `no connection definition named "procor"; did you mean "procore"?`},
-		{[]string{"render", "procore", "initiate"}, 2, "definition procore has no initiate; choose one of authorize_uri, base_url"},
+		{[]string{"render", "procore", "initiate"}, 2, "definition procore has no initiate; choose one of base_url, initiate_uri, login_url, refresh_uri, revoke_uri, token_request_uri, or give a template"},
 		{[]string{"render", "procore", "refresh_uri", "--env", "staging"}, 1, `definition procore has no environment "staging"; choose one of: production, sandbox, monthly`},
 		{[]string{"render", "procore", "refresh_uri", "--set", "CompanyId=abc"}, 1, `field CompanyId: "abc" is not a whole number`},
 		{[]string{"render", "procore", "refresh_uri", "--set", "nonsense"}, 2, `--set "nonsense": write Name=value`},
