@@ -389,6 +389,7 @@ func (f *Flow) Revoke(ctx context.Context, tok string, hint string) error {
 		return nil
 	}
 	std := [][2]string{{"token", tok}, {"token_type_hint", hint}}
+	ctx = f.tokenEndpointAudience(ctx, f.vals) // flow_par.go: a client assertion's aud
 	resp, body, err := f.send(ctx, f.o.RevokeURI, f.vals, std, true, true, f.o.TokenRequest.ClientAuth)
 	if err != nil {
 		return fmt.Errorf("revoking the token of connection %s: %w", f.conn.Key(), f.redact(err, tok))
@@ -412,6 +413,7 @@ func (f *Flow) Introspect(ctx context.Context, tok, hint string) (bool, error) {
 		return false, fmt.Errorf("definition %s has no introspection_uri", f.def.Name)
 	}
 	std := [][2]string{{"token", tok}, {"token_type_hint", hint}}
+	ctx = f.tokenEndpointAudience(ctx, f.vals) // flow_par.go: a client assertion's aud
 	resp, body, err := f.send(ctx, f.o.IntrospectionURI, f.vals, std, true, true, f.o.TokenRequest.ClientAuth)
 	if err != nil {
 		return false, fmt.Errorf("introspecting a token of connection %s: %w", f.conn.Key(), f.redact(err, tok))

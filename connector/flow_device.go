@@ -96,6 +96,7 @@ func (f *Flow) DeviceAuthorize(ctx context.Context) (*DeviceAuthorization, error
 	const what = "device authorization request"
 	start := f.Now()
 	std := [][2]string{{"scope", f.vals[definitions.VarScope]}}
+	ctx = f.tokenEndpointAudience(ctx, f.vals) // flow_par.go: a client assertion's aud
 	resp, body, err := f.send(ctx, f.o.DeviceAuthorizationURI, f.vals, std, true, true, f.o.TokenRequest.ClientAuth)
 	var redirect *RedirectError
 	if errors.As(err, &redirect) {

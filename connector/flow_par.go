@@ -51,17 +51,7 @@ func (f *Flow) push(ctx context.Context, vals []string, q url.Values) (url.Value
 	// Pushing twice is harmless (each push gets its own request_uri, and
 	// only the one the browser opens is used), so it is retried like a
 	// safe request.
-	if f.o.TokenRequest.ClientAuth == definitions.ClientAuthPrivateKeyJWT {
-		tokenURL, err := f.o.TokenRequestURI.Expand(vals)
-		if err != nil {
-			return nil, time.Time{}, fmt.Errorf("%s for connection %s: expanding token_request_uri for the client assertion's audience: %w", opPAR, f.conn.Key(), f.redact(err))
-		}
-		u, err := url.Parse(tokenURL)
-		if err != nil {
-			return nil, time.Time{}, fmt.Errorf("%s for connection %s: token_request_uri does not expand to a URL", opPAR, f.conn.Key())
-		}
-		ctx = context.WithValue(ctx, audienceKey{}, u)
-	}
+	ctx = f.tokenEndpointAudience(ctx, vals)
 	resp, body, err := f.send(ctx, f.o.PARURI, vals, std, true, true, f.o.TokenRequest.ClientAuth)
 	var redirect *RedirectError
 	if errors.As(err, &redirect) {
@@ -118,6 +108,25 @@ type audienceKey struct{}
 // their token endpoint only, refuses the PAR endpoint's URL, and the
 // definition may name no issuer. The token endpoint's URL is the one value
 // every conforming server accepts.
+//
+// Revocation, introspection and the device authorization request use it
+// too: RFC 7523 3 names the token endpoint's URL as an audience that
+// identifies the server, and fosite refuses their own URLs as well.
+func (f *Flow) tokenEndpointAudience(ctx context.Context, vals []string) context.Context {
+	if f.o.TokenRequest.ClientAuth != definitions.ClientAuthPrivateKeyJWT || f.o.TokenRequestURI == nil {
+		return ctx
+	}
+	raw, err := f.o.TokenRequestURI.Expand(vals)
+	if err != nil {
+		return ctx // the request's own URL, as before; the token request will say what is wrong
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return ctx
+	}
+	return context.WithValue(ctx, audienceKey{}, u)
+}
+
 func assertionAudience(ctx context.Context, u *url.URL) *url.URL {
 	if aud, ok := ctx.Value(audienceKey{}).(*url.URL); ok {
 		return aud

@@ -162,3 +162,36 @@ func TestPushedAuthorizationExpiryAgainstFosite(t *testing.T) {
 		}
 	}
 }
+
+// TestPrivateKeyJWTOtherEndpointsAgainstFosite: revocation authenticates
+// with a client assertion too, whose audience is the token endpoint's URL
+// (RFC 7523 3 names it; fosite accepts no other), not the revocation
+// endpoint's. (fositeserver's introspection takes HTTP Basic only.)
+func TestPrivateKeyJWTOtherEndpointsAgainstFosite(t *testing.T) {
+	k := testKeys(t)[1]
+	srv := fositeserver.Start(t, fositeserver.Options{RequirePKCE: true, Clients: []fositeserver.Client{{
+		ID: "par-jwt-client", RedirectURIs: []string{redirectURI}, Scopes: []string{"read"},
+		PublicKey: k.pub, KeyAlgorithm: k.alg}}})
+	def := parJWTDefinition(t, srv.URL, "    revoke_uri: ${BaseUrl}/oauth/revoke\n")
+	conn := &connector.Connection{Definition: def, ClientID: "par-jwt-client", RedirectURI: redirectURI, Fields: map[string]string{"PrivateKey": k.pem}}
+	src, err := connector.NewSource(conn, store.NewMemory())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	attempt, err := src.Flow().AuthCodeURLContext(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := src.ExchangeAndStore(ctx, attempt, approve(t, attempt.URL))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := src.Flow().Revoke(ctx, tok.RefreshToken, "refresh_token"); err != nil {
+		t.Errorf("revocation: %v", err)
+	}
+	if s := srv.Stats(); s.Revocations != 1 {
+		t.Errorf("stats %+v", s)
+	}
+}
