@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -265,5 +266,35 @@ func TestDPoPStoredBearerTokenKeepsWorking(t *testing.T) {
 	}
 	if s := srv.Stats(); s.BearerAPIOK != 2 || s.ProofsAtToken != 0 || len(srv.Refusals()) != 0 {
 		t.Errorf("%+v, refused %v", s, srv.Refusals())
+	}
+}
+
+// A resource that wants a new nonce at every request: the call gets one
+// retry with the nonce (dpop.Transport), then the 401 is the answer; the
+// token is not renewed, since a refresh cannot fix a nonce.
+func TestDPoPNonceRefusalSpendsNoRefresh(t *testing.T) {
+	srv := dpopserver.Start(t, dpopserver.Options{})
+	calls := 0
+	rs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls++
+		w.Header().Set("DPoP-Nonce", dpopserver.Random())
+		w.Header().Set("WWW-Authenticate", `DPoP error="use_dpop_nonce"`)
+		w.WriteHeader(http.StatusUnauthorized)
+	}))
+	defer rs.Close()
+	srv.RS = rs.URL
+	conn := &connector.Connection{Definition: dpopDefinition(t, srv, "oauth_client", "{}"), ClientID: clientID, ClientSecret: clientSecret}
+	api, err := connector.NewAPI(conn, store.NewMemory(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest(http.MethodGet, "/api", nil)
+	resp, err := api.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 401 || calls != 2 || srv.Stats().TokensIssued != 1 {
+		t.Errorf("HTTP %d after %d calls, %d tokens issued; want the 401 after two calls and one token", resp.StatusCode, calls, srv.Stats().TokensIssued)
 	}
 }

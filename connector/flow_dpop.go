@@ -141,6 +141,14 @@ func dpopBound(tok *token.Token) bool {
 	return tok.DPoPKey != "" && strings.EqualFold(tok.TokenType, "DPoP")
 }
 
+// nonceRefusal reports whether a 401 to a DPoP-bound token still asks for
+// a nonce after dpop.Transport's one retry (a server that changes its
+// nonce at every request, or a request body that cannot be sent twice):
+// renewing the token would spend a refresh on what no token fixes.
+func nonceRefusal(tok token.Token, resp *http.Response) bool {
+	return dpopBound(&tok) && dpop.UseNonceChallenge(resp.Header.Values("WWW-Authenticate"))
+}
+
 // dpopAPI sends a connection's API calls with DPoP tokens through
 // dpop.Transport (Authorization: DPoP, a proof with ath, the 401
 // use_dpop_nonce retry); the bearer transport hands it the requests whose

@@ -410,7 +410,7 @@ func (t *bearerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 		return nil, &credentialError{err}
 	}
 	resp, err := t.send(r, tok)
-	if err != nil || resp.StatusCode != http.StatusUnauthorized {
+	if err != nil || resp.StatusCode != http.StatusUnauthorized || nonceRefusal(tok, resp) {
 		return resp, err
 	}
 	// The token was refused before its time (revoked, or the clocks
