@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -22,7 +23,7 @@ func TestCredentialsSessionLogin(t *testing.T) {
 		w.Header().Set("Content-Type", "application/json")
 		if r.URL.Path == "/login" {
 			var in struct{ User, Password string }
-			if err := json.NewDecoder(r.Body).Decode(&in); err != nil || in.User != "ann" {
+			if err := json.NewDecoder(r.Body).Decode(&in); err != nil || in.User != "ann" || strings.HasSuffix(in.Password, "Wrong") {
 				w.WriteHeader(401)
 				return
 			}
@@ -74,6 +75,29 @@ auth:
 	if r := e.must(200, 0, "GET", "/v1/connections/"+id+"/proxy/me", proxy, nil); r["session"] != pw2 {
 		t.Fatalf("after the password changed, the proxy sent the session of %v", r["session"])
 	}
+	// A refused login marks the connection as needing new credentials,
+	// once, with the provider's reason; new ones bring it back.
+	e.must(200, 0, "PATCH", "/v1/connections/"+id+"/fields", w, map[string]any{"fields": map[string]any{"Password": pw1 + "Wrong"}})
+	for range 2 {
+		bad := e.call(0, "GET", "/v1/connections/"+id+"/proxy/me", proxy, nil)
+		if bad.status != 409 || !strings.Contains(string(bad.body), "credentials-refused") || !strings.Contains(string(bad.body), "PATCH /v1/connections/"+id+"/fields") {
+			t.Fatalf("a refused login: %d %s", bad.status, bad.body)
+		}
+	}
+	got := e.must(200, 0, "GET", "/v1/connections/"+id, e.keys["acme:connections:read"], nil)
+	if got["status"] != "needs_reauthorization" || !strings.Contains(fmt.Sprint(got["reason"]), "session login failed (HTTP 401)") {
+		t.Fatalf("after a refused login: %v", got)
+	}
+	if got := e.must(200, 0, "PATCH", "/v1/connections/"+id+"/fields", w, map[string]any{"fields": map[string]any{"Password": pw2}}); got["status"] != "connected" || got["reason"] != nil {
+		t.Fatalf("after new credentials: %v", got)
+	}
+	var types []string
+	for _, ev := range e.must(200, 0, "GET", "/v1/events?connection="+id, e.keys["acme:admin"], nil)["events"].([]any) {
+		types = append([]string{ev.(map[string]any)["type"].(string)}, types...)
+	}
+	if want := "[connection.connected connection.needs_reauth connection.connected]"; fmt.Sprint(types) != want {
+		t.Fatalf("events %v, want %s", types, want)
+	}
 	// Refreshing a session connection logs in again.
 	if r := e.must(200, 0, "POST", "/v1/connections/"+id+"/refresh", w, nil); r["status"] != "connected" {
 		t.Fatalf("refresh: %v", r)
@@ -81,6 +105,6 @@ auth:
 	mu.Lock()
 	defer mu.Unlock()
 	if logins[pw1] != 1 || logins[pw2] != 2 {
-		t.Fatalf("logins: %d with the first password, %d with the second; want 1 and 2 (one for the refresh)", logins[pw1], logins[pw2])
+		t.Fatalf("logins: %d with the first password, %d with the second; want 1 and 2 (the proxied call after the first change, the refresh)", logins[pw1], logins[pw2])
 	}
 }

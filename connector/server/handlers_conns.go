@@ -73,7 +73,13 @@ func (s *Server) viewConnection(ctx context.Context, e *engine) connectionView {
 		}
 		v.Fields[k] = val
 	}
-	// The token store has the live status: mirror it for listings.
+	// The token store has the live status: mirror it for listings. Not
+	// for a connection without OAuth: a session login's token is only a
+	// cache of its session, and its status is the server's (a refused
+	// login, new credentials).
+	if e.client.Implicit {
+		return v
+	}
 	if rec, err := s.cfg.Tokens.Get(ctx, c.ID); err == nil {
 		st, reason := state.StatusConnected, ""
 		if rec.Status == store.StatusNeedsReauth {
@@ -193,6 +199,10 @@ func (s *Server) engineProblem(r *http.Request, err error) *Problem {
 	if errors.As(err, &nr) {
 		s.noteReauthOf(r, nr.Reason)
 		return problem(http.StatusConflict, "needs-reauthorization", "", "%s; POST /v1/connections/%s/authorize", nr.Reason, r.PathValue("id"))
+	}
+	var le *connector.LoginError
+	if errors.As(err, &le) {
+		return s.loginProblem(r, le) // handlers_credentials.go
 	}
 	var te *connector.TokenError
 	if errors.As(err, &te) {

@@ -116,9 +116,7 @@ func (s *Server) updateFields(w http.ResponseWriter, r *http.Request, p state.Pr
 		writeProblem(w, r, invalid(errs))
 		return
 	}
-	status := ""
 	if e.client.Implicit {
-		status = state.StatusConnected // new credentials: a failed login's reason no longer holds
 		if e.api.Source() != nil {
 			// A session made with the old credentials must not outlive them.
 			if err := s.cfg.Tokens.Delete(r.Context(), e.conn.ID); err != nil {
@@ -127,9 +125,18 @@ func (s *Server) updateFields(w http.ResponseWriter, r *http.Request, p state.Pr
 			}
 		}
 	}
-	if _, err := s.cfg.State.SetConnectionFields(r.Context(), p.Tenant, e.conn.ID, merged, status); err != nil {
+	if _, err := s.cfg.State.SetConnectionFields(r.Context(), p.Tenant, e.conn.ID, merged, ""); err != nil {
 		writeProblem(w, r, s.stateProblem(r, err, "id", "connection"))
 		return
+	}
+	if e.client.Implicit && e.conn.Status != state.StatusConnected {
+		// New credentials: a refused login's reason no longer holds, and
+		// the platform hears the connection is usable again.
+		if _, err := s.cfg.State.RecordConnected(r.Context(), p.Tenant, e.conn.ID); err != nil {
+			writeProblem(w, r, s.stateProblem(r, err, "id", "connection"))
+			return
+		}
+		s.nudge()
 	}
 	s.forget(e.conn.ID)
 	if e = s.connection(w, r, p); e != nil {
@@ -143,4 +150,16 @@ func credentialsProblem(e *engine, what string) *Problem {
 	return problem(http.StatusConflict, "credentials-connection", "",
 		"connection %s (definition %s) authenticates with its credentials (%s), so it has no %s; send requests through POST /v1/connections/%s/proxy/… or actions, and change its credentials with PATCH /v1/connections/%s/fields",
 		e.conn.ID, e.def.Name, e.def.Auth.Scheme, what, e.conn.ID, e.conn.ID)
+}
+
+// loginProblem answers a session login the provider refused or failed.
+// Refused credentials (401, 403) mark the connection as needing new ones,
+// with the provider's words as the reason (connection.needs_reauth, once
+// per transition); PATCH /v1/connections/{id}/fields brings it back.
+func (s *Server) loginProblem(r *http.Request, le *connector.LoginError) *Problem {
+	if le.Status == http.StatusUnauthorized || le.Status == http.StatusForbidden {
+		s.noteReauthOf(r, le.Error())
+		return problem(http.StatusConflict, "credentials-refused", "", "%v; replace them with PATCH /v1/connections/%s/fields", le, r.PathValue("id"))
+	}
+	return problem(http.StatusBadGateway, "provider-login-error", "", "%v", le)
 }
