@@ -167,9 +167,16 @@ unless --show-secrets is given.`,
 				return &exitError{code: exitFailed, err: err}
 			}
 			for _, p := range t.Placeholders() {
-				if vals[p.Var] == "" {
-					fmt.Fprintf(a.stderr, "note: ${%s} has no value; give --set %s=...\n", p.Name, d.Vars().Name(p.Var))
+				if vals[p.Var] != "" {
+					continue
 				}
+				if made, ok := madeInTheFlow[p.Var]; ok {
+					// Not a value the user forgot: the engine makes it when
+					// the request is sent.
+					fmt.Fprintf(a.stderr, "note: ${%s} is %s, so it has none here; give --set %s=... to render one\n", p.Name, made, d.Vars().Name(p.Var))
+					continue
+				}
+				fmt.Fprintf(a.stderr, "note: ${%s} has no value; give --set %s=...\n", p.Name, d.Vars().Name(p.Var))
 			}
 			if _, err := t.Expand(vals); err != nil {
 				return &exitError{code: exitFailed, err: err}
@@ -218,6 +225,17 @@ unless --show-secrets is given.`,
 	cmd.Flags().BoolVar(&request, "request", false, "for an OAuth, OAuth 1.0a or session login URI, print the whole request the engine sends: method, URL, headers and body with the standard parameters it adds, and the TLS client certificate presented")
 	a.bindOutput(cmd, &format, "text", renderFormats...)
 	return cmd
+}
+
+// madeInTheFlow are the placeholders whose values the engine makes or
+// receives while it runs a flow, and what each is.
+var madeInTheFlow = map[int]string{
+	definitions.VarState:         "the state, made for each authorization attempt",
+	definitions.VarCodeChallenge: "the PKCE challenge, made for each authorization attempt",
+	definitions.VarCodeVerifier:  "the PKCE verifier, made for each authorization attempt",
+	definitions.VarCode:          "the authorization code, which the provider sends back once the user approves",
+	definitions.VarRefreshToken:  "the refresh token, which comes from the stored token",
+	definitions.VarRandom:        "a random value made for each request",
 }
 
 // maxSetFile caps a --set ${file:PATH}: a PEM certificate chain is a few KiB.
