@@ -10,10 +10,11 @@ import (
 	"testing"
 
 	"github.com/connector-engine/connector/definitions"
+	"github.com/connector-engine/connector/internal/markdown"
 )
 
 // readmeAnchors returns the anchors of definitions/README.md: explicit
-// <a id="..."></a> ones and GitHub's heading slugs, each with the heading of
+// <a id="..."></a> ones and GitHub's heading ids, each with the heading of
 // the section it is in (for messages).
 func readmeAnchors(t *testing.T) (anchors map[string]string, text string) {
 	t.Helper()
@@ -21,43 +22,7 @@ func readmeAnchors(t *testing.T) (anchors map[string]string, text string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	text = string(data)
-	anchors = map[string]string{}
-	explicit := regexp.MustCompile(`<a id="([^"]+)"></a>`)
-	heading := ""
-	inCode := false
-	for line := range strings.SplitSeq(text, "\n") {
-		if strings.HasPrefix(line, "```") {
-			inCode = !inCode
-			continue
-		}
-		if inCode {
-			continue
-		}
-		if h, ok := strings.CutPrefix(strings.TrimLeft(line, "#"), " "); ok && strings.HasPrefix(line, "#") {
-			heading = line
-			anchors[githubSlug(h)] = heading
-		}
-		for _, m := range explicit.FindAllStringSubmatch(line, -1) {
-			anchors[m[1]] = heading
-		}
-	}
-	return anchors, text
-}
-
-// githubSlug is the anchor GitHub gives a heading: lower case, punctuation
-// other than - and _ dropped, spaces as -.
-func githubSlug(h string) string {
-	var b strings.Builder
-	for _, r := range strings.ToLower(strings.TrimSpace(h)) {
-		switch {
-		case r == ' ':
-			b.WriteByte('-')
-		case r == '-' || r == '_' || r >= 'a' && r <= 'z' || r >= '0' && r <= '9':
-			b.WriteRune(r)
-		}
-	}
-	return b.String()
+	return markdown.Anchors(string(data)), string(data)
 }
 
 // Every key of schemas/definition.schema.json has its entry, with an anchor,

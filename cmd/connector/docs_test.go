@@ -9,6 +9,8 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+
+	"github.com/connector-engine/connector/internal/markdown"
 )
 
 // readmeSections splits cmd/connector/README.md into its "## " sections,
@@ -108,9 +110,9 @@ func checkFlags(t *testing.T, sections map[string]string, heading string, c *cob
 			if !mentions(sections[shared], f.Name) {
 				t.Errorf("the flag --%s is not in cmd/connector/README.md: add it to the table under \"## %s\"", f.Name, shared)
 			}
-			if !strings.Contains(section, "(#"+githubSlug(shared)+")") {
+			if !strings.Contains(section, "(#"+markdown.Slug(shared)+")") {
 				t.Errorf("%s takes --%s, but its section \"## %s\" in cmd/connector/README.md does not link to [%s](#%s): add that link",
-					c.CommandPath(), f.Name, heading, strings.ToLower(shared), githubSlug(shared))
+					c.CommandPath(), f.Name, heading, strings.ToLower(shared), markdown.Slug(shared))
 			}
 			return
 		}
@@ -123,17 +125,4 @@ func checkFlags(t *testing.T, sections map[string]string, heading string, c *cob
 				f.Name, c.CommandPath(), short, f.Name, f.Usage, heading)
 		}
 	})
-}
-
-func githubSlug(h string) string {
-	var b strings.Builder
-	for _, r := range strings.ToLower(strings.TrimSpace(h)) {
-		switch {
-		case r == ' ':
-			b.WriteByte('-')
-		case r == '-' || r == '_' || r >= 'a' && r <= 'z' || r >= '0' && r <= '9':
-			b.WriteRune(r)
-		}
-	}
-	return b.String()
 }
