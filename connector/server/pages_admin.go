@@ -288,7 +288,10 @@ type adminConnPage struct {
 	// Credentials: the connection authenticates with its own credentials
 	// (a definition without OAuth): nothing to refresh, revoke or authorize.
 	Credentials bool
-	Events      []adminEvent
+	// Receiver is the connection's own webhook receiver URL, when it has a
+	// webhook secret (PUT /v1/connections/{id}/webhook-secret).
+	Receiver string
+	Events   []adminEvent
 }
 
 // adminEngine loads the session tenant's connection named by the path, or
@@ -333,6 +336,9 @@ func (s *Server) connectionPage(w http.ResponseWriter, r *http.Request, a state.
 	}
 	p.Conn = s.viewConnection(ctx, e)
 	p.Credentials = e.client.Implicit
+	if ws, err := s.cfg.State.ConnectionWebhookSecretOf(ctx, a.Tenant, e.conn.ID); err == nil {
+		p.Receiver = s.viewConnectionWebhookSecret(e, ws).ReceiverURL
+	}
 	if p.Conn.Expires != nil {
 		p.Expires = *p.Conn.Expires
 	}

@@ -68,6 +68,11 @@ func TestConnectionWebhookStripe(t *testing.T) {
 		if got := e.must(200, 0, "GET", "/v1/connections/"+acme+"/webhook-secret", e.keys["acme:connections:read"], nil); got["secret"] != nil {
 			t.Fatalf("GET shows the secret: %v", got)
 		}
+		br := newBrowser(t, e.replicas[0].url)
+		br.signIn(e.keys["acme:admin"])
+		if pg := br.get("/admin/connections/" + acme); !strings.Contains(string(pg.body), ws["receiver_url"].(string)) || strings.Contains(string(pg.body), secret) {
+			t.Fatalf("the connection's admin page: %d %s", pg.status, pg.body)
+		}
 		globexSecret := "whsec_globex-connection-signing-secret"
 		remember(globexSecret)
 		e.must(200, 0, "PUT", "/v1/connections/"+globex+"/webhook-secret", e.keys["globex:connections:write"], map[string]any{"secret": globexSecret})
