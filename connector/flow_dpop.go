@@ -42,7 +42,10 @@ func (f *Flow) withProofKey(what string) (*Flow, *dpop.Key, error) {
 		return f, f.dpopKey, nil
 	}
 	g, err := f.withNewDPoPKey()
-	return g, g.dpopKey, err
+	if err != nil {
+		return nil, nil, err
+	}
+	return g, g.dpopKey, nil
 }
 
 // withNewDPoPKey is a copy of f with a fresh key; f itself without DPoP.
