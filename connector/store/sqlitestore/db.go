@@ -273,3 +273,14 @@ func wrap(err error, path, format string, args ...any) error {
 	}
 	return &opError{msg: msg, err: err, corrupt: corrupt}
 }
+
+// isBusy reports whether err is SQLite's SQLITE_BUSY or SQLITE_LOCKED:
+// another connection held a lock the operation needed.
+func isBusy(err error) bool {
+	var se *sqlite.Error
+	if !errors.As(err, &se) {
+		return false
+	}
+	code := se.Code() & 0xff
+	return code == sqlite3.SQLITE_BUSY || code == sqlite3.SQLITE_LOCKED
+}

@@ -154,7 +154,11 @@ var errNoSealer = errors.New("sqlitestore: no sealer given; the store needs the 
 func newStore(db *sql.DB, sealer *store.Sealer, path string, ms []migration) (*Store, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), openTimeout)
 	defer cancel()
-	file, err := checkDB(ctx, db, path)
+	var file string
+	err := retryBusy(ctx, func() (err error) {
+		file, err = checkDB(ctx, db, path)
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -172,7 +176,7 @@ func newStore(db *sql.DB, sealer *store.Sealer, path string, ms []migration) (*S
 	if err := mkdir(s.locksDir); err != nil {
 		return nil, fmt.Errorf("sqlitestore: creating the lock directory of %s: %w", path, err)
 	}
-	if err := s.migrate(ctx, ms); err != nil {
+	if err := retryBusy(ctx, func() error { return s.migrate(ctx, ms) }); err != nil {
 		return nil, err
 	}
 	if s.get, err = db.PrepareContext(ctx, `SELECT `+selectColumns+` FROM connector_connections WHERE id = ?`); err != nil {
@@ -180,6 +184,29 @@ func newStore(db *sql.DB, sealer *store.Sealer, path string, ms []migration) (*S
 	}
 	s.life, s.die = context.WithCancel(context.Background())
 	return s, nil
+}
+
+// retryBusy runs step (checking or migrating the database, both safe to
+// run again) until it does not fail with SQLITE_BUSY, within ctx. SQLite
+// answers some lock conflicts at once without its busy handler: while
+// another connection recovers the write-ahead log of a file it has just
+// opened, or turns a new file to WAL mode. Seen as "database is locked"
+// from one of eight processes opening one new file at once, on a loaded
+// machine (TestMigrationsConcurrent).
+func retryBusy(ctx context.Context, step func() error) error {
+	wait := 20 * time.Millisecond
+	for {
+		err := step()
+		if err == nil || !isBusy(err) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, time.Second)
+	}
 }
 
 // Path is the database file's path: as given to Open, or as SQLite names it
