@@ -308,7 +308,13 @@ func stormChild(t *testing.T, cfg helperConfig) error {
 			var first, last, firstFail, lastFail time.Time
 			var errs []string
 			var slowest, total time.Duration
-			for time.Now().Before(deadline) || held(cfg.Hold) {
+			// A goroutine whose last call failed (or that has made none)
+			// goes on past the deadline until one succeeds: on a starved
+			// CPU its every call within the deadline may have met a 1s
+			// token expiring in flight, and "every goroutine succeeds, and
+			// succeeds again after an outage" is the invariant checked,
+			// not how many calls fit in Duration. Bounded by overtime.
+			for time.Now().Before(deadline) || held(cfg.Hold) || okAfter == 0 && time.Now().Before(deadline.Add(stormOvertime)) {
 				began := time.Now()
 				cctx, cancel := context.WithTimeout(ctx, time.Minute)
 				resp, err := api.Do(cctx, connector.Request{Path: cfg.Path})
@@ -443,6 +449,9 @@ const (
 	// expiry still finds the 8 processes needing the new token within a
 	// few milliseconds of each other.
 	stormThink = time.Second
+	// stormOvertime bounds how long past its Duration a goroutine goes on
+	// to make the successful call it still lacks.
+	stormOvertime = 2 * time.Minute
 )
 
 // storm is one run: a provider, a seeded connection, and the stores its
