@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/connector-engine/connector/connector"
@@ -412,6 +413,15 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request, p state.Principal
 	t, err := src.TokenContext(r.Context())
 	if err != nil {
 		writeProblem(w, r, s.engineProblem(r, err)) // records a needs_reauthorization transition
+		return
+	}
+	if t.DPoPKey != "" && strings.EqualFold(t.Type(), "DPoP") {
+		// The provider accepts the token only with a proof signed by the
+		// key kept with it, which never leaves the server: handed out
+		// alone it would be refused at every call.
+		writeProblem(w, r, problem(http.StatusConflict, "dpop-bound-token", "",
+			"connection %s's access token is bound to a DPoP key (definition %s, auth.oauth.dpop) that the server keeps and signs with; the token alone is refused by the provider, so it is not handed out: send requests through POST /v1/connections/%s/proxy/… or actions",
+			e.conn.ID, e.def.Name, e.conn.ID))
 		return
 	}
 	out := map[string]any{"access_token": t.AccessToken, "token_type": t.Type()}

@@ -1,0 +1,81 @@
+package server_test
+
+import (
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/connector-engine/connector/connector/internal/dpopserver"
+	"github.com/connector-engine/connector/definitions"
+)
+
+// TestConnectionDPoP: a connection of a dpop definition, through the API,
+// against a provider that checks every proof (dpopserver) and wants nonces
+// at its token endpoint and its resource: the callback on the server binds
+// the token to a key the server keeps; proxied calls and actions carry
+// proofs; a refresh stays bound to the key; and POST .../token refuses to
+// hand out the token, which the provider would refuse without a proof
+// from the key.
+func TestConnectionDPoP(t *testing.T) {
+	backends(t, func(t *testing.T, spec func(*testing.T) string) {
+		const id, secret = "dpop-app", "dpop-client-secret-0123456789"
+		srv := dpopserver.Start(t, dpopserver.Options{TokenNonce: "as-nonce", ResourceNonce: "rs-nonce", ClientID: id, ClientSecret: secret, RequireDPoP: true})
+		set, err := definitions.Parse(definitions.Builtin(), definitions.File{Path: "dpop.yaml", Data: []byte(`name: dpop-test
+title: DPoP test servers
+environments:
+  production:
+    base_url: ` + srv.RS + `
+    login_url: ` + srv.AS + `
+auth:
+  scheme: oauth
+  oauth:
+    version: V2
+    initiate_uri: ${LoginUrl}/authorize
+    token_request_uri: ${LoginUrl}/token
+    pkce: true
+    dpop: {}
+actions:
+  me: {path: /api}
+`)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		remember(secret)
+		e := newEnv(t, spec(t), envOptions{definitions: set})
+		c := e.must(201, 0, "POST", "/v1/oauth-clients", e.keys["acme:admin"], map[string]any{"definition": "dpop-test", "client_id": id, "client_secret": secret})
+		conn := e.connection("acme", c["id"].(string))
+
+		a := e.must(201, 0, "POST", "/v1/connections/"+conn+"/authorize", e.keys["acme:connections:write"], nil)
+		resp, err := client.Get(a["authorization_url"].(string))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		cb, err := url.Parse(resp.Header.Get("Location"))
+		if err != nil || cb.Query().Get("code") == "" {
+			t.Fatalf("the provider answered %d, Location %q", resp.StatusCode, resp.Header.Get("Location"))
+		}
+		remember(cb.Query().Get("code"), cb.Query().Get("state"))
+		if page := e.browse(0, cb); page.status != 200 || !strings.Contains(string(page.body), "Connected") {
+			t.Fatalf("callback: %d %s (the provider refused: %v)", page.status, page.body, srv.Refusals())
+		}
+
+		if r := e.call(0, "GET", "/v1/connections/"+conn+"/proxy/api", e.keys["acme:proxy"], nil); r.status != 200 || !strings.Contains(string(r.body), `"as":"dpop"`) {
+			t.Fatalf("proxied /api: %d %s (refused: %v)", r.status, r.body, srv.Refusals())
+		}
+		tok := e.call(0, "POST", "/v1/connections/"+conn+"/token", e.keys["acme:token"], nil)
+		if tok.status != 409 || !strings.Contains(string(tok.body), "dpop-bound-token") || strings.Contains(string(tok.body), "access_token") {
+			t.Fatalf("POST /token of a DPoP-bound connection: %d %s; want 409 dpop-bound-token without the token", tok.status, tok.body)
+		}
+		e.must(200, 0, "POST", "/v1/connections/"+conn+"/refresh", e.keys["acme:connections:write"], nil)
+		if r := e.call(0, "POST", "/v1/connections/"+conn+"/actions/me", e.keys["acme:proxy"], nil); r.status != 200 || !strings.Contains(string(r.body), `"as":"dpop"`) {
+			t.Fatalf("the action after the refresh: %d %s (refused: %v)", r.status, r.body, srv.Refusals())
+		}
+		if refused := srv.Refusals(); len(refused) != 0 {
+			t.Errorf("the provider refused: %v", refused)
+		}
+		if s := srv.Stats(); s.TokenChallenges == 0 {
+			t.Errorf("the token endpoint's nonce was never asked for: %+v", s)
+		}
+	})
+}
