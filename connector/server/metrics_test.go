@@ -3,6 +3,7 @@ package server_test
 import (
 	"regexp"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -103,5 +104,24 @@ func TestEngineCacheMetrics(t *testing.T) {
 	after = engineCacheMetrics(t, e)
 	if delta("lookups_total:built") != 2 || after["lookups_total:hit"]+after["lookups_total:revalidated"] != 0 || after["engines"] != 0 || after["capacity"] != 0 {
 		t.Errorf("no engine cache: before %v, after %v; want every use built, none kept", before, after)
+	}
+}
+
+// TestWebhookMetricLabelsBounded: deliveries posted to definitions that are
+// not loaded count under one label, "(unknown)", never under the name in
+// the URL: a stranger cannot add a time series per made-up name.
+func TestWebhookMetricLabelsBounded(t *testing.T) {
+	e := newEnv(t, t.TempDir()+"/connector.db", envOptions{})
+	for _, name := range []string{"made-up-one", "made-up-two", "made-up-three"} {
+		if r := e.call(0, "POST", "/v1/webhooks/"+name+"/some-client", "", map[string]any{"id": 1}); r.status != 404 {
+			t.Fatalf("a delivery for %s: %d %s; want 404", name, r.status, r.body)
+		}
+	}
+	body := string(e.call(0, "GET", "/metrics", "", nil).body)
+	if strings.Contains(body, "made-up") {
+		t.Errorf("/metrics names a definition taken from a URL:\n%s", body)
+	}
+	if want := `connector_webhook_deliveries_total{definition="(unknown)",outcome="invalid"} 3`; !strings.Contains(body, want) {
+		t.Errorf("/metrics lacks %s", want)
 	}
 }

@@ -82,26 +82,16 @@ type attribution struct {
 }
 
 func (s *Server) receiveWebhook(w http.ResponseWriter, r *http.Request, _ state.Principal) {
-	name, clientID := r.PathValue("definition"), r.PathValue("client")
-	count := func(outcome string) { s.webhooks.deliveries.WithLabelValues(name, outcome).Inc() }
-	def, ok := s.cfg.Definitions.Get(name)
-	if !ok || def.Webhooks == nil {
-		count("invalid")
-		writeProblem(w, r, problem(http.StatusNotFound, "no-receiver", "definition", "no webhook receiver for definition %q: it is not loaded, or declares no webhooks section", name))
+	def, count := s.receiverDefinition(w, r)
+	if def == nil {
 		return
 	}
-	name = def.Name // a label from the loaded set, never from the URL
+	clientID := r.PathValue("client")
 	rcv, err := s.cfg.State.WebhookReceiver(r.Context(), clientID)
 	if err == nil && rcv.Client.Definition != def.Name {
 		err = state.ErrNotFound
 	}
-	if errors.Is(err, state.ErrNotFound) {
-		count("invalid")
-		writeProblem(w, r, problem(http.StatusNotFound, "no-receiver", "client", "no webhook receiver %s/%s: no OAuth client %q of that definition", def.Name, clientID, clientID))
-		return
-	} else if err != nil {
-		count("unavailable")
-		writeProblem(w, r, s.unavailable(r, err))
+	if s.receiverFailed(w, r, err, count, problem(http.StatusNotFound, "no-receiver", "client", "no webhook receiver %s/%s: no OAuth client %q of that definition", def.Name, clientID, clientID)) {
 		return
 	}
 	cl := rcv.Client
@@ -110,6 +100,43 @@ func (s *Server) receiveWebhook(w http.ResponseWriter, r *http.Request, _ state.
 		secrets = [][]byte{[]byte(cl.Secret)}
 	}
 	s.acceptDelivery(w, r, def, deliveryTarget{client: cl, secrets: secrets, scope: cl.ID}, count)
+}
+
+// receiverDefinition returns the loaded definition a delivery's URL names
+// and the counter of its outcomes, or answers 404 and returns nil when no
+// loaded definition of that name declares webhooks. The metric's label is
+// the loaded definition's name, never the URL's: a stranger posting to
+// made-up names would otherwise add a time series each.
+func (s *Server) receiverDefinition(w http.ResponseWriter, r *http.Request) (*definitions.Definition, func(outcome string)) {
+	name := r.PathValue("definition")
+	def, ok := s.cfg.Definitions.Get(name)
+	if !ok || def.Webhooks == nil {
+		label := "(unknown)"
+		if ok {
+			label = def.Name
+		}
+		s.webhooks.deliveries.WithLabelValues(label, "invalid").Inc()
+		writeProblem(w, r, problem(http.StatusNotFound, "no-receiver", "definition", "no webhook receiver for definition %q: it is not loaded, or declares no webhooks section", name))
+		return nil, nil
+	}
+	return def, func(outcome string) { s.webhooks.deliveries.WithLabelValues(def.Name, outcome).Inc() }
+}
+
+// receiverFailed answers the error of looking a receiver up, if any:
+// notFound for state.ErrNotFound, 503 for the rest; it reports whether it
+// answered.
+func (s *Server) receiverFailed(w http.ResponseWriter, r *http.Request, err error, count func(string), notFound *Problem) bool {
+	switch {
+	case err == nil:
+		return false
+	case errors.Is(err, state.ErrNotFound):
+		count("invalid")
+		writeProblem(w, r, notFound)
+	default:
+		count("unavailable")
+		writeProblem(w, r, s.unavailable(r, err))
+	}
+	return true
 }
 
 // deliveryTarget is whom a verified delivery is for: an OAuth client's

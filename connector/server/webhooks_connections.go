@@ -29,26 +29,16 @@ func (s *Server) connectionWebhookRoutes() {
 }
 
 func (s *Server) receiveConnectionWebhook(w http.ResponseWriter, r *http.Request, _ state.Principal) {
-	name, id := r.PathValue("definition"), r.PathValue("connection")
-	count := func(outcome string) { s.webhooks.deliveries.WithLabelValues(name, outcome).Inc() }
-	def, ok := s.cfg.Definitions.Get(name)
-	if !ok || def.Webhooks == nil {
-		count("invalid")
-		writeProblem(w, r, problem(http.StatusNotFound, "no-receiver", "definition", "no webhook receiver for definition %q: it is not loaded, or declares no webhooks section", name))
+	def, count := s.receiverDefinition(w, r)
+	if def == nil {
 		return
 	}
-	name = def.Name // a label from the loaded set, never from the URL
+	id := r.PathValue("connection")
 	rcv, err := s.cfg.State.ConnectionWebhookReceiver(r.Context(), id)
 	if err == nil && rcv.Client.Definition != def.Name {
 		err = state.ErrNotFound
 	}
-	if errors.Is(err, state.ErrNotFound) {
-		count("invalid")
-		writeProblem(w, r, problem(http.StatusNotFound, "no-receiver", "connection", "no webhook receiver %s/connections/%s: no connection %q of that definition", def.Name, id, id))
-		return
-	} else if err != nil {
-		count("unavailable")
-		writeProblem(w, r, s.unavailable(r, err))
+	if s.receiverFailed(w, r, err, count, problem(http.StatusNotFound, "no-receiver", "connection", "no webhook receiver %s/connections/%s: no connection %q of that definition", def.Name, id, id)) {
 		return
 	}
 	secrets := rcv.Secrets
