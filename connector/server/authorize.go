@@ -49,12 +49,18 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request, p state.Princ
 		writeProblem(w, r, problem(http.StatusConflict, "no-authorization-step", "", "%v", err))
 		return
 	}
-	sess, err := s.cfg.State.CreateSession(r.Context(), state.Session{Tenant: p.Tenant, Connection: e.conn.ID, Verifier: a.Verifier(), ReturnTo: req.ReturnTo, Expires: earliest(a.Expires, time.Now().Add(s.cfg.SessionLifetime))}, a.State)
+	sess, err := s.cfg.State.CreateSession(r.Context(), state.Session{Tenant: p.Tenant, Connection: e.conn.ID, Verifier: a.Verifier(), ReturnTo: req.ReturnTo, Expires: earliest(a.Expires, time.Now().Add(s.cfg.SessionLifetime)), LinkExpires: a.URLExpires}, a.State)
 	if err != nil {
 		writeProblem(w, r, s.stateProblem(r, err, "id", "connection"))
 		return
 	}
-	writeJSON(w, http.StatusCreated, map[string]any{"authorization_url": a.URL, "session_id": sess.ID, "expires": sess.Expires.UTC()})
+	out := map[string]any{"authorization_url": a.URL, "session_id": sess.ID, "expires": sess.Expires.UTC()}
+	if !a.URLExpires.IsZero() {
+		// A pushed request's link dies on its own, often long before the
+		// session: send the user to it now, not in an email.
+		out["link_expires"] = a.URLExpires.UTC()
+	}
+	writeJSON(w, http.StatusCreated, out)
 }
 
 // returnAllowed reports whether u starts with an allow-listed prefix on a
@@ -115,7 +121,9 @@ func (s *Server) callbackHandler(w http.ResponseWriter, r *http.Request, _ state
 		s.page(w, r, http.StatusConflict, "Not connected", err.Error())
 		return
 	}
-	tok, err := f.Exchange(r.Context(), f.ResumeAttempt(q.Get("state"), sess.Verifier, sess.Expires), q)
+	att := f.ResumeAttempt(q.Get("state"), sess.Verifier, sess.Expires)
+	att.URLExpires = sess.LinkExpires // an error after it is put down to the expired link
+	tok, err := f.Exchange(r.Context(), att, q)
 	if err == nil {
 		err = e.api.Source().Store(authorizing(r.Context()), tok) // no refresh: emits connection.connected below
 	}

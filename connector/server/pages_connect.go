@@ -620,7 +620,7 @@ func (s *Server) startConnect(ctx context.Context, cs state.ConnectSession, e *e
 	if err != nil {
 		return "", err
 	}
-	sess, err := s.cfg.State.CreateSession(ctx, state.Session{Tenant: cs.Tenant, Connection: e.conn.ID, Verifier: a.Verifier(), Expires: earliest(a.Expires, s.cfg.State.Now().Add(s.cfg.SessionLifetime))}, a.State)
+	sess, err := s.cfg.State.CreateSession(ctx, state.Session{Tenant: cs.Tenant, Connection: e.conn.ID, Verifier: a.Verifier(), Expires: earliest(a.Expires, s.cfg.State.Now().Add(s.cfg.SessionLifetime)), LinkExpires: a.URLExpires}, a.State)
 	if err != nil {
 		return "", err
 	}
@@ -709,6 +709,12 @@ func connectOutcome(err error, service, env string) outcome {
 		return outcome{"denied", http.StatusOK, messagePage{Heading: "Not connected: access was declined", Paragraphs: []string{
 			"Access was not allowed at " + service + ", so nothing was connected and nothing was shared.",
 			"If that was a mistake, go back to the application and connect again, then choose Allow.",
+		}}}
+	case errors.As(err, &ce) && !ce.URLExpired.IsZero():
+		// A pushed request's link lives a minute or so at the provider.
+		return outcome{"expired", http.StatusGone, messagePage{Heading: "Not connected: the approval link expired", Paragraphs: []string{
+			service + " refused the approval because its link had expired (" + ce.Code + describe(ce.Description) + "); nothing was connected.",
+			"Go back to the application and start connecting again, then approve right away.",
 		}}}
 	case errors.As(err, &ce) && (ce.Code == "invalid_client" || ce.Code == "unauthorized_client"),
 		errors.As(err, &te) && (te.Code == "invalid_client" || te.Code == "unauthorized_client"):

@@ -106,6 +106,12 @@ var coreMigrations = []migration{
 	{3, "connections by status, for metrics", []string{
 		`CREATE INDEX server_connections_status ON server_connections (status)`,
 	}},
+	// A pushed authorization request's link expires on its own (RFC 9126
+	// 2.2): the callback that comes back with an error after that time
+	// says so instead of a bare provider error.
+	{4, "authorization sessions: when the authorization link expires", []string{
+		`ALTER TABLE server_auth_sessions ADD COLUMN link_expires BIGINT NOT NULL DEFAULT 0`,
+	}},
 }
 
 // Both databases serialise migrations: PostgreSQL with a transaction-level

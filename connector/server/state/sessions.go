@@ -22,7 +22,11 @@ type Session struct {
 	Nonce      string
 	ReturnTo   string
 	Expires    time.Time
-	Created    time.Time
+	// LinkExpires is when the authorization URL stops working by itself
+	// (connector.Attempt.URLExpires: a pushed request's lifetime); zero
+	// when it does not.
+	LinkExpires time.Time
+	Created     time.Time
 }
 
 // String leaves the verifier out.
@@ -64,9 +68,13 @@ func (d *DB) CreateSession(ctx context.Context, s Session, state string) (Sessio
 	if err != nil {
 		return Session{}, err
 	}
-	_, err = d.exec(ctx, `INSERT INTO server_auth_sessions (id, tenant, connection, state_hash, verifier_sealed, nonce, return_to, expires, used, created)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?)`,
-		s.ID, s.Tenant, s.Connection, hashState(state), sealed, s.Nonce, s.ReturnTo, nanos(s.Expires), nanos(s.Created))
+	var link int64
+	if !s.LinkExpires.IsZero() {
+		link = nanos(s.LinkExpires)
+	}
+	_, err = d.exec(ctx, `INSERT INTO server_auth_sessions (id, tenant, connection, state_hash, verifier_sealed, nonce, return_to, expires, link_expires, used, created)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?)`,
+		s.ID, s.Tenant, s.Connection, hashState(state), sealed, s.Nonce, s.ReturnTo, nanos(s.Expires), link, nanos(s.Created))
 	if err != nil {
 		return Session{}, fmt.Errorf("state: storing the authorization session: %w", err)
 	}
@@ -86,10 +94,10 @@ func (d *DB) UseSession(ctx context.Context, state string) (Session, error) {
 	defer cancel()
 	var s Session
 	var sealed []byte
-	var expires, created int64
+	var expires, link, created int64
 	err := d.db.QueryRowContext(ctx, d.q(`UPDATE server_auth_sessions SET used = ? WHERE state_hash = ? AND used = 0
-		RETURNING id, tenant, connection, verifier_sealed, nonce, return_to, expires, created`), nanos(now), h).
-		Scan(&s.ID, &s.Tenant, &s.Connection, &sealed, &s.Nonce, &s.ReturnTo, &expires, &created)
+		RETURNING id, tenant, connection, verifier_sealed, nonce, return_to, expires, link_expires, created`), nanos(now), h).
+		Scan(&s.ID, &s.Tenant, &s.Connection, &sealed, &s.Nonce, &s.ReturnTo, &expires, &link, &created)
 	if errors.Is(err, sql.ErrNoRows) {
 		var n int
 		if err := d.db.QueryRowContext(ctx, d.q(`SELECT count(*) FROM server_auth_sessions WHERE state_hash = ?`), h).Scan(&n); err == nil && n > 0 {
@@ -100,7 +108,7 @@ func (d *DB) UseSession(ctx context.Context, state string) (Session, error) {
 	if err != nil {
 		return Session{}, fmt.Errorf("state: reading the authorization session: %w", err)
 	}
-	s.Expires, s.Created = fromNanos(expires), fromNanos(created)
+	s.Expires, s.LinkExpires, s.Created = fromNanos(expires), fromNanos(link), fromNanos(created)
 	if !now.Before(s.Expires) {
 		return s, ErrSessionExpired
 	}

@@ -293,6 +293,18 @@ func TestSessionsSingleUse(t *testing.T) {
 		if _, err := db.UseSession(ctx, "other-state"); !errors.Is(err, state.ErrSessionUnknown) {
 			t.Fatalf("unknown state: %v", err)
 		}
+		// A pushed request's link expiry goes with the session (to the
+		// nanosecond the column keeps); none stays zero.
+		link := time.Now().Add(90 * time.Second).UTC()
+		if _, err := db.CreateSession(ctx, state.Session{Tenant: "acme", Connection: conn.ID, Expires: time.Now().Add(time.Minute), LinkExpires: link}, "pushed-state"); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := db.UseSession(ctx, "pushed-state"); err != nil || !got.LinkExpires.Equal(link) {
+			t.Fatalf("the pushed session's link expiry: %v, %v; want %v", got.LinkExpires, err, link)
+		}
+		if got, err := open().UseSession(ctx, "the-state"); !errors.Is(err, state.ErrSessionUsed) || !got.LinkExpires.IsZero() {
+			t.Fatalf("a used session: %+v, %v", got, err)
+		}
 		if _, err := db.CreateSession(ctx, state.Session{Tenant: "acme", Connection: conn.ID, Expires: time.Now().Add(-time.Second)}, "old-state"); err != nil {
 			t.Fatal(err)
 		}
