@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/connector-engine/connector/connector"
+	"github.com/connector-engine/connector/connector/ntlm"
 	"github.com/connector-engine/connector/connector/server/state"
 	"github.com/connector-engine/connector/connector/store"
 	"github.com/connector-engine/connector/definitions"
@@ -204,6 +205,10 @@ func (s *Server) engineProblem(r *http.Request, err error) *Problem {
 	var le *connector.LoginError
 	if errors.As(err, &le) {
 		return s.loginProblem(r, le) // handlers_credentials.go
+	}
+	var refused *ntlm.RefusedError
+	if errors.As(err, &refused) {
+		return s.ntlmProblem(r, refused) // handlers_credentials.go
 	}
 	var te *connector.TokenError
 	if errors.As(err, &te) {

@@ -6,6 +6,7 @@ import (
 	"net/http"
 
 	"github.com/connector-engine/connector/connector"
+	"github.com/connector-engine/connector/connector/ntlm"
 	"github.com/connector-engine/connector/connector/server/state"
 	"github.com/connector-engine/connector/definitions"
 )
@@ -162,4 +163,17 @@ func (s *Server) loginProblem(r *http.Request, le *connector.LoginError) *Proble
 		return problem(http.StatusConflict, "credentials-refused", "", "%v; replace them with PATCH /v1/connections/%s/fields", le, r.PathValue("id"))
 	}
 	return problem(http.StatusBadGateway, "provider-login-error", "", "%v", le)
+}
+
+// ntlmProblem answers an NTLM server answering 401 to the handshake. A
+// refusal after a complete handshake is the account's credentials, as a
+// refused session login: the connection needs new ones. A server offering
+// no usable NTLM is its configuration, not the credentials: a 502 with its
+// words, and the status is left alone.
+func (s *Server) ntlmProblem(r *http.Request, re *ntlm.RefusedError) *Problem {
+	if re.Handshake {
+		s.noteReauthOf(r, re.Error())
+		return problem(http.StatusConflict, "credentials-refused", "", "%v; replace them with PATCH /v1/connections/%s/fields", re, r.PathValue("id"))
+	}
+	return problem(http.StatusBadGateway, "provider-login-error", "", "%v", re)
 }
