@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -28,6 +29,18 @@ import (
 // URL (two origins, each with its own nonce).
 func dpopDefinition(t *testing.T, srv *dpopserver.Server, scheme, dpopKey string) *definitions.Definition {
 	t.Helper()
+	return dpopDefinitionOf(t, srv, scheme, dpopKey, "")
+}
+
+// dpopDefinitionWith is the code-flow definition with more lines of
+// auth.oauth.
+func dpopDefinitionWith(t *testing.T, srv *dpopserver.Server, more string) *definitions.Definition {
+	t.Helper()
+	return dpopDefinitionOf(t, srv, "oauth", "{}", more)
+}
+
+func dpopDefinitionOf(t *testing.T, srv *dpopserver.Server, scheme, dpopKey, more string) *definitions.Definition {
+	t.Helper()
 	uris := "    initiate_uri: ${LoginUrl}/authorize\n"
 	if scheme == "oauth_client" {
 		uris = ""
@@ -44,7 +57,7 @@ auth:
     version: V2
 ` + uris + `    token_request_uri: ${LoginUrl}/token
     dpop: ` + dpopKey + `
-actions:
+` + more + `actions:
   me: {path: /api}
 `
 	set, err := definitions.Parse(nil, definitions.File{Path: "dpop.yaml", Data: []byte(src)})
@@ -125,6 +138,11 @@ func TestDPoPCodeFlowRefreshAndAPI(t *testing.T) {
 	jkt := thumbprintOf(t, tok.DPoPKey)
 	if srv.BoundTo(tok.AccessToken) != jkt {
 		t.Fatal("the access token is not bound to the key kept with it")
+	}
+	// The code was bound to the attempt's key (dpop_jkt, 10), the one
+	// the token is bound to and kept with.
+	if q := mustQuery(t, attempt.URL); q.Get("dpop_jkt") != jkt || tok.DPoPKey != attempt.DPoPKey() || srv.Stats().BoundCodes != 1 {
+		t.Errorf("the authorization request's dpop_jkt %q, the attempt's key and the token's differ (thumbprint %s)", q.Get("dpop_jkt"), jkt)
 	}
 	if s := srv.Stats(); s.TokenChallenges != 1 || s.ProofsAtToken != 1 {
 		t.Errorf("the code exchange's nonce dance: %+v; want one use_dpop_nonce, then one accepted proof", s)
@@ -296,5 +314,86 @@ func TestDPoPNonceRefusalSpendsNoRefresh(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 401 || calls != 2 || srv.Stats().TokensIssued != 1 {
 		t.Errorf("HTTP %d after %d calls, %d tokens issued; want the 401 after two calls and one token", resp.StatusCode, calls, srv.Stats().TokensIssued)
+	}
+}
+
+func mustQuery(t *testing.T, raw string) url.Values {
+	t.Helper()
+	u, err := url.Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u.Query()
+}
+
+// TestDPoPBoundCodeResumed: a server starts the authorization in one
+// process and receives the callback in another. The code is bound to the
+// attempt's key (dpop_jkt), so the other process exchanges it with that key
+// (Attempt.DPoPKey, kept sealed with the verifier, given back through
+// Flow.WithDPoPKey); a fresh key is refused. parameters: {dpop_jkt: false}
+// leaves the code unbound.
+func TestDPoPBoundCodeResumed(t *testing.T) {
+	srv := dpopserver.Start(t, dpopserver.Options{ClientID: clientID, ClientSecret: clientSecret, RequireDPoP: true})
+	conn := &connector.Connection{Definition: dpopDefinition(t, srv, "oauth", "{}"), ClientID: clientID, ClientSecret: clientSecret, RedirectURI: redirectURI}
+	ctx := context.Background()
+	start := func() (*connector.Attempt, url.Values) {
+		src, err := connector.NewSource(conn, store.NewMemory())
+		if err != nil {
+			t.Fatal(err)
+		}
+		a, err := src.Flow().AuthCodeURL()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a, approve(t, a.URL)
+	}
+	other := func() *connector.Flow { // the process receiving the callback
+		src, err := connector.NewSource(conn, store.NewMemory())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return src.Flow()
+	}
+
+	a, cb := start()
+	f := other()
+	if _, err := f.Exchange(ctx, f.ResumeAttempt(a.State, a.Verifier(), a.Expires), cb); err == nil {
+		t.Fatal("a bound code was exchanged with a key other than its own")
+	}
+	if r := srv.Refusals(); len(r) != 1 || !strings.Contains(r[0], "dpop_jkt") {
+		t.Fatalf("the provider refused %v; want the code bound to another key", r)
+	}
+
+	a, cb = start()
+	f, err := other().WithDPoPKey(a.DPoPKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := f.Exchange(ctx, f.ResumeAttempt(a.State, a.Verifier(), a.Expires), cb)
+	if err != nil {
+		t.Fatalf("the resumed exchange with the attempt's key: %v (refused: %v)", err, srv.Refusals())
+	}
+	if tok.DPoPKey != a.DPoPKey() || srv.BoundTo(tok.AccessToken) != thumbprintOf(t, a.DPoPKey()) {
+		t.Error("the token is not bound to the key its code was bound to")
+	}
+	if strings.Contains(fmt.Sprint(a), "PRIVATE") || strings.Contains(fmt.Sprintf("%+v", *a), "PRIVATE") {
+		t.Error("printing the attempt shows its DPoP key")
+	}
+
+	// Turned off: no dpop_jkt, and a key of the exchange's own.
+	unbound := &connector.Connection{Definition: dpopDefinitionWith(t, srv, "    parameters: {dpop_jkt: false}\n"), ClientID: clientID, ClientSecret: clientSecret, RedirectURI: redirectURI}
+	src, err := connector.NewSource(unbound, store.NewMemory())
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err = src.Flow().AuthCodeURL()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mustQuery(t, a.URL).Has("dpop_jkt") || a.DPoPKey() != "" {
+		t.Errorf("parameters: {dpop_jkt: false} still binds the code: %s", a.URL)
+	}
+	if _, err := src.ExchangeAndStore(ctx, a, approve(t, a.URL)); err != nil {
+		t.Fatalf("the unbound code's exchange: %v (refused: %v)", err, srv.Refusals())
 	}
 }

@@ -99,6 +99,7 @@ type Attempt struct {
 	// (no par_uri, or the provider gave no lifetime). See flow_par.go.
 	URLExpires time.Time
 	verifier   string
+	dpopKey    string // PEM: the key the code is bound to (dpop_jkt, flow_dpop.go)
 	used       bool
 }
 
@@ -175,6 +176,9 @@ func (f *Flow) AuthCodeURLContext(ctx context.Context) (*Attempt, error) {
 	if f.o.PKCE {
 		f.setStd(q, "code_challenge", challenge)
 		f.setStd(q, "code_challenge_method", "S256")
+	}
+	if err := f.bindCode(a, q); err != nil { // flow_dpop.go: dpop_jkt
+		return nil, err
 	}
 	if f.o.PARURI != nil {
 		// RFC 9126 4: the browser carries only client_id and the
@@ -299,6 +303,11 @@ func (f *Flow) Exchange(ctx context.Context, a *Attempt, callback url.Values) (*
 	learned := map[string]string{}
 	if err := f.learnCallback(callback, learned); err != nil {
 		return nil, err
+	}
+	if a.dpopKey != "" { // the code is bound to the attempt's key: exchange with it
+		if f, err = f.WithDPoPKey(a.dpopKey); err != nil {
+			return nil, err
+		}
 	}
 	return f.exchange(ctx, code, a.verifier, learned)
 }

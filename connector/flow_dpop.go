@@ -3,6 +3,7 @@ package connector
 import (
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -61,6 +62,43 @@ func (f *Flow) withNewDPoPKey() (*Flow, error) {
 	g.dpopKey = k
 	return &g, nil
 }
+
+// bindCode makes the key a's code will be bound to and asks the provider
+// to bind it: dpop_jkt, the key's thumbprint, in the authorization request
+// (RFC 9449 10), so that a code stolen on its way back (a redirect read by
+// another app, a log) cannot be exchanged without the key. The exchange
+// then signs with that key (Exchange; a resumed attempt through
+// WithDPoPKey), and the token is bound to it as before. A flow already
+// holding a key binds the code to that one.
+func (f *Flow) bindCode(a *Attempt, q url.Values) error {
+	if f.dpop == nil {
+		return nil
+	}
+	name, on := f.o.Param("dpop_jkt")
+	if !on {
+		return nil // parameters: {dpop_jkt: false}; the exchange makes its own key
+	}
+	k := f.dpopKey
+	if k == nil {
+		var err error
+		if k, err = dpop.GenerateKeyFor(f.dpop.alg); err != nil {
+			return fmt.Errorf("connection %s: %w", f.conn.Key(), err)
+		}
+	}
+	pemKey, err := k.PEM()
+	if err != nil {
+		return err
+	}
+	a.dpopKey = pemKey
+	setDefault(q, name, k.Thumbprint())
+	return nil
+}
+
+// DPoPKey returns the private key, PKCS #8 PEM, that the attempt's code is
+// bound to (dpop_jkt), "" without dpop. Like Verifier it is a secret: a
+// server that resumes the attempt elsewhere keeps it sealed with the
+// verifier and exchanges through Flow.WithDPoPKey(key).
+func (a *Attempt) DPoPKey() string { return a.dpopKey }
 
 // WithDPoPKey returns a copy of f whose token requests are signed with the
 // DPoP key kept with a token (token.Token.DPoPKey), for a refresh of that

@@ -166,7 +166,7 @@ const (
 // StandardParameters are the parameters the engine adds by itself, which
 // auth.oauth.parameters may rename or turn off.
 var StandardParameters = []string{"response_type", "client_id", "client_secret", "redirect_uri", "state", "scope",
-	"code_challenge", "code_challenge_method", "grant_type", "code", "code_verifier", "refresh_token"}
+	"code_challenge", "code_challenge_method", "grant_type", "code", "code_verifier", "refresh_token", "dpop_jkt"}
 
 // Param returns the name a standard parameter travels under, and false when
 // the definition turns it off.

@@ -59,6 +59,9 @@ const (
 	// signs for each token request of a dpop definition, with the key it
 	// makes when connecting: no key exists before that.
 	PreviewDPoPProof = "GENERATED-DPOP-PROOF"
+	// PreviewDPoPJKT stands for the thumbprint of the key made for the
+	// authorization (dpop_jkt, RFC 9449 10).
+	PreviewDPoPJKT = "GENERATED-DPOP-JKT"
 )
 
 // clientAssertionType is the client_assertion_type of private_key_jwt
@@ -130,6 +133,9 @@ func (d *Definition) Preview(env, key string, vals []string, showSecrets bool) (
 		std = []kv{{"response_type", "code"}, {"client_id", vs[VarClientID]}, {"redirect_uri", vs[VarRedirectURI]}, {"state", vs[VarState]}, {"scope", vs[VarScope]}}
 		if o.PKCE {
 			std = append(std, kv{"code_challenge", vs[VarCodeChallenge]}, kv{"code_challenge_method", "S256"})
+		}
+		if o.DPoP != nil { // RFC 9449 10: the code bound to the connection's key
+			std = append(std, kv{"dpop_jkt", PreviewDPoPJKT})
 		}
 		if key == "par_uri" {
 			pushed = d.previewAuthorizeQuery(vs)

@@ -49,7 +49,7 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request, p state.Princ
 		writeProblem(w, r, problem(http.StatusConflict, "no-authorization-step", "", "%v", err))
 		return
 	}
-	sess, err := s.cfg.State.CreateSession(r.Context(), state.Session{Tenant: p.Tenant, Connection: e.conn.ID, Verifier: a.Verifier(), ReturnTo: req.ReturnTo, Expires: earliest(a.Expires, time.Now().Add(s.cfg.SessionLifetime)), LinkExpires: a.URLExpires}, a.State)
+	sess, err := s.cfg.State.CreateSession(r.Context(), state.Session{Tenant: p.Tenant, Connection: e.conn.ID, Verifier: a.Verifier(), ReturnTo: req.ReturnTo, Expires: earliest(a.Expires, time.Now().Add(s.cfg.SessionLifetime)), LinkExpires: a.URLExpires, DPoPKey: a.DPoPKey()}, a.State)
 	if err != nil {
 		writeProblem(w, r, s.stateProblem(r, err, "id", "connection"))
 		return
@@ -118,6 +118,10 @@ func (s *Server) callbackHandler(w http.ResponseWriter, r *http.Request, _ state
 	}
 	f, err := e.flow()
 	if err != nil {
+		s.page(w, r, http.StatusConflict, "Not connected", err.Error())
+		return
+	}
+	if f, err = f.WithDPoPKey(sess.DPoPKey); err != nil { // dpop: the code is bound to the key made at authorize
 		s.page(w, r, http.StatusConflict, "Not connected", err.Error())
 		return
 	}

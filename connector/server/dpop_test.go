@@ -12,7 +12,8 @@ import (
 // TestConnectionDPoP: a connection of a dpop definition, through the API,
 // against a provider that checks every proof (dpopserver) and wants nonces
 // at its token endpoint and its resource: the callback on the server binds
-// the token to a key the server keeps; proxied calls and actions carry
+// the token to a key the server keeps (the code too: dpop_jkt, its key
+// kept sealed in the authorization session); proxied calls and actions carry
 // proofs; a refresh stays bound to the key; and POST .../token refuses to
 // hand out the token, which the provider would refuse without a proof
 // from the key.
@@ -73,6 +74,9 @@ actions:
 		}
 		if refused := srv.Refusals(); len(refused) != 0 {
 			t.Errorf("the provider refused: %v", refused)
+		}
+		if s := srv.Stats(); s.BoundCodes != 1 {
+			t.Errorf("%d authorization requests bound their code to a key (dpop_jkt); want 1, exchanged by the callback's replica with that key", s.BoundCodes)
 		}
 		if s := srv.Stats(); s.TokenChallenges == 0 {
 			t.Errorf("the token endpoint's nonce was never asked for: %+v", s)

@@ -620,7 +620,7 @@ func (s *Server) startConnect(ctx context.Context, cs state.ConnectSession, e *e
 	if err != nil {
 		return "", err
 	}
-	sess, err := s.cfg.State.CreateSession(ctx, state.Session{Tenant: cs.Tenant, Connection: e.conn.ID, Verifier: a.Verifier(), Expires: earliest(a.Expires, s.cfg.State.Now().Add(s.cfg.SessionLifetime)), LinkExpires: a.URLExpires}, a.State)
+	sess, err := s.cfg.State.CreateSession(ctx, state.Session{Tenant: cs.Tenant, Connection: e.conn.ID, Verifier: a.Verifier(), Expires: earliest(a.Expires, s.cfg.State.Now().Add(s.cfg.SessionLifetime)), LinkExpires: a.URLExpires, DPoPKey: a.DPoPKey()}, a.State)
 	if err != nil {
 		return "", err
 	}

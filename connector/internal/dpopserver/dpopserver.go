@@ -10,7 +10,8 @@
 // that nonces are tested per origin as a real deployment has them:
 //
 //	AS  GET  /authorize  auto-approves: redirects to redirect_uri with a code
-//	                     (S256 PKCE checked at the exchange)
+//	                     (S256 PKCE checked at the exchange; with dpop_jkt the
+//	                     code is exchanged with that key's proof only, 10)
 //	    POST /device     RFC 8628 device authorization; the first poll is
 //	                     answered authorization_pending, the next approved
 //	    POST /token      grant_type authorization_code, refresh_token,
@@ -81,7 +82,9 @@ type Server struct {
 	stats   Stats
 }
 
-type grant struct{ redirectURI, challenge string }
+// grant is a code's authorization: where it goes back, its PKCE challenge,
+// and the thumbprint of the key it is bound to (dpop_jkt, RFC 9449 10).
+type grant struct{ redirectURI, challenge, jkt string }
 
 // Stats count what the servers did.
 type Stats struct {
@@ -92,6 +95,7 @@ type Stats struct {
 	APIOK              int // API calls accepted with a proof
 	BearerAPIOK        int // API calls accepted as bearer (no proof)
 	ProofsAtToken      int // token requests that carried a valid proof
+	BoundCodes         int // authorization requests with dpop_jkt
 }
 
 // Start starts both servers; they stop when the test ends.
@@ -232,7 +236,10 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 	}
 	code := Random()
 	s.mu.Lock()
-	s.codes[code] = grant{redirectURI: q.Get("redirect_uri"), challenge: q.Get("code_challenge")}
+	s.codes[code] = grant{redirectURI: q.Get("redirect_uri"), challenge: q.Get("code_challenge"), jkt: q.Get("dpop_jkt")}
+	if q.Has("dpop_jkt") {
+		s.stats.BoundCodes++
+	}
 	s.mu.Unlock()
 	back := ru.Query()
 	back.Set("code", code)
@@ -287,6 +294,11 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 		if !ok || g.redirectURI != f.Get("redirect_uri") || (g.challenge != "" && base64.RawURLEncoding.EncodeToString(sum[:]) != g.challenge) {
 			s.refused = append(s.refused, "token: the code, its redirect_uri or its verifier")
 			tokenError(w, http.StatusBadRequest, "invalid_grant")
+			return
+		}
+		if g.jkt != "" && g.jkt != jkt { // 10: a bound code is exchanged with its key only
+			s.refused = append(s.refused, "token: the code is bound to another key (dpop_jkt)")
+			tokenError(w, http.StatusBadRequest, "invalid_dpop_proof")
 			return
 		}
 	case "urn:ietf:params:oauth:grant-type:device_code":

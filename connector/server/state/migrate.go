@@ -108,9 +108,12 @@ var coreMigrations = []migration{
 	}},
 	// A pushed authorization request's link expires on its own (RFC 9126
 	// 2.2): the callback that comes back with an error after that time
-	// says so instead of a bare provider error.
-	{4, "authorization sessions: when the authorization link expires", []string{
+	// says so instead of a bare provider error. A dpop definition's code
+	// is bound to a key made at the authorization (RFC 9449 10), which the
+	// callback's replica exchanges it with: sealed like the verifier.
+	{4, "authorization sessions: the link's expiry, the code's DPoP key", []string{
 		`ALTER TABLE server_auth_sessions ADD COLUMN link_expires BIGINT NOT NULL DEFAULT 0`,
+		`ALTER TABLE server_auth_sessions ADD COLUMN dpop_key_sealed {bytes}`,
 	}},
 }
 

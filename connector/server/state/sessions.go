@@ -19,9 +19,12 @@ type Session struct {
 	Tenant     string
 	Connection string
 	Verifier   string
-	Nonce      string
-	ReturnTo   string
-	Expires    time.Time
+	// DPoPKey is the key the code is bound to (connector.Attempt.DPoPKey,
+	// PEM): a secret, sealed at rest like Verifier; "" without dpop.
+	DPoPKey  string
+	Nonce    string
+	ReturnTo string
+	Expires  time.Time
 	// LinkExpires is when the authorization URL stops working by itself
 	// (connector.Attempt.URLExpires: a pushed request's lifetime); zero
 	// when it does not.
@@ -29,7 +32,7 @@ type Session struct {
 	Created     time.Time
 }
 
-// String leaves the verifier out.
+// String leaves the verifier and the DPoP key out.
 func (s Session) String() string {
 	return fmt.Sprintf("session{id=%s connection=%s expires=%s}", s.ID, s.Connection, s.Expires.Format(time.RFC3339))
 }
@@ -45,6 +48,8 @@ var (
 )
 
 func sessionAD(id string) []byte { return []byte("server_auth_sessions\x00" + id) }
+
+func sessionKeyAD(id string) []byte { return []byte("server_auth_sessions\x00dpop_key\x00" + id) }
 
 func hashState(state string) []byte {
 	sum := sha256.Sum256([]byte(state))
@@ -72,9 +77,15 @@ func (d *DB) CreateSession(ctx context.Context, s Session, state string) (Sessio
 	if !s.LinkExpires.IsZero() {
 		link = nanos(s.LinkExpires)
 	}
-	_, err = d.exec(ctx, `INSERT INTO server_auth_sessions (id, tenant, connection, state_hash, verifier_sealed, nonce, return_to, expires, link_expires, used, created)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?)`,
-		s.ID, s.Tenant, s.Connection, hashState(state), sealed, s.Nonce, s.ReturnTo, nanos(s.Expires), link, nanos(s.Created))
+	var keySealed []byte
+	if s.DPoPKey != "" {
+		if keySealed, err = d.sealer.Seal([]byte(s.DPoPKey), sessionKeyAD(s.ID)); err != nil {
+			return Session{}, err
+		}
+	}
+	_, err = d.exec(ctx, `INSERT INTO server_auth_sessions (id, tenant, connection, state_hash, verifier_sealed, dpop_key_sealed, nonce, return_to, expires, link_expires, used, created)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?)`,
+		s.ID, s.Tenant, s.Connection, hashState(state), sealed, keySealed, s.Nonce, s.ReturnTo, nanos(s.Expires), link, nanos(s.Created))
 	if err != nil {
 		return Session{}, fmt.Errorf("state: storing the authorization session: %w", err)
 	}
@@ -93,11 +104,11 @@ func (d *DB) UseSession(ctx context.Context, state string) (Session, error) {
 	ctx, cancel := bound(ctx)
 	defer cancel()
 	var s Session
-	var sealed []byte
+	var sealed, keySealed []byte
 	var expires, link, created int64
 	err := d.db.QueryRowContext(ctx, d.q(`UPDATE server_auth_sessions SET used = ? WHERE state_hash = ? AND used = 0
-		RETURNING id, tenant, connection, verifier_sealed, nonce, return_to, expires, link_expires, created`), nanos(now), h).
-		Scan(&s.ID, &s.Tenant, &s.Connection, &sealed, &s.Nonce, &s.ReturnTo, &expires, &link, &created)
+		RETURNING id, tenant, connection, verifier_sealed, dpop_key_sealed, nonce, return_to, expires, link_expires, created`), nanos(now), h).
+		Scan(&s.ID, &s.Tenant, &s.Connection, &sealed, &keySealed, &s.Nonce, &s.ReturnTo, &expires, &link, &created)
 	if errors.Is(err, sql.ErrNoRows) {
 		var n int
 		if err := d.db.QueryRowContext(ctx, d.q(`SELECT count(*) FROM server_auth_sessions WHERE state_hash = ?`), h).Scan(&n); err == nil && n > 0 {
@@ -117,6 +128,13 @@ func (d *DB) UseSession(ctx context.Context, state string) (Session, error) {
 		return Session{}, fmt.Errorf("state: the verifier of session %s cannot be decrypted: %w", s.ID, err)
 	}
 	s.Verifier = string(v)
+	if len(keySealed) > 0 {
+		k, err := d.sealer.Open(keySealed, sessionKeyAD(s.ID))
+		if err != nil {
+			return Session{}, fmt.Errorf("state: the DPoP key of session %s cannot be decrypted: %w", s.ID, err)
+		}
+		s.DPoPKey = string(k)
+	}
 	return s, nil
 }
 

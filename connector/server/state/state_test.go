@@ -1,10 +1,12 @@
 package state_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"database/sql"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -296,11 +298,20 @@ func TestSessionsSingleUse(t *testing.T) {
 		// A pushed request's link expiry goes with the session (to the
 		// nanosecond the column keeps); none stays zero.
 		link := time.Now().Add(90 * time.Second).UTC()
-		if _, err := db.CreateSession(ctx, state.Session{Tenant: "acme", Connection: conn.ID, Expires: time.Now().Add(time.Minute), LinkExpires: link}, "pushed-state"); err != nil {
+		const key = "-----BEGIN PRIVATE KEY-----\nthe-dpop-key\n-----END PRIVATE KEY-----\n"
+		pushed, err := db.CreateSession(ctx, state.Session{Tenant: "acme", Connection: conn.ID, Expires: time.Now().Add(time.Minute), LinkExpires: link, DPoPKey: key}, "pushed-state")
+		if err != nil {
 			t.Fatal(err)
 		}
-		if got, err := db.UseSession(ctx, "pushed-state"); err != nil || !got.LinkExpires.Equal(link) {
-			t.Fatalf("the pushed session's link expiry: %v, %v; want %v", got.LinkExpires, err, link)
+		if s := fmt.Sprintf("%v %+v %#v", pushed, pushed, pushed); strings.Contains(s, "the-dpop-key") {
+			t.Fatalf("printing the session shows its DPoP key: %s", s)
+		}
+		if got, err := db.UseSession(ctx, "pushed-state"); err != nil || !got.LinkExpires.Equal(link) || got.DPoPKey != key {
+			t.Fatalf("the pushed session's link expiry and key: %v, %q, %v; want %v", got.LinkExpires, got.DPoPKey, err, link)
+		}
+		var raw []byte
+		if err := db.SQL().QueryRowContext(ctx, `SELECT dpop_key_sealed FROM server_auth_sessions WHERE id = '`+pushed.ID+`'`).Scan(&raw); err != nil || len(raw) == 0 || bytes.Contains(raw, []byte("the-dpop-key")) {
+			t.Fatalf("the DPoP key at rest: %q, %v; want it sealed", raw, err)
 		}
 		if got, err := open().UseSession(ctx, "the-state"); !errors.Is(err, state.ErrSessionUsed) || !got.LinkExpires.IsZero() {
 			t.Fatalf("a used session: %+v, %v", got, err)
