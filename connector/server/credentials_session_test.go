@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -102,9 +103,23 @@ auth:
 	if r := e.must(200, 0, "POST", "/v1/connections/"+id+"/refresh", w, nil); r["status"] != "connected" {
 		t.Fatalf("refresh: %v", r)
 	}
+	// The admin page offers the same: "Log in again", and nothing an
+	// OAuth connection has (revoke, a re-authorization link).
+	b := newBrowser(t, e.replicas[0].url)
+	csrf := b.signIn(e.keys["acme:admin"])
+	page := b.get("/admin/connections/" + id)
+	if body := string(page.body); page.status != 200 || !strings.Contains(body, "Log in again") || strings.Contains(body, "Revoke access") || strings.Contains(body, "re-authorization link") {
+		t.Fatalf("the admin page of a session connection: %d %s", page.status, body)
+	}
+	if r := b.post("/admin/connections/"+id+"/refresh", url.Values{"csrf": {csrf}}); r.status != 303 || !strings.Contains(r.header.Get("Location"), "done=refreshed") {
+		t.Fatalf("Log in again: %d %s", r.status, r.body)
+	}
+	if r := b.post("/admin/connections/"+id+"/revoke", url.Values{"csrf": {csrf}}); r.status != 409 {
+		t.Fatalf("revoking a session connection from the admin page: %d; want 409", r.status)
+	}
 	mu.Lock()
 	defer mu.Unlock()
-	if logins[pw1] != 1 || logins[pw2] != 2 {
-		t.Fatalf("logins: %d with the first password, %d with the second; want 1 and 2 (the proxied call after the first change, the refresh)", logins[pw1], logins[pw2])
+	if logins[pw1] != 1 || logins[pw2] != 3 {
+		t.Fatalf("logins: %d with the first password, %d with the second; want 1 and 3 (the proxied call after the first change, the API's refresh, the admin page's)", logins[pw1], logins[pw2])
 	}
 }

@@ -288,6 +288,9 @@ type adminConnPage struct {
 	// Credentials: the connection authenticates with its own credentials
 	// (a definition without OAuth): nothing to refresh, revoke or authorize.
 	Credentials bool
+	// LogIn: a credentials connection whose definition logs in for a
+	// session (auth.scheme: session), which can be made again now.
+	LogIn bool
 	// Receiver is the connection's own webhook receiver URL, when it has a
 	// webhook secret (PUT /v1/connections/{id}/webhook-secret).
 	Receiver string
@@ -336,6 +339,7 @@ func (s *Server) connectionPage(w http.ResponseWriter, r *http.Request, a state.
 	}
 	p.Conn = s.viewConnection(ctx, e)
 	p.Credentials = e.client.Implicit
+	p.LogIn = p.Credentials && e.api.Source() != nil
 	if ws, err := s.cfg.State.ConnectionWebhookSecretOf(ctx, a.Tenant, e.conn.ID); err == nil {
 		p.Receiver = s.viewConnectionWebhookSecret(e, ws).ReceiverURL
 	}
@@ -364,7 +368,7 @@ func (s *Server) adminAction(w http.ResponseWriter, r *http.Request) {
 		s.connectionPage(w, r, a, e, code, adminConnPage{Error: msg, ForceDelete: force})
 	}
 	action := r.PathValue("action")
-	if e.client.Implicit && action != "delete" {
+	if e.client.Implicit && action != "delete" && !(action == "refresh" && e.api.Source() != nil) { // a session login can be made again
 		fail(http.StatusConflict, credentialsProblem(e, "token to "+action).Detail, false)
 		return
 	}
