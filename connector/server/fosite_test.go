@@ -1,7 +1,6 @@
 package server_test
 
 import (
-	"net/url"
 	"strings"
 	"testing"
 
@@ -45,18 +44,7 @@ actions:
 		c := e.must(201, 0, "POST", "/v1/oauth-clients", e.keys["acme:admin"], map[string]any{"definition": "fosite", "client_id": id, "client_secret": secret})
 		conn := e.connection("acme", c["id"].(string))
 
-		a := e.must(201, 0, "POST", "/v1/connections/"+conn+"/authorize", e.keys["acme:connections:write"], nil)
-		resp, err := client.Get(a["authorization_url"].(string))
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		cb, err := url.Parse(resp.Header.Get("Location"))
-		if err != nil || cb.Query().Get("code") == "" {
-			t.Fatalf("fosite answered %d, Location %q", resp.StatusCode, resp.Header.Get("Location"))
-		}
-		remember(cb.Query().Get("code"), cb.Query().Get("state"))
-		if page := e.browse(0, cb); page.status != 200 || !strings.Contains(string(page.body), "Connected") {
+		if page := e.authorizeApproved("acme", conn); page.status != 200 || !strings.Contains(string(page.body), "Connected") {
 			t.Fatalf("callback: %d %s", page.status, page.body)
 		}
 		tok := e.must(200, 0, "POST", "/v1/connections/"+conn+"/token", e.keys["acme:token"], nil)

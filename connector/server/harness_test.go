@@ -298,6 +298,26 @@ func (e *env) consent(authURL, decision string) *url.URL {
 	return loc
 }
 
+// authorizeApproved starts the authorization of conn through the API and
+// follows it at a provider that approves at once (a redirect to the
+// callback with a code: fosite, dpopserver), then gives the callback to
+// replica 0 and returns its page.
+func (e *env) authorizeApproved(tenant, conn string) response {
+	e.t.Helper()
+	a := e.must(201, 0, "POST", "/v1/connections/"+conn+"/authorize", e.keys[tenant+":connections:write"], nil)
+	resp, err := client.Get(a["authorization_url"].(string))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	resp.Body.Close()
+	cb, err := url.Parse(resp.Header.Get("Location"))
+	if err != nil || cb.Query().Get("code") == "" {
+		e.t.Fatalf("the provider answered %d, Location %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	remember(cb.Query().Get("code"), cb.Query().Get("state"))
+	return e.browse(0, cb)
+}
+
 // browse sends the callback to replica i (whatever host the provider named).
 func (e *env) browse(i int, callback *url.URL) response {
 	e.t.Helper()
