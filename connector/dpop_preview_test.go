@@ -25,20 +25,11 @@ func TestPreviewDPoP(t *testing.T) {
 	var got []string
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
-		var b strings.Builder
-		b.WriteString(r.Method + " http://" + r.Host + r.URL.RequestURI() + "\n")
-		for _, h := range []string{"Accept", "Content-Type", "Authorization", "DPoP"} {
-			v := r.Header.Get(h)
-			if h == "DPoP" && isProof(v) {
-				v = definitions.PreviewDPoPProof
-			}
-			if v != "" {
-				b.WriteString(h + ": " + v + "\n")
-			}
+		if isProof(r.Header.Get("DPoP")) {
+			r.Header.Set("DPoP", definitions.PreviewDPoPProof)
 		}
-		b.WriteString("\n" + string(body) + "\n")
 		mu.Lock()
-		got = append(got, b.String())
+		got = append(got, sentRequest(r, body, "Accept", "Content-Type", "Authorization", "DPoP"))
 		mu.Unlock()
 		w.Header().Set("Content-Type", "application/json")
 		io.WriteString(w, `{"access_token":"a","refresh_token":"r2","token_type":"DPoP","expires_in":60}`)

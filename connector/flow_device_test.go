@@ -335,17 +335,7 @@ func TestPreviewMatchesTheDeviceRequests(t *testing.T) {
 	base := "http://" + ln.Addr().String()
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
-		var b strings.Builder
-		b.WriteString(r.Method + " http://" + r.Host + r.URL.RequestURI() + "\n")
-		for _, h := range []string{"Accept", "Content-Type", "Authorization"} {
-			if v := r.Header.Get(h); v != "" {
-				b.WriteString(h + ": " + v + "\n")
-			}
-		}
-		if len(body) > 0 {
-			b.WriteString("\n" + string(body) + "\n")
-		}
-		got = append(got, b.String())
+		got = append(got, sentRequest(r, body, "Accept", "Content-Type", "Authorization"))
 		w.Header().Set("Content-Type", "application/json")
 		if r.URL.Path == "/device" {
 			fmt.Fprintf(w, `{"device_code":%q,"user_code":"ABCD-EFGH","verification_uri":"%s/verify","expires_in":600,"interval":1}`, definitions.PreviewDeviceCode, base)

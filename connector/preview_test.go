@@ -26,18 +26,8 @@ func TestPreviewMatchesTheRequestSent(t *testing.T) {
 	var got []string
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
-		var b strings.Builder
-		b.WriteString(r.Method + " http://" + r.Host + r.URL.RequestURI() + "\n")
-		for _, h := range []string{"Accept", "Content-Type", "Authorization"} {
-			if v := r.Header.Get(h); v != "" {
-				b.WriteString(h + ": " + v + "\n")
-			}
-		}
-		if len(body) > 0 {
-			b.WriteString("\n" + string(body) + "\n")
-		}
 		mu.Lock()
-		got = append(got, b.String())
+		got = append(got, sentRequest(r, body, "Accept", "Content-Type", "Authorization"))
 		mu.Unlock()
 		w.Header().Set("Content-Type", "application/json")
 		io.WriteString(w, `{"access_token":"a","refresh_token":"r2","token_type":"bearer","expires_in":60}`)
@@ -173,16 +163,8 @@ func TestPreviewMatchesThePushedRequest(t *testing.T) {
 	var form url.Values
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
-		var b strings.Builder
-		b.WriteString(r.Method + " http://" + r.Host + r.URL.RequestURI() + "\n")
-		for _, h := range []string{"Accept", "Content-Type", "Authorization"} {
-			if v := r.Header.Get(h); v != "" {
-				b.WriteString(h + ": " + v + "\n")
-			}
-		}
-		b.WriteString("\n" + string(body) + "\n")
 		mu.Lock()
-		got = append(got, b.String())
+		got = append(got, sentRequest(r, body, "Accept", "Content-Type", "Authorization"))
 		form, _ = url.ParseQuery(string(body))
 		mu.Unlock()
 		w.Header().Set("Content-Type", "application/json")
@@ -237,4 +219,21 @@ auth:
 			t.Errorf("the redacted preview shows the secret:\n%s", red)
 		}
 	}
+}
+
+// sentRequest writes a request as the preview tests compare it with
+// definitions.Preview: the request line with the full URL, the named
+// headers that are set, then the body after a blank line, if any.
+func sentRequest(r *http.Request, body []byte, headers ...string) string {
+	var b strings.Builder
+	b.WriteString(r.Method + " http://" + r.Host + r.URL.RequestURI() + "\n")
+	for _, h := range headers {
+		if v := r.Header.Get(h); v != "" {
+			b.WriteString(h + ": " + v + "\n")
+		}
+	}
+	if len(body) > 0 {
+		b.WriteString("\n" + string(body) + "\n")
+	}
+	return b.String()
 }
